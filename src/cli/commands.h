@@ -1,0 +1,14 @@
+// Subcommands of build/mimoserve. Each register_* adds one or more CLI11
+// subcommands whose callbacks do the work; errors are mimo::Error and become
+// "mimoserve: error: ..." with exit code 1 in main.cc.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace mimo::cli {
+
+void register_generate(CLI::App& app);         // cmd_generate.cc
+void register_make_checkpoint(CLI::App& app);  // cmd_make_checkpoint.cc
+void register_text_commands(CLI::App& app);    // cmd_text.cc: tokenize, detokenize, chat-template
+
+}  // namespace mimo::cli

@@ -1,0 +1,104 @@
+#include "core/dtype.h"
+
+#include <array>
+#include <cmath>
+
+namespace mimo {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: case DType::I32: return 4;
+    case DType::BF16: case DType::F16: return 2;
+    case DType::F8E4M3: case DType::U8: case DType::BOOL: return 1;
+    case DType::I64: return 8;
+  }
+  return 0;
+}
+
+namespace {
+constexpr std::pair<DType, std::string_view> kNames[] = {
+    {DType::F32, "F32"}, {DType::BF16, "BF16"}, {DType::F16, "F16"}, {DType::F8E4M3, "F8_E4M3"},
+    {DType::I64, "I64"}, {DType::I32, "I32"},   {DType::U8, "U8"},   {DType::BOOL, "BOOL"},
+};
+}  // namespace
+
+std::string_view dtype_name(DType t) {
+  for (auto& [d, n] : kNames)
+    if (d == t) return n;
+  return "?";
+}
+
+bool dtype_from_name(std::string_view s, DType* out) {
+  for (auto& [d, n] : kNames)
+    if (n == s) {
+      *out = d;
+      return true;
+    }
+  return false;
+}
+
+float f16_to_f32(uint16_t h) {
+  uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  float v;
+  if (exp == 0) v = std::ldexp(float(man), -24);
+  else if (exp == 31) v = man ? NAN : INFINITY;
+  else v = std::ldexp(float(man | 0x400), int(exp) - 25);
+  return sign ? -v : v;
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  uint32_t sign = (u >> 16) & 0x8000;
+  if (std::isnan(f)) return uint16_t(sign | 0x7e00);
+  float a = std::fabs(f);
+  if (a >= 65520.f) return uint16_t(sign | 0x7c00);
+  if (a < std::ldexp(1.f, -25)) return uint16_t(sign);
+  int e;
+  std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+  int exp = e - 1 + 15;
+  if (exp <= 0) {  // subnormal: units of 2^-24
+    float q = std::nearbyint(std::ldexp(a, 24));
+    return uint16_t(sign | uint32_t(q));
+  }
+  float q = std::nearbyint(std::ldexp(a, 10 - (e - 1)));  // in [1024, 2048]
+  uint32_t m = uint32_t(q);
+  if (m == 2048) { m = 1024; exp++; }
+  if (exp >= 31) return uint16_t(sign | 0x7c00);
+  return uint16_t(sign | (uint32_t(exp) << 10) | (m - 1024));
+}
+
+namespace {
+float decode_fp8(uint8_t v) {
+  uint32_t sign = v >> 7, exp = (v >> 3) & 0xf, man = v & 7;
+  if (exp == 15 && man == 7) return NAN;
+  float r = exp == 0 ? std::ldexp(float(man), -9) : std::ldexp(float(8 + man), int(exp) - 10);
+  return sign ? -r : r;
+}
+std::array<float, 256> make_table() {
+  std::array<float, 256> t{};
+  for (int i = 0; i < 256; i++) t[i] = decode_fp8(uint8_t(i));
+  return t;
+}
+const std::array<float, 256> kFp8Table = make_table();
+}  // namespace
+
+const float* fp8e4m3_table() { return kFp8Table.data(); }
+float fp8e4m3_to_f32(uint8_t v) { return kFp8Table[v]; }
+
+uint8_t f32_to_fp8e4m3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  float a = std::fabs(f);
+  if (a >= 448.f) return sign | 0x7e;
+  // Nearest of the 127 non-negative finite codes; ties to even code.
+  int best = 0;
+  float bd = INFINITY;
+  for (int c = 0; c <= 0x7e; c++) {
+    float d = std::fabs(kFp8Table[c] - a);
+    if (d < bd || (d == bd && (c & 1) == 0)) { bd = d; best = c; }
+  }
+  return sign | uint8_t(best);
+}
+
+}  // namespace mimo

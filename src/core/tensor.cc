@@ -1,0 +1,75 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace mimo {
+
+std::string_view device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (auto s : shape_) n *= s;
+  return n;
+}
+
+std::string Tensor::shape_str() const {
+  std::string s = "[";
+  for (size_t i = 0; i < shape_.size(); i++) s += (i ? ", " : "") + std::to_string(shape_[i]);
+  return s + "]";
+}
+
+Tensor Tensor::empty(std::vector<int64_t> shape, DType dtype) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  size_t bytes = (t.nbytes() + 63) / 64 * 64;
+  if (bytes == 0) bytes = 64;
+  void* p = std::aligned_alloc(64, bytes);
+  MIMO_CHECK(p != nullptr, "out of host memory allocating {} bytes", bytes);
+  t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  t.data_ = p;
+  return t;
+}
+
+Tensor Tensor::zeros(std::vector<int64_t> shape, DType dtype) {
+  Tensor t = empty(std::move(shape), dtype);
+  std::memset(t.data_, 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::from_storage(std::vector<int64_t> shape, DType dtype, Device dev, std::shared_ptr<void> storage,
+                            void* data) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.device_ = dev;
+  t.storage_ = std::move(storage);
+  t.data_ = data;
+  return t;
+}
+
+Tensor Tensor::wrap(std::vector<int64_t> shape, DType dtype, void* data, std::shared_ptr<void> owner) {
+  return from_storage(std::move(shape), dtype, Device::CPU, std::move(owner), data);
+}
+
+Tensor Tensor::view(std::vector<int64_t> shape) const {
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  MIMO_ASSERT(t.numel() == numel(), "view {} of {}", t.shape_str(), shape_str());
+  return t;
+}
+
+Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
+  MIMO_ASSERT(ndim() >= 1 && begin >= 0 && begin <= end && end <= shape_[0]);
+  Tensor t = *this;
+  int64_t row = shape_[0] ? numel() / shape_[0] : 0;
+  t.shape_[0] = end - begin;
+  t.data_ = static_cast<char*>(data_) + size_t(begin * row) * dtype_size(dtype_);
+  return t;
+}
+
+}  // namespace mimo

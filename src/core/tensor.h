@@ -1,0 +1,60 @@
+// A tensor: shape, dtype, device and a pointer into reference-counted storage.
+// Row-major and contiguous; views share storage. Model code never reads device
+// memory from the host; it only passes tensors to a Backend.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace mimo {
+
+enum class Device : uint8_t { CPU, CUDA };
+std::string_view device_name(Device d);
+
+class Tensor {
+ public:
+  Tensor() = default;
+
+  // Allocates on the CPU (64-byte aligned, uninitialised). Other devices go
+  // through their Backend, which wraps its memory with from_storage().
+  static Tensor empty(std::vector<int64_t> shape, DType dtype);
+  static Tensor zeros(std::vector<int64_t> shape, DType dtype);
+  static Tensor from_storage(std::vector<int64_t> shape, DType dtype, Device dev, std::shared_ptr<void> storage,
+                             void* data);
+  // A host tensor wrapping memory it does not own (e.g. an mmap kept alive by `owner`).
+  static Tensor wrap(std::vector<int64_t> shape, DType dtype, void* data, std::shared_ptr<void> owner = nullptr);
+
+  bool defined() const { return data_ != nullptr || numel() == 0; }
+  DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int ndim() const { return int(shape_.size()); }
+  int64_t dim(int i) const { return shape_[i < 0 ? i + ndim() : i]; }
+  int64_t numel() const;
+  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
+  std::string shape_str() const;
+
+  void* data() { return data_; }
+  const void* data() const { return data_; }
+  template <typename T> T* ptr() { return static_cast<T*>(data_); }
+  template <typename T> const T* ptr() const { return static_cast<const T*>(data_); }
+
+  // Same storage, new shape with the same element count.
+  Tensor view(std::vector<int64_t> shape) const;
+  // Rows [begin, end) along dim 0.
+  Tensor slice_rows(int64_t begin, int64_t end) const;
+
+ private:
+  std::vector<int64_t> shape_;
+  DType dtype_ = DType::F32;
+  Device device_ = Device::CPU;
+  std::shared_ptr<void> storage_;
+  void* data_ = nullptr;
+};
+
+}  // namespace mimo
