@@ -1,0 +1,28 @@
+#include "loader/load_model.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace mimo {
+
+LoadedModel load_model(const std::string& path, Backend& backend, const ModelLoadOptions& opt) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(path)) fail("model path '{}' does not exist", path);
+  std::string dir = fs::is_directory(path) ? path : fs::path(path).parent_path().string();
+  ModelSpec spec = load_model_config(dir);
+  apply_overrides(spec, opt.overrides);
+  Checkpoint ckpt = Checkpoint::open(path);
+  spec.num_mtp_layers = count_mtp_layers(ckpt);
+  LoadOptions lo;
+  lo.dtype = resolve_weight_dtype(opt.dtype, ckpt);
+  lo.load_mtp = opt.load_mtp;
+  ModelWeights w = load_weights(ckpt, spec, backend, lo);
+  LoadedModel out;
+  out.weight_dtype = lo.dtype;
+  out.path = path;
+  out.model = std::make_unique<Model>(std::move(spec), std::move(w), backend);
+  return out;
+}
+
+}  // namespace mimo

@@ -1,0 +1,27 @@
+// The one call that turns a model directory into a runnable Model.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "loader/config.h"
+#include "loader/weight_loader.h"
+#include "model/model.h"
+
+namespace mimo {
+
+struct ModelLoadOptions {
+  std::string dtype = "auto";  // auto | float32 | bfloat16
+  SpecOverrides overrides;
+  bool load_mtp = true;
+};
+
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  DType weight_dtype = DType::F32;
+  std::string path;
+};
+
+LoadedModel load_model(const std::string& path, Backend& backend, const ModelLoadOptions& opt = {});
+
+}  // namespace mimo

@@ -1,0 +1,117 @@
+#include "model/model.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace mimo {
+
+Model::Model(ModelSpec spec, ModelWeights weights, Backend& backend, Communicator* comm)
+    : spec_(std::move(spec)), w_(std::move(weights)), be_(backend), comm_(comm ? *comm : single_), ws_(backend) {}
+
+Tensor Model::to_device(const std::vector<int32_t>& v) {
+  if (be_.device() == Device::CPU)  // the batch outlives the step: no copy
+    return Tensor::wrap({int64_t(v.size())}, DType::I32, const_cast<int32_t*>(v.data()));
+  Tensor t = ws_.take({int64_t(v.size())}, DType::I32);
+  be_.copy_from_host(t, v.data());
+  return t;
+}
+
+AttnMeta Model::upload_meta(const StepBatch& b, int pool, const Tensor& positions, const Tensor& q_start,
+                            const Tensor& kv_len) {
+  AttnMeta m;
+  m.positions = positions;
+  m.q_start = q_start;
+  m.kv_len = kv_len;
+  m.table_start = to_device(b.pools[pool].table_start);
+  m.table = to_device(b.pools[pool].table);
+  m.out_slots = to_device(b.pools[pool].out_slots);
+  m.num_seqs = b.num_seqs();
+  for (int s = 0; s < m.num_seqs; s++) {
+    m.max_q_len = std::max(m.max_q_len, b.q_start[size_t(s) + 1] - b.q_start[size_t(s)]);
+    m.max_kv_len = std::max(m.max_kv_len, b.kv_len[size_t(s)]);
+  }
+  return m;
+}
+
+void Model::attention(const LayerSpec& ls, const AttnWeights& aw, const AttnMeta& meta, Tensor& kc, Tensor& vc,
+                      const Tensor& x, Tensor& out) {
+  const AttnSpec& a = ls.attn;
+  int64_t T = x.dim(0);
+  Tensor q = ws_.take({T, a.num_heads, a.head_dim}, DType::F32);
+  Tensor k = ws_.take({T, a.num_kv_heads, a.head_dim}, DType::F32);
+  Tensor v = ws_.take({T, a.num_kv_heads, a.v_head_dim}, DType::F32);
+  be_.linear(x, aw.q, q);
+  be_.linear(x, aw.k, k);
+  be_.linear(x, aw.v, v);
+  be_.rope_(q, meta.positions, a.rotary_dim, a.rope_theta);
+  be_.rope_(k, meta.positions, a.rotary_dim, a.rope_theta);
+  be_.store_kv(k, v, a.value_scale, meta, kc, vc);
+  Tensor att = ws_.take({T, a.num_heads, a.v_head_dim}, DType::F32);
+  AttnParams p;
+  p.window = a.kind == AttnKind::Sliding ? a.window : 0;
+  p.scale = float(1.0 / std::sqrt(double(a.head_dim)));
+  be_.attention(q, kc, vc, a.has_sink ? aw.sinks : Tensor(), meta, p, att);
+  be_.linear(att.view({T, int64_t(a.num_heads) * a.v_head_dim}), aw.o, out);
+  comm_.all_reduce_sum_(out);  // tensor parallel: o_proj is row-parallel
+}
+
+void Model::ffn(const LayerSpec& ls, const LayerWeights& lw, const Tensor& x, Tensor& out) {
+  int64_t T = x.dim(0);
+  if (ls.ffn == FfnKind::Dense) {
+    int64_t I = lw.mlp.down.dim(1);
+    Tensor gu = ws_.take({T, 2 * I}, DType::F32), act = ws_.take({T, I}, DType::F32);
+    be_.linear(x, lw.mlp.gate_up, gu);
+    be_.silu_mul(gu, act);
+    be_.linear(act, lw.mlp.down, out);
+    comm_.all_reduce_sum_(out);  // tensor parallel: down is row-parallel
+    return;
+  }
+  const MoESpec& m = spec_.moe;
+  Tensor logits = ws_.take({T, m.num_experts}, DType::F32);
+  be_.linear(x, lw.moe.router, logits);  // fp32 router
+  Tensor ids = ws_.take({T, m.top_k}, DType::I32), wts = ws_.take({T, m.top_k}, DType::F32);
+  MoEParams p{m.top_k, m.n_group, m.topk_group, m.norm_topk_prob, m.routed_scaling_factor};
+  be_.moe_route(logits, lw.moe.bias, p, ids, wts);
+  // Expert parallel: each rank computes its own experts' share; the sum over
+  // ranks is the layer's output.
+  be_.moe_experts(x, ids, wts, lw.moe.gate_up, lw.moe.down, lw.moe.expert_begin, out);
+  comm_.all_reduce_sum_(out);
+}
+
+const Tensor& Model::forward(const StepBatch& b, KvCache& kv) {
+  ws_.reset();
+  const int64_t T = b.num_tokens(), H = spec_.hidden_size;
+  MIMO_ASSERT(T > 0);
+  b.validate(kv.slots(kPoolFull), kv.slots(kPoolSwa));
+  Tensor ids = to_device(b.tokens), positions = to_device(b.positions), q_start = to_device(b.q_start),
+         kv_len = to_device(b.kv_len);
+  AttnMeta meta[2];
+  bool used[2] = {spec_.count(AttnKind::Full) > 0, spec_.count(AttnKind::Sliding) > 0};
+  for (int p = 0; p < 2; p++)
+    if (used[p]) meta[p] = upload_meta(b, p, positions, q_start, kv_len);
+
+  Tensor x = ws_.take({T, H}, DType::F32), h = ws_.take({T, H}, DType::F32), y = ws_.take({T, H}, DType::F32);
+  be_.embedding(ids, w_.embed, x);
+  for (int l = 0; l < spec_.num_layers(); l++) {
+    const LayerSpec& ls = spec_.layers[size_t(l)];
+    const LayerWeights& lw = w_.layers[size_t(l)];
+    be_.rms_norm(x, lw.input_norm, spec_.rms_eps, h);
+    attention(ls, lw.attn, meta[pool_of(ls.attn.kind)], kv.k(l), kv.v(l), h, y);
+    be_.add_(x, y);
+    be_.rms_norm(x, lw.post_norm, spec_.rms_eps, h);
+    ffn(ls, lw, h, y);
+    be_.add_(x, y);
+  }
+  hidden_ = ws_.take({T, H}, DType::F32);
+  be_.rms_norm(x, w_.norm, spec_.rms_eps, hidden_);
+  int64_t R = int64_t(b.logit_rows.size());
+  Tensor rows = to_device(b.logit_rows);
+  Tensor sel = ws_.take({R, H}, DType::F32);
+  be_.gather_rows(hidden_, rows, sel);
+  logits_ = ws_.take({R, spec_.vocab_size}, DType::F32);
+  be_.linear(sel, w_.lm_head, logits_);
+  return logits_;
+}
+
+}  // namespace mimo

@@ -1,0 +1,48 @@
+#include "ops/backend.h"
+
+#include "core/error.h"
+
+namespace mimo {
+
+Tensor Backend::upload(const Tensor& host) {
+  MIMO_ASSERT(host.device() == Device::CPU);
+  Tensor t = alloc(host.shape(), host.dtype());
+  copy_from_host(t, host.data());
+  return t;
+}
+
+#ifndef MIMOSERVE_WITH_CUDA
+std::unique_ptr<Backend> make_cuda_backend() { return nullptr; }
+#endif
+
+Tensor Workspace::take(std::vector<int64_t> shape, DType dtype) {
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  size_t bytes = (size_t(n) * dtype_size(dtype) + 255) / 256 * 256;
+  if (used_ + bytes > capacity_) {
+    // Out of room this step: serve from a separate allocation and remember to
+    // grow the block at the next reset().
+    high_water_ = std::max(high_water_, used_ + bytes);
+    Tensor t = backend_.alloc(std::move(shape), dtype);
+    overflow_.push_back(t);
+    used_ += bytes;
+    return t;
+  }
+  Tensor flat = block_.slice_rows(int64_t(used_), int64_t(used_ + bytes));
+  used_ += bytes;
+  high_water_ = std::max(high_water_, used_);
+  Tensor t = Tensor::from_storage(std::move(shape), dtype, block_.device(), nullptr, flat.data());
+  return t;
+}
+
+void Workspace::reset() {
+  if (!overflow_.empty() || capacity_ < high_water_) {
+    overflow_.clear();
+    block_ = Tensor();
+    capacity_ = high_water_ + high_water_ / 4;
+    block_ = backend_.alloc({int64_t(capacity_)}, DType::U8);
+  }
+  used_ = 0;
+}
+
+}  // namespace mimo

@@ -1,0 +1,116 @@
+// The one interface through which model code runs ops. A Backend owns its
+// device memory; every tensor passed in lives on backend.device(). Batch
+// metadata (positions, KV slots) arrives as device tensors, so a model step
+// needs no host round-trip until the caller copies the outputs back.
+//
+// Shapes are row-major; "T" is the number of tokens in the step.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mimo {
+
+// Where each query row and each cached key lives. Rows of one sequence are
+// contiguous in the batch. `table` holds, per sequence, the KV slot of every
+// position 0..kv_len-1 (entries the kernel never reads, such as positions
+// that slid out of a window, may be -1).
+struct AttnMeta {
+  Tensor positions;    // I32 [T]      absolute position of each query row
+  Tensor q_start;      // I32 [S + 1]  first row of each sequence; q_start[S] = T
+  Tensor kv_len;       // I32 [S]      context length after this step
+  Tensor table_start;  // I32 [S]      offset of the sequence's slots in `table`
+  Tensor table;        // I32 [sum of kv_len]
+  Tensor out_slots;    // I32 [T]      slot each row's K/V is written to
+  int num_seqs = 0;
+  int max_q_len = 0;   // host-known bounds, for launch configuration
+  int max_kv_len = 0;
+};
+
+struct AttnParams {
+  int window = 0;       // 0 = causal over the whole context
+  float scale = 1.0f;   // applied to q.k
+};
+
+struct MoEParams {
+  int top_k = 0;
+  int n_group = 1;
+  int topk_group = 1;
+  bool norm_topk_prob = true;
+  float routed_scaling_factor = 1.0f;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+
+  // Memory.
+  virtual Tensor alloc(std::vector<int64_t> shape, DType dtype) = 0;
+  virtual void zero_(Tensor& t) = 0;
+  virtual void copy_from_host(Tensor& dst, const void* src) = 0;  // dst.nbytes() bytes
+  virtual void copy_to_host(void* dst, const Tensor& src) = 0;
+  Tensor upload(const Tensor& host);  // host tensor -> new tensor on this device
+
+  // out[T, H] = table[ids[t]]; table F32 or BF16, out F32.
+  virtual void embedding(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
+  // out = w * x / sqrt(mean(x^2) + eps), row-wise; out may alias x.
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
+  // out[M, N] = x[M, K] @ w[N, K]^T; w F32 or BF16.
+  virtual void linear(const Tensor& x, const Tensor& w, Tensor& out) = 0;
+  // x += y
+  virtual void add_(Tensor& x, const Tensor& y) = 0;
+  // NeoX rotate-half RoPE on the first rot_dim dims of each head; x [T, heads, D].
+  virtual void rope_(Tensor& x, const Tensor& positions, int rot_dim, double theta) = 0;
+  // Writes k [T, nkv, D] and v * v_scale [T, nkv, Dv] into the caches
+  // [slots, nkv, D|Dv] at meta.out_slots.
+  virtual void store_kv(const Tensor& k, const Tensor& v, float v_scale, const AttnMeta& meta, Tensor& k_cache,
+                        Tensor& v_cache) = 0;
+  // out[T, H, Dv] = softmax(q k^T * scale [+ sink]) v over the visible keys:
+  // key j is visible to a query at p when j <= p and (window == 0 or j > p - window).
+  // sinks: F32 [H] or undefined.
+  virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                         const AttnMeta& meta, const AttnParams& p, Tensor& out) = 0;
+  // out[T, I] = silu(gu[:, :I]) * gu[:, I:]
+  virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
+  // Router: logits F32 [T, E] -> ids I32 [T, k], weights F32 [T, k] (sigmoid
+  // scores, bias for selection only, group-limited top-k).
+  virtual void moe_route(const Tensor& logits, const Tensor& bias, const MoEParams& p, Tensor& ids,
+                         Tensor& weights) = 0;
+  // out[T, H] = sum_k weights[t, k] * down_e(silu(gate_e x) * up_e x) with
+  // e = ids[t, k]; gate_up [E, 2I, H], down [E, H, I]. Experts not held by
+  // this rank (ids outside [expert_begin, expert_begin + E)) are skipped.
+  virtual void moe_experts(const Tensor& x, const Tensor& ids, const Tensor& weights, const Tensor& gate_up,
+                           const Tensor& down, int expert_begin, Tensor& out) = 0;
+  // out[R, C] = x[rows[r], :]
+  virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+  // out I32 [R] = argmax over the last dim of x [R, V] (first maximum wins).
+  virtual void argmax(const Tensor& x, Tensor& out) = 0;
+  // Converts between F32 and BF16 (or copies when dtypes match).
+  virtual void convert(const Tensor& src, Tensor& dst) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+// Returns nullptr when this build has no CUDA or no device is present.
+std::unique_ptr<Backend> make_cuda_backend();
+
+// A bump allocator for a step's temporaries: reset() each step; after the
+// first steps it stops allocating (its block grows to the high-water mark).
+class Workspace {
+ public:
+  explicit Workspace(Backend& b) : backend_(b) {}
+  Tensor take(std::vector<int64_t> shape, DType dtype);
+  void reset();
+
+ private:
+  Backend& backend_;
+  Tensor block_;
+  size_t capacity_ = 0, used_ = 0, high_water_ = 0;
+  std::vector<Tensor> overflow_;
+};
+
+}  // namespace mimo

@@ -1,0 +1,42 @@
+// The CPU backend: host memory, the global thread pool, SIMD kernels.
+#pragma once
+
+#include "ops/backend.h"
+
+namespace mimo {
+
+class ThreadPool;
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend();
+  Device device() const override { return Device::CPU; }
+  std::string name() const override;
+
+  Tensor alloc(std::vector<int64_t> shape, DType dtype) override;
+  void zero_(Tensor& t) override;
+  void copy_from_host(Tensor& dst, const void* src) override;
+  void copy_to_host(void* dst, const Tensor& src) override;
+
+  void embedding(const Tensor& ids, const Tensor& table, Tensor& out) override;
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
+  void linear(const Tensor& x, const Tensor& w, Tensor& out) override;
+  void add_(Tensor& x, const Tensor& y) override;
+  void rope_(Tensor& x, const Tensor& positions, int rot_dim, double theta) override;
+  void store_kv(const Tensor& k, const Tensor& v, float v_scale, const AttnMeta& meta, Tensor& k_cache,
+                Tensor& v_cache) override;
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                 const AttnMeta& meta, const AttnParams& p, Tensor& out) override;
+  void silu_mul(const Tensor& gate_up, Tensor& out) override;
+  void moe_route(const Tensor& logits, const Tensor& bias, const MoEParams& p, Tensor& ids, Tensor& weights) override;
+  void moe_experts(const Tensor& x, const Tensor& ids, const Tensor& weights, const Tensor& gate_up,
+                   const Tensor& down, int expert_begin, Tensor& out) override;
+  void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;
+  void argmax(const Tensor& x, Tensor& out) override;
+  void convert(const Tensor& src, Tensor& dst) override;
+
+ private:
+  ThreadPool& pool_;
+};
+
+}  // namespace mimo
