@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <mutex>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -14,7 +13,7 @@
 namespace mimo {
 
 ThreadPool::ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
-  for (int i = 1; i < num_threads_; i++) threads_.emplace_back([this, i] { worker(i); });
+  for (int i = 1; i < num_threads_; i++) threads_.emplace_back([this] { worker(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -24,11 +23,24 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::worker(int tid) {
+void ThreadPool::work_on(uint32_t job) {
+  uint64_t v = next_.load(std::memory_order_acquire);
+  for (;;) {
+    if (uint32_t(v >> 32) != job) return;
+    int64_t c = int64_t(v & 0xffffffffu);
+    if (c >= num_chunks_.load(std::memory_order_acquire)) return;
+    if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+    (*fn_.load(std::memory_order_acquire))(c);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    v = next_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::worker() {
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < 20000; spin++) {
+    for (int spin = 0; g == seen && spin < 4000; spin++) {
       MIMO_PAUSE();
       g = generation_.load(std::memory_order_acquire);
     }
@@ -38,36 +50,45 @@ void ThreadPool::worker(int tid) {
     }
     seen = g;
     if (stop_.load()) return;
-    (*job_)(tid, num_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    work_on(uint32_t(next_.load(std::memory_order_acquire) >> 32));
   }
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
-  if (num_threads_ == 1) {
-    fn(0, 1);
+void ThreadPool::run_chunks(int64_t num_chunks, const std::function<void(int64_t)>& fn) {
+  if (num_chunks <= 0) return;
+  if (num_threads_ == 1 || num_chunks == 1) {
+    for (int64_t c = 0; c < num_chunks; c++) fn(c);
     return;
   }
   std::lock_guard<std::mutex> lk(run_mu_);
-  job_ = &fn;
-  pending_.store(num_threads_ - 1, std::memory_order_release);
+  uint32_t job = ++job_id_;
+  fn_.store(&fn, std::memory_order_relaxed);
+  num_chunks_.store(num_chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  next_.store(uint64_t(job) << 32, std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
-  fn(0, num_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) MIMO_PAUSE();
+  work_on(job);
+  // Only chunks that a running worker has claimed can still be in flight.
+  while (done_.load(std::memory_order_acquire) != num_chunks) MIMO_PAUSE();
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+  int n = num_threads_;
+  run_chunks(n, [&](int64_t c) { fn(int(c), n); });
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  int64_t chunks = std::min<int64_t>(num_threads_, (n + grain - 1) / grain);
+  // A few chunks per thread, so the caller can cover for a late worker.
+  int64_t chunks = std::min<int64_t>(int64_t(num_threads_) * 4, (n + grain - 1) / grain);
   if (chunks <= 1) {
     fn(0, n);
     return;
   }
-  run([&](int tid, int) {
-    if (tid >= chunks) return;
-    int64_t b = n * tid / chunks, e = n * (tid + 1) / chunks;
+  run_chunks(chunks, [&](int64_t c) {
+    int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
     if (b < e) fn(b, e);
   });
 }

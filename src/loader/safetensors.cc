@@ -131,10 +131,11 @@ Checkpoint Checkpoint::open(const std::string& path) {
       }
       for (auto& f : opened) c.files_.push_back(f);
       files.clear();
+    } else if (fs::exists(fs::path(path) / "model.safetensors")) {
+      files.push_back((fs::path(path) / "model.safetensors").string());
     } else {
       for (auto& e : fs::directory_iterator(path))
-        if (e.path().extension() == ".safetensors" && e.path().filename() != "golden.safetensors")
-          files.push_back(e.path().string());
+        if (e.path().extension() == ".safetensors") files.push_back(e.path().string());
       std::sort(files.begin(), files.end());
       if (files.empty()) fail("'{}' holds no .safetensors file", path);
     }

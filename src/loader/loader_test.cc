@@ -1,0 +1,352 @@
+// Loader: both config styles, FP8 block dequantisation, shards, and every
+// kind of bad input ending in a mimo::Error that names the culprit.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "engine/generate.h"
+#include "loader/checkpoint_maker.h"
+#include "loader/config.h"
+#include "loader/load_model.h"
+#include "loader/tensor_reader.h"
+#include "test_util.h"
+
+namespace mimo {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+json read_json(const std::string& p) {
+  std::ifstream in(p);
+  return json::parse(in);
+}
+void write_json(const std::string& p, const json& j) { std::ofstream(p) << j.dump(2); }
+
+std::vector<float> prompt_logits(const std::string& dir, const std::vector<int32_t>& ids, const std::string& dtype = "float32") {
+  auto be = make_cpu_backend();
+  ModelLoadOptions o;
+  o.dtype = dtype;
+  LoadedModel lm = load_model(dir, *be, o);
+  GenerateOptions go;
+  go.max_new_tokens = 0;
+  go.dump_prompt_logits = true;
+  GenerateResult r = generate(*lm.model, ids, go);
+  return std::vector<float>(r.prompt_logits.ptr<float>(), r.prompt_logits.ptr<float>() + r.prompt_logits.numel());
+}
+
+// Expects `fn` to throw a mimo::Error whose message contains `needle`.
+template <typename F>
+void expect_error(F fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
+  }
+}
+
+// Hub-style config.json equivalent to a native-style one.
+json native_to_hub(const json& n) {
+  json h = n;
+  for (auto k : {"layer_types", "mlp_layer_types", "rope_parameters", "rms_norm_eps"}) h.erase(k);
+  json pat = json::array(), moe = json::array();
+  for (auto& t : n["layer_types"]) pat.push_back(t == "sliding_attention" ? 1 : 0);
+  for (auto& t : n["mlp_layer_types"]) moe.push_back(t == "sparse" ? 1 : 0);
+  h["hybrid_layer_pattern"] = pat;
+  h["moe_layer_freq"] = moe;
+  h["swa_num_attention_heads"] = n["num_attention_heads"];
+  h["swa_num_key_value_heads"] = 2 * n["num_key_value_heads"].get<int>();
+  h["swa_head_dim"] = n["head_dim"];
+  h["swa_v_head_dim"] = n["v_head_dim"];
+  h["sliding_window_size"] = n["sliding_window"];
+  h.erase("sliding_window");
+  h["add_swa_attention_sink_bias"] = true;
+  h["add_full_attention_sink_bias"] = false;
+  h["rope_theta"] = n["rope_parameters"]["full_attention"]["rope_theta"];
+  h["swa_rope_theta"] = n["rope_parameters"]["sliding_attention"]["rope_theta"];
+  h["partial_rotary_factor"] = n["rope_parameters"]["full_attention"]["partial_rotary_factor"];
+  h["layernorm_epsilon"] = n["rms_norm_eps"];
+  h["scoring_func"] = "sigmoid";
+  h["topk_method"] = "noaux_tc";
+  h["routed_scaling_factor"] = nullptr;  // the hub writes null for 1.0
+  return h;
+}
+
+TEST(Config, HubAndNativeStylesGiveTheSameModel) {
+  std::string fx = test::fixture("mimo-tiny-a");
+  test::TempDir tmp("hubcfg");
+  fs::create_symlink(fs::absolute(fx + "/model.safetensors"), tmp / "model.safetensors");
+  write_json(tmp / "config.json", native_to_hub(read_json(fx + "/config.json")));
+  ModelSpec a = load_model_config(fx), b = load_model_config(tmp.path());
+  ASSERT_EQ(a.num_layers(), b.num_layers());
+  for (int l = 0; l < a.num_layers(); l++) {
+    auto &x = a.layers[size_t(l)].attn, &y = b.layers[size_t(l)].attn;
+    EXPECT_EQ(int(x.kind), int(y.kind));
+    EXPECT_EQ(x.num_kv_heads, y.num_kv_heads);
+    EXPECT_EQ(x.rotary_dim, y.rotary_dim);
+    EXPECT_EQ(x.rope_theta, y.rope_theta);
+    EXPECT_EQ(x.window, y.window);
+    EXPECT_EQ(x.has_sink, y.has_sink);
+    EXPECT_EQ(int(a.layers[size_t(l)].ffn), int(b.layers[size_t(l)].ffn));
+  }
+  EXPECT_EQ(b.moe.routed_scaling_factor, 1.0f);
+  std::vector<int32_t> ids = {1, 5, 9, 200, 3, 77, 300, 12, 45, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+  EXPECT_EQ(prompt_logits(fx, ids), prompt_logits(tmp.path(), ids));
+}
+
+TEST(Config, NativeFixtureValues) {
+  ModelSpec s = load_model_config(test::fixture("mimo-tiny-a"));
+  EXPECT_EQ(s.layers[0].attn.kind, AttnKind::Full);
+  EXPECT_EQ(s.layers[0].attn.num_kv_heads, 2);
+  EXPECT_EQ(s.layers[1].attn.num_kv_heads, 4);  // SWA doubles kv heads
+  EXPECT_EQ(s.layers[1].attn.rotary_dim, 16);   // int(48 * 0.334)
+  EXPECT_EQ(s.layers[1].attn.rope_theta, 10000.0);
+  EXPECT_EQ(s.layers[0].attn.rope_theta, 5e6);
+  EXPECT_TRUE(s.layers[1].attn.has_sink);
+  EXPECT_FALSE(s.layers[0].attn.has_sink);
+  EXPECT_EQ(s.layers[0].ffn, FfnKind::Dense);
+  EXPECT_EQ(s.layers[1].ffn, FfnKind::MoE);
+  EXPECT_FLOAT_EQ(s.layers[1].attn.value_scale, 0.707f);
+}
+
+TEST(Config, HubKeysAndQuantization) {
+  json c = {{"vocab_size", 100}, {"hidden_size", 32}, {"intermediate_size", 64}, {"num_hidden_layers", 2},
+            {"num_attention_heads", 4}, {"num_key_value_heads", 1}, {"swa_num_key_value_heads", 2},
+            {"head_dim", 16}, {"swa_head_dim", 16}, {"v_head_dim", 8}, {"swa_v_head_dim", 8},
+            {"hybrid_layer_pattern", {0, 1}}, {"moe_layer_freq", {0, 1}}, {"sliding_window_size", 8},
+            {"n_routed_experts", 8}, {"num_experts_per_tok", 2}, {"moe_intermediate_size", 16}, {"n_group", 2},
+            {"topk_group", 1}, {"routed_scaling_factor", 2.5}, {"layernorm_epsilon", 1e-6},
+            {"partial_rotary_factor", 0.5}, {"rope_theta", 1e6}, {"swa_rope_theta", 1e4},
+            {"quantization_config", {{"quant_method", "fp8"}, {"weight_block_size", {128, 128}}}}};
+  ModelSpec s = parse_model_config(c);
+  EXPECT_TRUE(s.quant.fp8);
+  EXPECT_EQ(s.layers[1].attn.window, 8);
+  EXPECT_EQ(s.layers[1].attn.num_kv_heads, 2);
+  EXPECT_EQ(s.layers[0].attn.num_kv_heads, 1);
+  EXPECT_EQ(s.layers[0].attn.rotary_dim, 8);
+  EXPECT_EQ(s.moe.n_group, 2);
+  EXPECT_FLOAT_EQ(s.moe.routed_scaling_factor, 2.5f);
+  EXPECT_FLOAT_EQ(s.rms_eps, 1e-6f);
+}
+
+TEST(Config, InconsistentConfigsNameTheKey) {
+  json base = read_json(test::fixture("mimo-tiny-a") + "/config.json");
+  auto bad = [&](auto edit, const std::string& needle) {
+    json c = base;
+    edit(c);
+    expect_error([&] { parse_model_config(c); }, needle);
+  };
+  bad([](json& c) { c.erase("hidden_size"); }, "hidden_size");
+  bad([](json& c) { c["layer_types"].erase(0); }, "layer_types");
+  bad([](json& c) { c["layer_types"][2] = "chunked"; }, "layer_types[2]");
+  bad([](json& c) { c["num_key_value_heads"] = 3; }, "kv heads");
+  bad([](json& c) { c["mlp_layer_types"][1] = "moe"; }, "mlp_layer_types[1]");
+  bad([](json& c) { c["num_experts_per_tok"] = 9; }, "num_experts_per_tok");
+  bad([](json& c) { c["n_group"] = 3; }, "n_group");
+  bad([](json& c) { c["sliding_window"] = 0; }, "sliding_window");
+  bad([](json& c) { c["vocab_size"] = "big"; }, "vocab_size");
+  bad([](json& c) { c["quantization_config"] = {{"quant_method", "awq"}}; }, "quant_method");
+}
+
+TEST(Fp8, BlockDequantWithRaggedLastBlock) {
+  const int64_t R = 200, C = 130;  // 2 x 2 blocks, the last ones ragged
+  std::vector<uint8_t> q(size_t(R * C));
+  std::vector<float> scale = {0.5f, 2.0f, 0.25f, 4.0f};
+  for (int64_t i = 0; i < R * C; i++) q[size_t(i)] = uint8_t((i * 37) % 256 == 0x7f ? 1 : (i * 37) % 256);
+  std::vector<float> out(size_t(R * C));
+  dequant_fp8(q.data(), C, scale.data(), 2, 128, 128, 0, false, 0, R, 0, C, out.data());
+  for (int64_t r : {0L, 127L, 128L, 199L})
+    for (int64_t c : {0L, 127L, 128L, 129L}) {
+      float want = fp8e4m3_to_f32(q[size_t(r * C + c)]) * scale[size_t((r / 128) * 2 + c / 128)];
+      EXPECT_EQ(out[size_t(r * C + c)], want) << r << "," << c;
+    }
+}
+
+TEST(Fp8, PerKvHeadScaleGrid) {
+  // 2 kv heads of 192 rows: rows 0-127 -> scale row 0, 128-191 -> 1, 192-319 -> 2, 320-383 -> 3.
+  const int64_t R = 384, C = 16;
+  std::vector<uint8_t> q(size_t(R * C), 0x38);  // 1.0
+  std::vector<float> scale = {1, 2, 3, 4};
+  std::vector<float> out(size_t(R * C));
+  dequant_fp8(q.data(), C, scale.data(), 1, 128, 128, 192, true, 0, R, 0, C, out.data());
+  EXPECT_EQ(out[size_t(0 * C)], 1.0f);
+  EXPECT_EQ(out[size_t(127 * C)], 1.0f);
+  EXPECT_EQ(out[size_t(128 * C)], 2.0f);
+  EXPECT_EQ(out[size_t(191 * C)], 2.0f);
+  EXPECT_EQ(out[size_t(192 * C)], 3.0f);
+  EXPECT_EQ(out[size_t(320 * C)], 4.0f);
+  EXPECT_EQ(out[size_t(383 * C)], 4.0f);
+}
+
+TEST(Fp8, CodecRoundTrip) {
+  EXPECT_EQ(fp8e4m3_to_f32(0x38), 1.0f);
+  EXPECT_EQ(fp8e4m3_to_f32(0x7e), 448.0f);
+  EXPECT_EQ(fp8e4m3_to_f32(0x01), std::ldexp(1.0f, -9));
+  EXPECT_TRUE(std::isnan(fp8e4m3_to_f32(0x7f)));
+  for (int c = 0; c < 256; c++)
+    if ((c & 0x7f) != 0x7f) EXPECT_EQ(f32_to_fp8e4m3(fp8e4m3_to_f32(uint8_t(c))) & 0xff, c == 0x80 ? 0x80 : c) << c;
+}
+
+// FP8 checkpoints (plain and per-head grids, ragged blocks) load and run; the
+// numbers themselves are checked against the float64 reference elsewhere.
+TEST(Fp8, CheckpointLoadsAndMatchesItsDequantisedWeights) {
+  test::TempDir tmp("fp8");
+  MakerOptions o;
+  o.hidden = 160;  // ragged 128-blocks
+  o.dtype = "fp8";
+  o.fp8_per_head_scales = true;
+  o.head_dim = 192;
+  o.v_head_dim = 128;
+  o.layers = 2;
+  o.full_layers = {0};
+  make_checkpoint(o, tmp.path());
+  Checkpoint ck = Checkpoint::open(tmp.path());
+  // k_proj of the full layer: 2 kv heads x 192 rows -> 4 scale rows (not 3).
+  EXPECT_EQ(ck.info("model.layers.0.self_attn.k_proj.weight_scale_inv").shape, (std::vector<int64_t>{4, 2}));
+  auto lg = prompt_logits(tmp.path(), {1, 2, 3, 4, 5});
+  for (float x : lg) ASSERT_TRUE(std::isfinite(x));
+  TensorReader rd(ck);
+  ReadOptions ro;
+  ro.rows_per_head = 192;
+  std::vector<float> k(size_t(384 * 160));
+  rd.read("model.layers.0.self_attn.k_proj.weight", DType::F32, k.data(), {}, ro);
+  const TensorInfo& w = ck.info("model.layers.0.self_attn.k_proj.weight");
+  const float* s = reinterpret_cast<const float*>(ck.info("model.layers.0.self_attn.k_proj.weight_scale_inv").data);
+  // Row 200 belongs to head 1, its first block -> scale row 2.
+  EXPECT_EQ(k[size_t(200 * 160 + 150)], fp8e4m3_to_f32(w.data[200 * 160 + 150]) * s[2 * 2 + 1]);
+}
+
+TEST(Shards, ShardedEqualsSingleFile) {
+  test::TempDir a("one"), b("three");
+  MakerOptions o;
+  o.layers = 3;
+  o.seed = 7;
+  make_checkpoint(o, a.path());
+  o.shards = 3;
+  make_checkpoint(o, b.path());
+  EXPECT_TRUE(fs::exists(b / "model.safetensors.index.json"));
+  EXPECT_TRUE(fs::exists(b / "model-00003-of-00003.safetensors"));
+  std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9, 2, 6};
+  EXPECT_EQ(prompt_logits(a.path(), ids), prompt_logits(b.path(), ids));
+}
+
+TEST(Shards, IndexNamingTheWrongShardIsAnError) {
+  test::TempDir d("badindex");
+  MakerOptions o;
+  o.shards = 2;
+  make_checkpoint(o, d.path());
+  json idx = read_json(d / "model.safetensors.index.json");
+  idx["weight_map"]["lm_head.weight"] = "model-00001-of-00002.safetensors";
+  write_json(d / "model.safetensors.index.json", idx);
+  expect_error([&] { Checkpoint::open(d.path()); }, "lm_head.weight");
+}
+
+// Rewrites model.safetensors through `edit` on the list of tensors.
+void rewrite(const std::string& dir, const std::function<void(std::vector<std::pair<std::string, Tensor>>&)>& edit) {
+  std::vector<std::pair<std::string, Tensor>> ts;
+  {
+    Checkpoint c = Checkpoint::open(dir);
+    for (auto& n : c.names()) {
+      Tensor v = c.view(n), t = Tensor::empty(v.shape(), v.dtype());
+      std::memcpy(t.data(), v.data(), v.nbytes());
+      ts.push_back({n, t});
+    }
+  }
+  edit(ts);
+  write_safetensors(dir + "/model.safetensors", ts);
+}
+
+class BadInput : public ::testing::Test {
+ protected:
+  void SetUp() override { make_checkpoint(MakerOptions{}, dir_.path()); }
+  void expect_load_error(const std::string& needle) {
+    auto be = make_cpu_backend();
+    expect_error([&] { load_model(dir_.path(), *be); }, needle);
+  }
+  test::TempDir dir_{"bad"};
+};
+
+TEST_F(BadInput, MissingPathAndFiles) {
+  auto be = make_cpu_backend();
+  expect_error([&] { load_model(dir_ / "nope", *be); }, "does not exist");
+  fs::remove(dir_ / "config.json");
+  expect_load_error("config.json");
+}
+
+TEST_F(BadInput, MissingTensor) {
+  rewrite(dir_.path(), [](auto& ts) {
+    std::erase_if(ts, [](auto& p) { return p.first == "model.layers.2.mlp.experts.3.up_proj.weight"; });
+  });
+  expect_load_error("model.layers.2.mlp.experts.3.up_proj.weight");
+}
+
+TEST_F(BadInput, WrongShape) {
+  rewrite(dir_.path(), [](auto& ts) {
+    for (auto& [n, t] : ts)
+      if (n == "model.layers.1.self_attn.k_proj.weight") t = Tensor::zeros({10, 64}, DType::F32);
+  });
+  expect_load_error("model.layers.1.self_attn.k_proj.weight");
+}
+
+TEST_F(BadInput, UnknownDtype) {
+  std::string p = dir_ / "model.safetensors";
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  std::string head(4096, '\0');
+  f.read(head.data(), 4096);
+  size_t at = head.find("\"F32\"");
+  ASSERT_NE(at, std::string::npos);
+  f.seekp(std::streamoff(at));
+  f.write("\"Q99\"", 5);
+  f.close();
+  expect_load_error("unknown dtype 'Q99'");
+}
+
+TEST_F(BadInput, TruncatedFile) {
+  std::string p = dir_ / "model.safetensors";
+  fs::resize_file(p, fs::file_size(p) - 1000);
+  expect_load_error("truncated");
+}
+
+TEST_F(BadInput, CorruptHeader) {
+  std::string p = dir_ / "model.safetensors";
+  {
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);
+    f.write("{{{{", 4);
+  }
+  expect_load_error("corrupt safetensors header");
+  {
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    uint64_t huge = uint64_t(1) << 40;
+    f.write(reinterpret_cast<const char*>(&huge), 8);
+  }
+  expect_load_error("header length");
+  fs::resize_file(p, 3);
+  expect_load_error("too short");
+}
+
+TEST_F(BadInput, MalformedConfigJson) {
+  std::ofstream(dir_ / "config.json") << "{\"vocab_size\": 12,";
+  expect_load_error("malformed JSON");
+}
+
+TEST_F(BadInput, CliExitsNonZeroWithOneMessage) {
+  rewrite(dir_.path(), [](auto& ts) { std::erase_if(ts, [](auto& p) { return p.first == "lm_head.weight"; }); });
+  std::string out;
+  int rc = test::run_command(test::binary() + " generate --model-path " + dir_.path() + " --input-ids 1,2,3", &out);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("mimoserve: error:"), std::string::npos) << out;
+  EXPECT_NE(out.find("lm_head.weight"), std::string::npos) << out;
+  rc = test::run_command(test::binary() + " generate --model-path " + test::fixture("mimo-tiny-a") +
+                             " --input-ids 1,99999",
+                         &out);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("99999"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace mimo

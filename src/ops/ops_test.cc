@@ -1,0 +1,184 @@
+// CPU ops against naive double-precision references on random inputs of
+// many shapes (odd sizes exercise the SIMD tails).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/thread_pool.h"
+#include "ops/backend.h"
+#include "ops/cpu/kernels.h"
+
+namespace mimo {
+namespace {
+
+Tensor randn(std::vector<int64_t> shape, std::mt19937& g, float std = 1.0f) {
+  Tensor t = Tensor::empty(std::move(shape), DType::F32);
+  std::normal_distribution<float> d(0, std);
+  for (int64_t i = 0; i < t.numel(); i++) t.ptr<float>()[i] = d(g);
+  return t;
+}
+Tensor to_bf16(const Tensor& t) {
+  Tensor o = Tensor::empty(t.shape(), DType::BF16);
+  for (int64_t i = 0; i < t.numel(); i++) o.ptr<uint16_t>()[i] = f32_to_bf16(t.ptr<float>()[i]);
+  return o;
+}
+float at(const Tensor& t, int64_t i) {
+  return t.dtype() == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
+}
+
+TEST(Ops, LinearMatchesReferenceOnManyShapes) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(1);
+  for (int64_t M : {1, 2, 3, 4, 7, 33})
+    for (int64_t N : {1, 5, 8, 31})
+      for (int64_t K : {1, 7, 8, 16, 37, 130})
+        for (bool bf : {false, true}) {
+          Tensor x = randn({M, K}, g), w = randn({N, K}, g);
+          if (bf) w = to_bf16(w);
+          Tensor out = be->alloc({M, N}, DType::F32);
+          be->linear(x, w, out);
+          for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+              double r = 0;
+              for (int64_t k = 0; k < K; k++) r += double(x.ptr<float>()[m * K + k]) * at(w, n * K + k);
+              ASSERT_NEAR(out.ptr<float>()[m * N + n], r, 1e-4 * (1 + std::sqrt(double(K))))
+                  << M << "x" << N << "x" << K << " bf16=" << bf;
+            }
+        }
+}
+
+TEST(Ops, PortableAndSimdKernelsAgree) {
+  if (!cpu::cpu_features().avx2_fma) GTEST_SKIP() << "this CPU has no AVX2+FMA; only the portable kernel runs";
+  std::mt19937 g(2);
+  Tensor x = randn({5, 77}, g), w = randn({9, 77}, g);
+  std::vector<float> a(45), b(45);
+  cpu::avx2::linear_f32(x.ptr<float>(), 77, w.ptr<float>(), 77, a.data(), 9, 5, 0, 9, 77);
+  for (int m = 0; m < 5; m++)
+    for (int n = 0; n < 9; n++) {
+      float s = 0;
+      for (int k = 0; k < 77; k++) s += x.ptr<float>()[m * 77 + k] * w.ptr<float>()[n * 77 + k];
+      b[size_t(m * 9 + n)] = s;
+    }
+  for (size_t i = 0; i < a.size(); i++) EXPECT_NEAR(a[i], b[i], 1e-4);
+}
+
+// Naive attention over a contiguous per-sequence cache, in double.
+void naive_attention(const Tensor& q, const std::vector<std::vector<float>>& K, const std::vector<std::vector<float>>& V,
+                     int nkv, int D, int Dv, int pos, int window, const float* sinks, float scale, float* out) {
+  int H = int(q.dim(1)), G = H / nkv;
+  for (int h = 0; h < H; h++) {
+    int kh = h / G;
+    std::vector<double> s;
+    int lo = window > 0 ? std::max(0, pos - window + 1) : 0;
+    for (int j = lo; j <= pos; j++) {
+      double d = 0;
+      for (int i = 0; i < D; i++) d += double(q.ptr<float>()[h * D + i]) * K[size_t(j)][size_t(kh * D + i)];
+      s.push_back(d * scale);
+    }
+    double m = -1e300;
+    for (double x : s) m = std::max(m, x);
+    if (sinks) m = std::max(m, double(sinks[h]));
+    double l = sinks ? std::exp(sinks[h] - m) : 0;
+    for (double& x : s) l += (x = std::exp(x - m));
+    for (int d = 0; d < Dv; d++) {
+      double acc = 0;
+      for (size_t j = 0; j < s.size(); j++) acc += s[j] * V[size_t(lo) + j][size_t(kh * Dv + d)];
+      out[h * Dv + d] = float(acc / l);
+    }
+  }
+}
+
+TEST(Ops, AttentionWindowsSinksGqaAndScatteredSlots) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(3);
+  const int H = 8, nkv = 2, D = 24, Dv = 16, L = 40, slots = 64;
+  for (int window : {0, 1, 5})
+    for (bool with_sink : {false, true})
+      for (DType kvdt : {DType::F32, DType::BF16}) {
+        // One sequence; its positions live at scattered slots (paged layout).
+        std::vector<int32_t> table(L);
+        for (int j = 0; j < L; j++) table[size_t(j)] = (j * 37 + 5) % slots;
+        Tensor kc = be->alloc({slots, nkv, D}, kvdt), vc = be->alloc({slots, nkv, Dv}, kvdt);
+        std::vector<std::vector<float>> K(L), V(L);
+        Tensor kall = randn({L, nkv, D}, g), vall = randn({L, nkv, Dv}, g);
+        AttnMeta meta;
+        std::vector<int32_t> pos(L), qs = {0, L}, kvl = {L}, ts = {0};
+        for (int j = 0; j < L; j++) pos[size_t(j)] = j;
+        meta.positions = Tensor::wrap({L}, DType::I32, pos.data());
+        meta.q_start = Tensor::wrap({2}, DType::I32, qs.data());
+        meta.kv_len = Tensor::wrap({1}, DType::I32, kvl.data());
+        meta.table_start = Tensor::wrap({1}, DType::I32, ts.data());
+        meta.table = Tensor::wrap({L}, DType::I32, table.data());
+        meta.out_slots = Tensor::wrap({L}, DType::I32, table.data());
+        meta.num_seqs = 1;
+        const float vscale = 0.5f;
+        be->store_kv(kall, vall, vscale, meta, kc, vc);
+        for (int j = 0; j < L; j++) {
+          for (int i = 0; i < nkv * D; i++) {
+            float v = kall.ptr<float>()[j * nkv * D + i];
+            K[size_t(j)].push_back(kvdt == DType::BF16 ? bf16_to_f32(f32_to_bf16(v)) : v);
+          }
+          for (int i = 0; i < nkv * Dv; i++) {
+            float v = vall.ptr<float>()[j * nkv * Dv + i] * vscale;
+            V[size_t(j)].push_back(kvdt == DType::BF16 ? bf16_to_f32(f32_to_bf16(v)) : v);
+          }
+        }
+        Tensor q = randn({L, H, D}, g), sinks = randn({H}, g), out = be->alloc({L, H, Dv}, DType::F32);
+        AttnParams p{window, 0.3f};
+        be->attention(q, kc, vc, with_sink ? sinks : Tensor(), meta, p, out);
+        std::vector<float> ref(size_t(H * Dv));
+        for (int r = 0; r < L; r++) {
+          naive_attention(q.slice_rows(r, r + 1).view({1, H, D}), K, V, nkv, D, Dv, r, window,
+                          with_sink ? sinks.ptr<float>() : nullptr, 0.3f, ref.data());
+          for (int i = 0; i < H * Dv; i++)
+            ASSERT_NEAR(out.ptr<float>()[r * H * Dv + i], ref[size_t(i)], 1e-4)
+                << "window " << window << " sink " << with_sink << " row " << r;
+        }
+      }
+}
+
+TEST(Ops, MoeRouteGroupLimitedTopK) {
+  auto be = make_cpu_backend();
+  // 8 experts in 4 groups of 2; biased scores make group 3 and 1 best.
+  std::vector<float> logits = {-2.0f, -1.5f, 2.0f, 2.0f, -1.0f, -1.0f, 3.0f, -5.0f};
+  std::vector<float> bias = {0, 0, 0, 0, 0, 0, 0, 0};
+  Tensor l = Tensor::wrap({1, 8}, DType::F32, logits.data()), b = Tensor::wrap({8}, DType::F32, bias.data());
+  Tensor ids = be->alloc({1, 3}, DType::I32), w = be->alloc({1, 3}, DType::F32);
+  MoEParams p{3, 4, 2, true, 2.0f};
+  be->moe_route(l, b, p, ids, w);
+  // Group sums: g0 = s(-2)+s(-1.5), g1 = 2*s(2), g2 = 2*s(-1), g3 = s(3)+s(-5). Keep g1, g3 -> experts 2,3,6,7.
+  std::vector<int> got = {ids.ptr<int32_t>()[0], ids.ptr<int32_t>()[1], ids.ptr<int32_t>()[2]};
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<int>{2, 3, 6}));
+  auto sig = [](float x) { return 1.0f / (1.0f + std::exp(-x)); };
+  float sum = sig(2) + sig(2) + sig(3);
+  for (int k = 0; k < 3; k++) {
+    int e = ids.ptr<int32_t>()[k];
+    EXPECT_NEAR(w.ptr<float>()[k], sig(logits[size_t(e)]) / sum * 2.0f, 1e-6);
+  }
+}
+
+TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
+  ThreadPool pool(3);
+  for (int64_t n : {0, 1, 2, 3, 10, 1000}) {
+    std::vector<int> hits(size_t(n), 0);
+    pool.parallel_for(n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; i++) hits[size_t(i)]++;
+    });
+    for (int h : hits) EXPECT_EQ(h, 1);
+  }
+  std::atomic<int> calls{0};
+  for (int i = 0; i < 2000; i++) pool.run([&](int, int) { calls++; });
+  EXPECT_EQ(calls.load(), 6000);
+}
+
+TEST(DType, Conversions) {
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.5f)), 1.5f);
+  EXPECT_EQ(f32_to_bf16(1.0f + 1.0f / 256), f32_to_bf16(1.0f));  // ties to even
+  for (float f : {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f})
+    EXPECT_EQ(f16_to_f32(f32_to_f16(f)), f) << f;
+}
+
+}  // namespace
+}  // namespace mimo
