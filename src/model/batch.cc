@@ -4,7 +4,7 @@
 
 namespace mimo {
 
-void StepBatch::add_contiguous(const std::vector<int32_t>& toks, int32_t start, bool all_logits) {
+void StepBatch::add_contiguous(const std::vector<int32_t>& toks, int32_t start, bool all_logits, int32_t slot_base) {
   if (q_start.empty()) q_start.push_back(0);
   int32_t n = int32_t(toks.size()), row0 = int32_t(tokens.size());
   for (int32_t i = 0; i < n; i++) {
@@ -16,8 +16,8 @@ void StepBatch::add_contiguous(const std::vector<int32_t>& toks, int32_t start, 
   kv_len.push_back(start + n);
   for (auto& p : pools) {
     p.table_start.push_back(int32_t(p.table.size()));
-    for (int32_t j = 0; j < start + n; j++) p.table.push_back(j);
-    for (int32_t i = 0; i < n; i++) p.out_slots.push_back(start + i);
+    for (int32_t j = 0; j < start + n; j++) p.table.push_back(slot_base + j);
+    for (int32_t i = 0; i < n; i++) p.out_slots.push_back(slot_base + start + i);
   }
 }
 

@@ -27,8 +27,9 @@ struct StepBatch {
   int num_tokens() const { return int(tokens.size()); }
 
   // Appends a sequence whose tokens sit at positions [start, start + n) and
-  // whose KV lives at slot == position in both pools (the simple cache).
-  void add_contiguous(const std::vector<int32_t>& toks, int32_t start, bool all_logits);
+  // whose KV lives at slot slot_base + position in both pools (a contiguous
+  // per-sequence region: the simple cache).
+  void add_contiguous(const std::vector<int32_t>& toks, int32_t start, bool all_logits, int32_t slot_base = 0);
   // Checks internal consistency (sizes, ranges); a broken batch is a bug.
   void validate(int64_t full_slots, int64_t swa_slots) const;
 };
