@@ -48,6 +48,31 @@ TEST(Ops, LinearMatchesReferenceOnManyShapes) {
         }
 }
 
+// Batch invariance: the engine promises that a request's outputs do not
+// depend on what else is in the batch, so every row of a linear must be
+// bitwise identical whatever M is and wherever the row sits.
+TEST(Ops, LinearIsBatchInvariant) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(5);
+  for (bool bf : {false, true})
+    for (int64_t K : {64, 130, 1024}) {
+      const int64_t N = 72;
+      Tensor w = randn({N, K}, g);
+      if (bf) w = to_bf16(w);
+      Tensor x = randn({67, K}, g);
+      Tensor all = be->alloc({67, N}, DType::F32);
+      be->linear(x, w, all);
+      for (int64_t M : {1, 2, 5, 16}) {
+        for (int64_t r0 : {int64_t(0), int64_t(67 - M)}) {
+          Tensor part = be->alloc({M, N}, DType::F32);
+          be->linear(x.slice_rows(r0, r0 + M), w, part);
+          for (int64_t i = 0; i < M * N; i++)
+            ASSERT_EQ(part.ptr<float>()[i], all.ptr<float>()[r0 * N + i]) << "M=" << M << " K=" << K << " bf16=" << bf;
+        }
+      }
+    }
+}
+
 TEST(Ops, PortableAndSimdKernelsAgree) {
   if (!cpu::cpu_features().avx2_fma) GTEST_SKIP() << "this CPU has no AVX2+FMA; only the portable kernel runs";
   std::mt19937 g(2);

@@ -90,12 +90,9 @@ template <typename W>
 void linear_impl(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t M, int64_t n0,
                  int64_t n1, int64_t K) {
   constexpr int NR = 4, MR = 3;
-  if (M == 1) {
-    int64_t n = n0;
-    for (; n + 4 <= n1; n += 4) row_tile<4>(x, w + n * ldw, ldw, out + n, K);
-    for (; n < n1; n++) row_tile<1>(x, w + n * ldw, ldw, out + n, K);
-    return;
-  }
+  // Every path sums each output in the same order (one 8-lane accumulator
+  // over k, then the same horizontal sum), so a row's result does not depend
+  // on how many rows share the call: batching never changes outputs.
   for (int64_t n = n0; n < n1; n += NR) {
     int nr = int(std::min<int64_t>(NR, n1 - n));
     const W* wn = w + n * ldw;
