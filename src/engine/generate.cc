@@ -21,7 +21,7 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt, const 
   KvCache kv(spec, be, opt.kv_dtype, {cap, cap});
   GenerateResult res;
   if (opt.dump_prompt_logits) res.prompt_logits = Tensor::empty({n, V}, DType::F32);
-  Sampler sampler(opt.sampling);
+  Sampler sampler(opt.sampling, opt.sampling.seed.value_or(0));
   std::vector<float> last(static_cast<size_t>(V));
   std::vector<int32_t> stops = spec.eos_token_ids;
   stops.insert(stops.end(), opt.stop_token_ids.begin(), opt.stop_token_ids.end());
@@ -43,7 +43,7 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt, const 
   res.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
   res.finish_reason = "length";
   for (int i = 0; i < opt.max_new_tokens; i++) {
-    int32_t tok = sampler.sample(last.data(), V);
+    int32_t tok = sampler.sample(last.data(), V, prompt, res.output_ids, {});
     res.output_ids.push_back(tok);
     if (!opt.ignore_eos && std::find(stops.begin(), stops.end(), tok) != stops.end()) {
       res.finish_reason = "stop";

@@ -1,28 +1,54 @@
-// Token sampling on the host from a row of logits: temperature, top-k,
-// top-p, min-p, with a per-request generator so the same seed gives the same
-// tokens whatever else runs in the batch.
+// What a request asks of generation (SGLang's sampling_params), and token
+// sampling on the host from one row of logits. Every request has its own
+// generator, seeded from its seed, so the same seed gives the same tokens
+// whatever else runs in the batch.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace mimo {
 
 struct SamplingParams {
-  float temperature = 0.0f;  // 0 = greedy
+  float temperature = 0.0f;  // 0 = greedy (the OpenAI layer applies its own default of 1)
   float top_p = 1.0f;
-  int top_k = -1;            // -1 or 0 = all
+  int top_k = -1;            // -1 = all
   float min_p = 0.0f;
-  uint64_t seed = 0;
+  float repetition_penalty = 1.0f;  // HF style, over prompt and output tokens
+  float frequency_penalty = 0.0f;   // OpenAI style, over output tokens
+  float presence_penalty = 0.0f;
+  std::optional<uint64_t> seed;
+  int max_new_tokens = 128;
+  int min_new_tokens = 0;
+  bool ignore_eos = false;
+  std::vector<int32_t> stop_token_ids;
+  std::vector<std::string> stop;  // stop strings, matched on decoded text
+  bool skip_special_tokens = true;
+  int logprobs = -1;  // -1: none; >= 0: return the chosen token's logprob and this many top alternatives
 };
 
 // Validates ranges; mimo::Error names the bad field.
 void validate(const SamplingParams& p);
 
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;  // most likely first
+};
+
 class Sampler {
  public:
-  explicit Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) {}
-  int32_t sample(const float* logits, int64_t vocab);
+  explicit Sampler(const SamplingParams& p, uint64_t default_seed = 0);
+  // Samples from logits (modified in place by penalties). `prompt` and
+  // `output` are the request's tokens so far (for penalties); `forbid`
+  // lists tokens that may not be chosen now (eos before min_new_tokens).
+  int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& prompt, const std::vector<int32_t>& output,
+                 const std::vector<int32_t>& forbid, TokenLogprob* lp = nullptr);
+  std::mt19937_64& rng() { return rng_; }
 
  private:
   SamplingParams p_;
@@ -30,5 +56,7 @@ class Sampler {
 };
 
 int32_t argmax(const float* x, int64_t n);
+// log_softmax(x)[i] for one i and the top-n entries, computed in double.
+void logprobs_of(const float* logits, int64_t vocab, int32_t token, int top_n, TokenLogprob* out);
 
 }  // namespace mimo

@@ -1,0 +1,418 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <fstream>
+#include <future>
+
+#include "core/log.h"
+
+namespace mimo {
+
+bool RequestHandle::next(EngineOutput* out, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (!cv_.wait_for(lk, timeout, [&] { return !q_.empty(); })) return false;
+  *out = std::move(q_.front());
+  q_.pop_front();
+  return true;
+}
+
+void RequestHandle::push(EngineOutput o) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    q_.push_back(std::move(o));
+  }
+  cv_.notify_all();
+}
+
+namespace {
+
+int64_t mem_available_bytes(const char* key) {
+  std::ifstream in("/proc/meminfo");
+  std::string k;
+  int64_t v;
+  std::string unit;
+  while (in >> k >> v >> unit)
+    if (k == key) return v * 1024;
+  return int64_t(8) << 30;
+}
+
+int64_t weight_bytes(const ModelWeights& w) {
+  int64_t n = int64_t(w.embed.nbytes() + w.lm_head.nbytes());
+  for (auto& l : w.layers)
+    n += int64_t(l.attn.q.nbytes() + l.attn.k.nbytes() + l.attn.v.nbytes() + l.attn.o.nbytes() +
+                 l.mlp.gate_up.nbytes() + l.mlp.down.nbytes() + l.moe.gate_up.nbytes() + l.moe.down.nbytes());
+  return n;
+}
+
+}  // namespace
+
+Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
+    : cfg_(cfg), model_(model), codec_(codec), seed_rng_(cfg.seed) {
+  const ModelSpec& spec = model.spec();
+  if (cfg_.context_length <= 0) cfg_.context_length = spec.max_position_embeddings;
+  if (cfg_.page_size < 1) fail("--page-size must be >= 1");
+  if (cfg_.max_running_requests < 1) fail("--max-running-requests must be >= 1");
+  if (cfg_.schedule_policy != "fcfs" && cfg_.schedule_policy != "lpm")
+    fail("--schedule-policy must be fcfs or lpm, got '{}'", cfg_.schedule_policy);
+  if (!(cfg_.swa_full_tokens_ratio > 0 && cfg_.swa_full_tokens_ratio <= 1))
+    fail("--swa-full-tokens-ratio must be in (0, 1]");
+  eos_ids_ = spec.eos_token_ids;
+  if (codec_)
+    for (int32_t t : codec_->eos_ids())
+      if (std::find(eos_ids_.begin(), eos_ids_.end(), t) == eos_ids_.end()) eos_ids_.push_back(t);
+
+  bool has_swa = spec.count(AttnKind::Sliding) > 0;
+  for (auto& l : spec.layers)
+    if (l.attn.kind == AttnKind::Sliding) window_ = l.attn.window;
+  // Size the pools: every full-pool token also costs `ratio` SWA tokens.
+  KvCache probe(spec, model.backend(), cfg_.kv_dtype, {0, 0});
+  double cell = double(probe.bytes_per_token(kPoolFull)) +
+                cfg_.swa_full_tokens_ratio * double(probe.bytes_per_token(kPoolSwa));
+  int64_t full_tokens = cfg_.max_total_tokens;
+  if (full_tokens <= 0) {
+    double budget = cfg_.mem_fraction_static > 0
+                        ? cfg_.mem_fraction_static * double(mem_available_bytes("MemTotal:")) -
+                              double(weight_bytes(model.weights()))
+                        : 0.25 * double(mem_available_bytes("MemAvailable:"));
+    if (budget <= 0) fail("--mem-fraction-static {} leaves no memory for the KV cache", cfg_.mem_fraction_static);
+    full_tokens = int64_t(budget / std::max(1.0, cell));
+    full_tokens = std::min<int64_t>(full_tokens, int64_t(cfg_.context_length) * cfg_.max_running_requests);
+  }
+  int64_t chunk = cfg_.chunked_prefill_size > 0 ? cfg_.chunked_prefill_size : cfg_.max_prefill_tokens;
+  int64_t swa_tokens = int64_t(cfg_.swa_full_tokens_ratio * double(full_tokens));
+  // One step of the largest chunk must fit in the SWA pool, whatever the ratio.
+  swa_tokens = std::max<int64_t>(swa_tokens, std::min<int64_t>(full_tokens, chunk + window_ + 2 * cfg_.page_size));
+  if (full_tokens < 2 * cfg_.page_size) fail("the KV cache would hold only {} tokens", full_tokens);
+  full_alloc_ = std::make_unique<SlotAllocator>(full_tokens, cfg_.page_size);
+  if (has_swa) swa_alloc_ = std::make_unique<SlotAllocator>(swa_tokens, cfg_.page_size);
+  cache_ = std::make_unique<RadixCache>(*full_alloc_, swa_alloc_.get(), window_, cfg_.page_size,
+                                        cfg_.disable_radix_cache);
+  kv_ = std::make_unique<KvCache>(spec, model.backend(), cfg_.kv_dtype,
+                                  std::vector<int64_t>{full_alloc_->capacity(), has_swa ? swa_alloc_->capacity() : 0});
+  SchedulerConfig sc;
+  sc.max_running_requests = cfg_.max_running_requests;
+  sc.chunked_prefill_size = cfg_.chunked_prefill_size;
+  sc.max_prefill_tokens = cfg_.max_prefill_tokens;
+  sc.page_size = cfg_.page_size;
+  sc.disable_radix_cache = cfg_.disable_radix_cache;
+  sc.policy = cfg_.schedule_policy;
+  sc.window = window_;
+  sched_ = std::make_unique<Scheduler>(sc, *full_alloc_, swa_alloc_.get(), *cache_);
+  spdlog::info("KV cache: {} full-attention tokens, {} sliding-window tokens, {:.1f} MB", full_alloc_->capacity(),
+               has_swa ? swa_alloc_->capacity() : 0, double(kv_->total_bytes()) / 1e6);
+  update_stats();
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() { shutdown(false); }
+
+std::vector<std::shared_ptr<RequestHandle>> Engine::submit(EngineRequest r) {
+  const ModelSpec& spec = model_.spec();
+  if (r.input_ids.empty()) throw EngineError(EngineError::BadRequest, "the prompt is empty");
+  for (int32_t t : r.input_ids)
+    if (t < 0 || t >= spec.vocab_size)
+      throw EngineError(EngineError::BadRequest,
+                        fmt::format("input id {} is outside the vocabulary [0, {})", t, spec.vocab_size));
+  if (int64_t(r.input_ids.size()) >= cfg_.context_length)
+    throw EngineError(EngineError::BadRequest,
+                      fmt::format("the prompt has {} tokens; this model's context length is {}", r.input_ids.size(),
+                                  cfg_.context_length));
+  try {
+    validate(r.sampling);
+  } catch (const Error& e) {
+    throw EngineError(EngineError::BadRequest, e.what());
+  }
+  if (r.n < 1 || r.n > 128) throw EngineError(EngineError::BadRequest, "n must be between 1 and 128");
+  if (!r.sampling.stop.empty() && !codec_)
+    throw EngineError(EngineError::BadRequest, "stop strings need a tokenizer, and this model has none");
+  // Never generate past the context.
+  r.sampling.max_new_tokens =
+      int(std::min<int64_t>(r.sampling.max_new_tokens, cfg_.context_length - int64_t(r.input_ids.size())));
+  if (r.id.empty()) r.id = fmt::format("req-{}", id_counter_.fetch_add(1));
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (stopping_) throw EngineError(EngineError::ShuttingDown, "the server is shutting down");
+  if (int64_t(inbox_.size() + stats_.waiting) + r.n > cfg_.max_queued_requests)
+    throw EngineError(EngineError::QueueFull, "the request queue is full; try again later");
+  Req* first = nullptr;
+  for (int i = 0; i < r.n; i++) {
+    auto req = std::make_unique<Req>();
+    req->id = r.n == 1 ? r.id : fmt::format("{}-{}", r.id, i);
+    req->tokens = r.input_ids;
+    req->prompt_len = int(r.input_ids.size());
+    req->params = r.sampling;
+    // Siblings draw different samples unless the user fixed a seed for each.
+    if (r.sampling.seed && i > 0) req->params.seed = *r.sampling.seed + uint64_t(i);
+    req->arrival = std::chrono::steady_clock::now();
+    if (i > 0) req->wait_for = first;
+    if (i == 0) first = req.get();
+    auto h = std::make_shared<RequestHandle>(req->id);
+    handles.push_back(h);
+    inbox_.push_back({std::move(req), h});
+  }
+  cv_.notify_all();
+  return handles;
+}
+
+void Engine::abort(const std::string& id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  aborts_.push_back(id);
+  cv_.notify_all();
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return stats_;
+}
+
+bool Engine::flush_cache() {
+  auto done = std::make_shared<std::promise<bool>>();
+  auto fut = done->get_future();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) return false;
+    tasks_.push_back([this, done] {
+      bool ok = sched_->idle() && cache_->reset();
+      update_stats();  // so a caller reading stats() right after sees the flush
+      done->set_value(ok);
+    });
+    cv_.notify_all();
+  }
+  return fut.get();
+}
+
+void Engine::shutdown(bool drain) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!thread_.joinable()) return;
+    stopping_ = true;
+    drain_ = drain;
+    cv_.notify_all();
+  }
+  thread_.join();
+}
+
+void Engine::loop() {
+  for (;;) {
+    std::vector<std::function<void()>> tasks;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || !inbox_.empty() || !aborts_.empty() || !tasks_.empty() || !live_.empty(); });
+      tasks.swap(tasks_);
+    }
+    admit_inbox();
+    for (auto& t : tasks) t();
+    bool stop;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop = stopping_;
+    }
+    if (stop && (!drain_ || live_.empty())) {
+      std::vector<Req*> all;
+      for (auto& [r, _] : live_) all.push_back(r);
+      for (Req* r : all) finish(r, "abort", "the server is shutting down");
+      update_stats();
+      return;
+    }
+    if (!live_.empty()) step();
+    update_stats();
+  }
+}
+
+void Engine::admit_inbox() {
+  std::vector<Pending> in;
+  std::vector<std::string> ab;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    in.swap(inbox_);
+    ab.swap(aborts_);
+  }
+  for (auto& p : in) {
+    Req* r = p.req.get();
+    r->seq = next_seq_++;
+    r->sampler = std::make_unique<Sampler>(r->params, seed_rng_());
+    if (codec_) text_[r] = codec_->stream(r->params.skip_special_tokens);
+    sched_->add(r);
+    live_.emplace(r, std::move(p));
+  }
+  for (auto& id : ab) {
+    // An abort names a request (or, for n > 1, the prefix of its siblings' ids).
+    std::vector<Req*> hit;
+    for (auto& [r, _] : live_)
+      if (r->id == id || (r->id.size() > id.size() && r->id.compare(0, id.size(), id) == 0 && r->id[id.size()] == '-'))
+        hit.push_back(r);
+    for (Req* r : hit) finish(r, "abort");
+  }
+}
+
+void Engine::step() {
+  ScheduledBatch b = sched_->schedule();
+  if (b.empty()) {
+    // Nothing can run: a request larger than the whole KV cache. Fail it
+    // rather than wait forever.
+    Req* stuck = !sched_->running().empty() ? sched_->running().front()
+                 : !sched_->waiting().empty() ? sched_->waiting().front() : nullptr;
+    if (stuck) finish(stuck, "abort", "the request does not fit in the KV cache (raise --max-total-tokens)");
+    return;
+  }
+  StepBatch s;
+  sched_->build_step(b, s);
+  Backend& be = model_.backend();
+  std::vector<float> logits;
+  try {
+    const Tensor& lg = model_.forward(s, *kv_);
+    logits.resize(size_t(lg.numel()));
+    be.copy_to_host(logits.data(), lg);
+  } catch (const std::exception& e) {
+    spdlog::error("model step failed: {}", e.what());
+    for (auto& en : b.entries) finish(en.req, "abort", std::string("internal error: ") + e.what());
+    return;
+  }
+  sched_->after_step(b);
+  sample_and_emit(b, logits.data());
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.steps++;
+}
+
+void Engine::sample_and_emit(const ScheduledBatch& b, const float* logits) {
+  const int64_t V = model_.spec().vocab_size;
+  int row = 0;
+  int64_t generated = 0;
+  for (const BatchEntry& e : b.entries) {
+    if (!e.samples) continue;
+    Req* r = e.req;
+    const float* lrow = logits + int64_t(row++) * V;
+    if (r->aborted) continue;
+    std::vector<float> l(lrow, lrow + V);
+    std::vector<int32_t> forbid;
+    if (r->output_len() < r->params.min_new_tokens) {
+      forbid = eos_ids_;
+      forbid.insert(forbid.end(), r->params.stop_token_ids.begin(), r->params.stop_token_ids.end());
+    }
+    std::vector<int32_t> prompt(r->tokens.begin(), r->tokens.begin() + r->prompt_len);
+    std::vector<int32_t> output(r->tokens.begin() + r->prompt_len, r->tokens.end());
+    TokenLogprob lp;
+    int32_t tok = r->sampler->sample(l.data(), V, prompt, output, forbid, r->params.logprobs >= 0 ? &lp : nullptr);
+    r->tokens.push_back(tok);
+    generated++;
+    std::vector<TokenLogprob> lps;
+    if (r->params.logprobs >= 0) lps.push_back(lp);
+
+    // Stop conditions, in SGLang's order: stop token, length, stop string.
+    const auto& sp = r->params;
+    bool is_eos = !sp.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), tok) != eos_ids_.end();
+    bool is_stop_id = std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), tok) != sp.stop_token_ids.end();
+    std::string reason, matched;
+    if (is_eos || is_stop_id) {
+      reason = "stop";
+      matched = std::to_string(tok);
+    } else {
+      if (auto it = text_.find(r); it != text_.end()) r->text += it->second->push(tok);
+      if (!sp.stop.empty()) {
+        size_t max_len = 0;
+        for (auto& s : sp.stop) max_len = std::max(max_len, s.size());
+        size_t from = r->text_sent > max_len ? r->text_sent - max_len : 0;
+        size_t best = std::string::npos;
+        for (auto& s : sp.stop) {
+          size_t at = r->text.find(s, from);
+          if (at != std::string::npos && at < best) {
+            best = at;
+            matched = s;
+          }
+        }
+        if (best != std::string::npos) {
+          r->text.resize(best);
+          reason = "stop";
+        }
+      }
+      if (reason.empty() && (r->output_len() >= sp.max_new_tokens ||
+                             int64_t(r->tokens.size()) >= cfg_.context_length))
+        reason = "length";
+    }
+    if (!reason.empty()) {
+      // The finishing token's logprob still goes out with it.
+      if (!lps.empty()) pending_lps_[r] = std::move(lps);
+      finish(r, reason, "", matched);
+      continue;
+    }
+    emit(r, {tok}, std::move(lps), false, "", "", "");
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.generated_tokens += generated;
+  auto now = std::chrono::steady_clock::now();
+  tput_.push_back({now, generated});
+  while (!tput_.empty() && now - tput_.front().first > std::chrono::seconds(5)) tput_.pop_front();
+}
+
+void Engine::emit(Req* r, std::vector<int32_t> toks, std::vector<TokenLogprob> lps, bool finished,
+                  const std::string& reason, const std::string& matched, const std::string& error) {
+  auto it = live_.find(r);
+  if (it == live_.end()) return;
+  EngineOutput o;
+  o.token_ids = std::move(toks);
+  o.logprobs = std::move(lps);
+  // Hold back text that could still become a stop string.
+  size_t hold = 0;
+  if (!finished)
+    for (auto& s : r->params.stop) hold = std::max(hold, s.size() - 1);
+  size_t upto = r->text.size() > hold ? r->text.size() - hold : 0;
+  if (upto > r->text_sent) {
+    o.text = r->text.substr(r->text_sent, upto - r->text_sent);
+    r->text_sent = upto;
+  }
+  o.finished = finished;
+  o.finish_reason = reason;
+  o.matched_stop = matched;
+  o.error = error;
+  o.prompt_tokens = r->prompt_len;
+  o.completion_tokens = int(r->output_len());
+  o.cached_tokens = r->cached_tokens;
+  r->tokens_sent += o.token_ids.size();
+  it->second.handle->push(std::move(o));
+}
+
+void Engine::finish(Req* r, const std::string& reason, const std::string& error, const std::string& matched) {
+  auto it = live_.find(r);
+  if (it == live_.end()) return;
+  r->aborted = reason == "abort";
+  // The token that triggered the finish (if any) has not been streamed yet.
+  std::vector<int32_t> rest(r->tokens.begin() + r->prompt_len + int64_t(r->tokens_sent), r->tokens.end());
+  std::vector<TokenLogprob> lps;
+  if (auto p = pending_lps_.find(r); p != pending_lps_.end()) {
+    lps = std::move(p->second);
+    pending_lps_.erase(p);
+  }
+  if (auto t = text_.find(r); t != text_.end() && reason != "stop") r->text += t->second->flush();
+  sched_->finish(r);
+  emit(r, std::move(rest), std::move(lps), true, reason, matched, error);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.finished_requests++;
+  }
+  text_.erase(r);
+  live_.erase(it);
+}
+
+void Engine::update_stats() {
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.running = int(sched_->running().size());
+  stats_.waiting = int(sched_->waiting().size());
+  stats_.full_capacity = full_alloc_->capacity();
+  stats_.full_used = full_alloc_->capacity() - full_alloc_->free_slots();
+  stats_.swa_capacity = swa_alloc_ ? swa_alloc_->capacity() : 0;
+  stats_.swa_used = swa_alloc_ ? swa_alloc_->capacity() - swa_alloc_->free_slots() : 0;
+  stats_.cached_full = cache_->cached_full();
+  stats_.cached_swa = cache_->cached_swa();
+  stats_.prompt_tokens = sched_->counters().prompt_tokens;
+  stats_.cached_prompt_tokens = sched_->counters().cached_prompt_tokens;
+  stats_.retractions = sched_->counters().retractions;
+  stats_.new_token_ratio = sched_->new_token_ratio();
+  stats_.kv_bytes = kv_->total_bytes();
+  stats_.context_length = cfg_.context_length;
+  int64_t toks = 0;
+  for (auto& [_, n] : tput_) toks += n;
+  double span = tput_.size() > 1 ? std::chrono::duration<double>(tput_.back().first - tput_.front().first).count() : 0;
+  stats_.gen_throughput = span > 0 ? double(toks) / span : 0;
+}
+
+}  // namespace mimo

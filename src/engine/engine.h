@@ -1,0 +1,157 @@
+// The serving engine: requests in, streams of incremental outputs out. One
+// engine thread owns the model, the KV pools, the prefix cache and the
+// scheduler; submit/abort/stats may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "engine/sampler.h"
+#include "engine/text.h"
+#include "model/model.h"
+#include "scheduler/scheduler.h"
+
+namespace mimo {
+
+struct EngineConfig {
+  int max_running_requests = 64;
+  int chunked_prefill_size = 2048;
+  int max_prefill_tokens = 16384;
+  int page_size = 1;
+  bool disable_radix_cache = false;
+  std::string schedule_policy = "fcfs";
+  int64_t max_total_tokens = 0;        // full-pool tokens; 0 = from the memory budget
+  double mem_fraction_static = 0.0;    // of physical memory for weights + KV; 0 = auto (a quarter of what is free)
+  double swa_full_tokens_ratio = 0.8;
+  int context_length = 0;              // 0 = the model's max_position_embeddings
+  int max_queued_requests = 4096;
+  DType kv_dtype = DType::BF16;
+  uint64_t seed = 0;                   // for requests without a seed
+};
+
+// A failed submit: the server maps kind to an HTTP status.
+class EngineError : public Error {
+ public:
+  enum Kind { BadRequest, QueueFull, ShuttingDown };
+  EngineError(Kind k, const std::string& msg) : Error(msg), kind(k) {}
+  Kind kind;
+};
+
+struct EngineRequest {
+  std::string id;  // empty: the engine assigns one
+  std::vector<int32_t> input_ids;
+  SamplingParams sampling;
+  int n = 1;       // n > 1: n samples sharing the prompt's KV
+};
+
+// One increment of a request's output.
+struct EngineOutput {
+  std::vector<int32_t> token_ids;
+  std::string text;
+  std::vector<TokenLogprob> logprobs;  // one per token, when asked for
+  bool finished = false;
+  std::string finish_reason;  // "stop" | "length" | "abort" (with finished)
+  std::string matched_stop;   // the stop string, or the stop token id as text
+  int prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+  std::string error;          // set when the request failed
+};
+
+class RequestHandle {
+ public:
+  explicit RequestHandle(std::string id) : id_(std::move(id)) {}
+  const std::string& id() const { return id_; }
+  // Waits for the next output; false on timeout. After a finished output
+  // there are no more.
+  bool next(EngineOutput* out, std::chrono::milliseconds timeout);
+  void push(EngineOutput o);
+
+ private:
+  std::string id_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<EngineOutput> q_;
+};
+
+struct EngineStats {
+  int running = 0, waiting = 0;
+  int64_t full_capacity = 0, full_used = 0, swa_capacity = 0, swa_used = 0;
+  int64_t cached_full = 0, cached_swa = 0;
+  int64_t prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;
+  int64_t retractions = 0, steps = 0, finished_requests = 0;
+  double gen_throughput = 0;  // tokens/s over the last few seconds
+  double new_token_ratio = 0;
+  int64_t kv_bytes = 0;
+  int context_length = 0;
+};
+
+class Engine {
+ public:
+  Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec = nullptr);
+  ~Engine();
+
+  // Throws EngineError (bad request, queue full, shutting down).
+  std::vector<std::shared_ptr<RequestHandle>> submit(EngineRequest r);
+  void abort(const std::string& id);
+  EngineStats stats() const;
+  // Frees the prefix cache; false (and nothing done) while requests run.
+  bool flush_cache();
+  // Stops taking requests; with drain, finishes what is in flight first,
+  // otherwise aborts it. Returns when the engine thread has ended.
+  void shutdown(bool drain);
+  const EngineConfig& config() const { return cfg_; }
+  int context_length() const { return cfg_.context_length; }
+
+ private:
+  struct Pending {
+    std::unique_ptr<Req> req;
+    std::shared_ptr<RequestHandle> handle;
+  };
+  void loop();
+  void step();
+  void admit_inbox();
+  void sample_and_emit(const ScheduledBatch& b, const float* logits);
+  void finish(Req* r, const std::string& reason, const std::string& error = "", const std::string& matched = "");
+  void emit(Req* r, std::vector<int32_t> toks, std::vector<TokenLogprob> lps, bool finished,
+            const std::string& reason, const std::string& matched, const std::string& error);
+  void update_stats();
+
+  EngineConfig cfg_;
+  Model& model_;
+  const TextCodec* codec_;
+  std::vector<int32_t> eos_ids_;
+  std::unique_ptr<SlotAllocator> full_alloc_, swa_alloc_;
+  std::unique_ptr<RadixCache> cache_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<Scheduler> sched_;
+  int window_ = 0;
+
+  // Owned by the engine thread.
+  std::unordered_map<Req*, Pending> live_;
+  std::unordered_map<Req*, std::unique_ptr<TextStream>> text_;
+  std::unordered_map<Req*, std::vector<TokenLogprob>> pending_lps_;
+  uint64_t next_seq_ = 0;
+  std::mt19937_64 seed_rng_;
+
+  // Shared with other threads.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Pending> inbox_;
+  std::vector<std::string> aborts_;
+  std::vector<std::function<void()>> tasks_;  // run on the engine thread between steps
+  bool stopping_ = false, drain_ = false;
+  EngineStats stats_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> tput_;
+  std::atomic<uint64_t> id_counter_{0};
+  std::thread thread_;
+};
+
+}  // namespace mimo

@@ -1,0 +1,52 @@
+// A request's state inside the scheduler: its tokens, where their KV lives
+// in each pool, what the prefix cache lent it, and its sampling state. The
+// scheduler owns Reqs; the engine reads and appends tokens between steps.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/sampler.h"
+
+namespace mimo {
+
+struct RadixNode;
+
+enum class ReqStatus { Waiting, Running, Finished };
+
+struct Req {
+  uint64_t seq = 0;          // arrival order
+  std::string id;
+  std::vector<int32_t> tokens;  // prompt + output so far
+  int prompt_len = 0;
+  SamplingParams params;
+  std::unique_ptr<Sampler> sampler;
+
+  // KV bookkeeping. Positions [0, computed) have KV in the cache.
+  // full_slots/swa_slots cover positions [0, allocated); swa_slots[i] == -1
+  // once position i slid out of the window (or the cache tombstoned it).
+  int64_t computed = 0;
+  std::vector<int32_t> full_slots, swa_slots;
+  int64_t prefix_len = 0;          // positions [0, prefix_len) are owned by the radix cache (locked)
+  RadixNode* prefix_node = nullptr;
+  int64_t swa_freed_upto = 0;      // own SWA slots below this position are already freed
+  bool matched = false;            // prefix matched since (re)admission
+
+  ReqStatus status = ReqStatus::Waiting;
+  bool aborted = false;
+  int retractions = 0;
+  int cached_tokens = 0;           // prompt tokens served from the prefix cache at first admission
+  const Req* wait_for = nullptr;   // n > 1: siblings wait until the first has its prompt cached
+
+  // Output bookkeeping (engine side).
+  int64_t output_len() const { return int64_t(tokens.size()) - prompt_len; }
+  std::chrono::steady_clock::time_point arrival;
+  std::string text;                // decoded output so far (when the engine has a codec)
+  size_t text_sent = 0;            // bytes of `text` already streamed
+  size_t tokens_sent = 0;          // output tokens already streamed
+};
+
+}  // namespace mimo

@@ -1,0 +1,355 @@
+// The serving runtime end to end on real models: batching, chunked prefill,
+// the SWA-aware prefix cache, retraction, sampling and stopping, and that
+// every KV slot comes back.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <thread>
+
+#include "engine/engine.h"
+#include "engine/generate.h"
+#include "loader/checkpoint_maker.h"
+#include "loader/load_model.h"
+#include "test_util.h"
+
+namespace mimo {
+namespace {
+
+struct Result {
+  std::vector<int32_t> ids;
+  std::string text, finish_reason, matched, error;
+  std::vector<TokenLogprob> logprobs;
+  int cached = 0, prompt = 0, completion = 0;
+};
+
+Result collect(RequestHandle& h, const std::function<void(const EngineOutput&)>& on_step = nullptr) {
+  Result r;
+  for (;;) {
+    EngineOutput o;
+    if (!h.next(&o, std::chrono::seconds(120))) {
+      ADD_FAILURE() << "request " << h.id() << " timed out";
+      return r;
+    }
+    if (on_step) on_step(o);
+    r.ids.insert(r.ids.end(), o.token_ids.begin(), o.token_ids.end());
+    r.text += o.text;
+    r.logprobs.insert(r.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
+    if (o.finished) {
+      r.finish_reason = o.finish_reason;
+      r.matched = o.matched_stop;
+      r.error = o.error;
+      r.cached = o.cached_tokens;
+      r.prompt = o.prompt_tokens;
+      r.completion = o.completion_tokens;
+      return r;
+    }
+  }
+}
+
+// Submits all at once, collects all (one thread per request, as HTTP would).
+std::vector<Result> run_all(Engine& e, const std::vector<EngineRequest>& reqs) {
+  std::vector<std::shared_ptr<RequestHandle>> hs;
+  for (auto& r : reqs) hs.push_back(e.submit(r)[0]);
+  std::vector<Result> out(hs.size());
+  std::vector<std::thread> ts;
+  for (size_t i = 0; i < hs.size(); i++) ts.emplace_back([&, i] { out[i] = collect(*hs[i]); });
+  for (auto& t : ts) t.join();
+  return out;
+}
+
+std::vector<int32_t> prompt_of(int len, int vocab, int salt) {
+  std::vector<int32_t> p;
+  for (int i = 0; i < len; i++) p.push_back(int32_t((i * 37 + salt * 101 + 11) % vocab));
+  return p;
+}
+
+EngineRequest greedy(std::vector<int32_t> ids, int max_new) {
+  EngineRequest r;
+  r.input_ids = std::move(ids);
+  r.sampling.max_new_tokens = max_new;
+  r.sampling.ignore_eos = true;
+  return r;
+}
+
+// Every slot is back in its pool once the cache is flushed.
+void expect_no_leaks(Engine& e) {
+  for (int i = 0; i < 100 && e.stats().running + e.stats().waiting > 0; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(e.flush_cache());
+  EngineStats s = e.stats();
+  EXPECT_EQ(s.full_used, 0);
+  EXPECT_EQ(s.swa_used, 0);
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    backend_ = make_cpu_backend().release();
+    ModelLoadOptions o;
+    o.dtype = "float32";
+    tiny_ = new LoadedModel(load_model(test::fixture("mimo-tiny-a"), *backend_, o));
+    // A larger generated model: window 8, 4 layers, more experts, grouped routing.
+    gen_dir_ = new test::TempDir("engine-gen");
+    MakerOptions m;
+    m.vocab = 1000;
+    m.hidden = 96;
+    m.layers = 4;
+    m.full_layers = {0, 3};
+    m.window = 8;
+    m.experts = 16;
+    m.top_k = 4;
+    m.n_group = 4;
+    m.topk_group = 2;
+    m.seed = 3;
+    make_checkpoint(m, gen_dir_->path());
+    gen_ = new LoadedModel(load_model(gen_dir_->path(), *backend_, o));
+  }
+  static void TearDownTestSuite() {
+    delete tiny_;
+    delete gen_;
+    delete gen_dir_;
+    delete backend_;
+  }
+  static EngineConfig config() {
+    EngineConfig c;
+    c.kv_dtype = DType::F32;
+    c.max_total_tokens = 20000;
+    c.chunked_prefill_size = 64;
+    return c;
+  }
+  // Reference: the request alone through the simple cache.
+  static std::vector<int32_t> alone(Model& m, const std::vector<int32_t>& p, int n) {
+    GenerateOptions go;
+    go.max_new_tokens = n;
+    go.ignore_eos = true;
+    return generate(m, p, go).output_ids;
+  }
+  static Backend* backend_;
+  static LoadedModel *tiny_, *gen_;
+  static test::TempDir* gen_dir_;
+};
+Backend* EngineTest::backend_ = nullptr;
+LoadedModel* EngineTest::tiny_ = nullptr;
+LoadedModel* EngineTest::gen_ = nullptr;
+test::TempDir* EngineTest::gen_dir_ = nullptr;
+
+TEST_F(EngineTest, BatchedGreedyEqualsAloneOnBothModels) {
+  for (LoadedModel* lm : {tiny_, gen_}) {
+    Engine e(config(), *lm->model);
+    std::vector<EngineRequest> reqs;
+    std::vector<int> lens = {3, 5, 17, 40, 100, 9, 33, 64};
+    for (int i = 0; i < 36; i++) reqs.push_back(greedy(prompt_of(lens[size_t(i) % lens.size()] + i, lm->model->spec().vocab_size, i), 12 + i % 5));
+    auto res = run_all(e, reqs);
+    for (size_t i = 0; i < reqs.size(); i++) {
+      ASSERT_EQ(res[i].error, "");
+      EXPECT_EQ(res[i].ids, alone(*lm->model, reqs[i].input_ids, reqs[i].sampling.max_new_tokens)) << "request " << i;
+      EXPECT_EQ(res[i].finish_reason, "length");
+    }
+    expect_no_leaks(e);
+  }
+}
+
+TEST_F(EngineTest, ChunkedPrefillMatchesUnchunked) {
+  auto p = prompt_of(90, 1000, 5);
+  std::vector<TokenLogprob> base;
+  std::vector<int32_t> base_ids;
+  for (int chunk : {0, 1, 7, 32}) {
+    EngineConfig c = config();
+    c.chunked_prefill_size = chunk;
+    Engine e(c, *gen_->model);
+    EngineRequest r = greedy(p, 6);
+    r.sampling.logprobs = 5;
+    Result out = run_all(e, {r})[0];
+    if (chunk == 0) {
+      base = out.logprobs;
+      base_ids = out.ids;
+      continue;
+    }
+    EXPECT_EQ(out.ids, base_ids) << "chunk " << chunk;
+    ASSERT_EQ(out.logprobs.size(), base.size());
+    for (size_t i = 0; i < base.size(); i++) {
+      EXPECT_NEAR(out.logprobs[i].logprob, base[i].logprob, 1e-4) << "chunk " << chunk;
+      for (size_t k = 0; k < base[i].top.size(); k++) {
+        EXPECT_EQ(out.logprobs[i].top[k].first, base[i].top[k].first);
+        EXPECT_NEAR(out.logprobs[i].top[k].second, base[i].top[k].second, 1e-4);
+      }
+    }
+    expect_no_leaks(e);
+  }
+}
+
+TEST_F(EngineTest, PrefixCacheHitEqualsMissEvenPastTombstones) {
+  Engine e(config(), *gen_->model);
+  // A long first request: its decode slides far past the window, so the
+  // cached path carries SWA tombstones.
+  auto base = prompt_of(50, 1000, 9);
+  Result first = run_all(e, {greedy(base, 120)})[0];
+  EXPECT_GT(e.stats().cached_full, 0);
+  // Follow-ups share prefixes of different lengths. Where the window behind
+  // the shared part was tombstoned the cache must not serve it (a miss);
+  // the whole cached path ends on an intact window (a hit far longer than
+  // the window, over tombstones). Outputs equal a miss either way.
+  std::vector<int32_t> full = base;
+  full.insert(full.end(), first.ids.begin(), first.ids.end());
+  const size_t cached_len = full.size() - 1;  // the last token's KV was never computed
+  for (size_t cut : {size_t(10), size_t(50), size_t(100), cached_len}) {
+    std::vector<int32_t> p(full.begin(), full.begin() + long(cut));
+    p.push_back(7);
+    p.push_back(8);
+    Result hit = run_all(e, {greedy(p, 10)})[0];
+    EXPECT_EQ(hit.ids, alone(*gen_->model, p, 10)) << "prefix " << cut;
+    if (cut == cached_len) EXPECT_EQ(size_t(hit.cached), cached_len);
+  }
+  // A prompt-only prefix (no decode behind it) is served whole.
+  auto q = base;
+  q.push_back(3);
+  Result again = run_all(e, {greedy(q, 4)})[0];
+  EXPECT_EQ(again.cached, 50);
+  EXPECT_EQ(again.ids, alone(*gen_->model, q, 4));
+  expect_no_leaks(e);
+}
+
+TEST_F(EngineTest, SwaPoolStaysWithinTheWindowDuringLongDecode) {
+  EngineConfig c = config();
+  c.disable_radix_cache = true;
+  Engine e(c, *tiny_->model);  // window 16
+  auto h = e.submit(greedy(prompt_of(30, 512, 1), 2000))[0];
+  int64_t max_swa = 0, max_full = 0;
+  Result r = collect(*h, [&](const EngineOutput&) {
+    EngineStats s = e.stats();
+    max_swa = std::max(max_swa, s.swa_used);
+    max_full = std::max(max_full, s.full_used);
+  });
+  EXPECT_EQ(r.ids.size(), 2000u);
+  EXPECT_LE(max_swa, 16 + 1 + 1) << "SWA pool must hold O(window) per request";
+  EXPECT_GE(max_full, 2000) << "the full pool holds the whole context";
+  expect_no_leaks(e);
+}
+
+TEST_F(EngineTest, TinyKvBudgetRetractsAndResumesWithSameOutputs) {
+  std::vector<EngineRequest> reqs;
+  for (int i = 0; i < 10; i++) reqs.push_back(greedy(prompt_of(20 + i, 1000, i), 60));
+  EngineConfig big = config();
+  Engine e1(big, *gen_->model);
+  auto want = run_all(e1, reqs);
+  EngineConfig small = config();
+  small.max_total_tokens = 260;
+  small.chunked_prefill_size = 32;
+  Engine e2(small, *gen_->model);
+  auto got = run_all(e2, reqs);
+  for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "request " << i;
+  EXPECT_GT(e2.stats().retractions, 0);
+  expect_no_leaks(e2);
+}
+
+TEST_F(EngineTest, AbortsAtAnyTimeLeakNothing) {
+  Engine e(config(), *gen_->model);
+  std::vector<std::shared_ptr<RequestHandle>> hs;
+  for (int i = 0; i < 12; i++) hs.push_back(e.submit(greedy(prompt_of(30 + i * 7, 1000, i), 500))[0]);
+  for (int i = 0; i < 12; i += 2) e.abort(hs[size_t(i)]->id());  // some while waiting
+  for (int i = 1; i < 12; i += 2) {
+    EngineOutput o;
+    ASSERT_TRUE(hs[size_t(i)]->next(&o, std::chrono::seconds(60)));  // running now
+    e.abort(hs[size_t(i)]->id());
+  }
+  for (auto& h : hs) EXPECT_EQ(collect(*h).finish_reason, "abort");
+  expect_no_leaks(e);
+}
+
+TEST_F(EngineTest, SameSeedSameSampleWhateverTheBatch) {
+  EngineRequest r = greedy(prompt_of(25, 1000, 4), 20);
+  r.sampling.temperature = 0.9f;
+  r.sampling.top_p = 0.95f;
+  r.sampling.seed = 1234;
+  Engine e(config(), *gen_->model);
+  Result alone_r = run_all(e, {r})[0];
+  std::vector<EngineRequest> mix = {greedy(prompt_of(70, 1000, 1), 30), r, greedy(prompt_of(5, 1000, 2), 8)};
+  mix[0].sampling.temperature = 1.0f;
+  Result in_batch = run_all(e, mix)[1];
+  EXPECT_EQ(in_batch.ids, alone_r.ids);
+  r.sampling.seed = 99;
+  EXPECT_NE(run_all(e, {r})[0].ids, alone_r.ids);
+  expect_no_leaks(e);
+}
+
+TEST_F(EngineTest, NSamplesShareThePromptKv) {
+  Engine e(config(), *gen_->model);
+  EngineRequest r = greedy(prompt_of(60, 1000, 8), 5);
+  r.n = 4;
+  auto hs = e.submit(r);
+  ASSERT_EQ(hs.size(), 4u);
+  std::vector<Result> out;
+  for (auto& h : hs) out.push_back(collect(*h));
+  for (int i = 1; i < 4; i++) {
+    EXPECT_EQ(out[size_t(i)].ids, out[0].ids);  // greedy: all the same
+    EXPECT_GE(out[size_t(i)].cached, 59) << "sibling " << i << " should reuse the prompt's KV";
+  }
+  expect_no_leaks(e);
+}
+
+TEST_F(EngineTest, StopTokensMinNewTokensAndLength) {
+  Engine e(config(), *tiny_->model);
+  auto p = prompt_of(20, 512, 0);
+  auto ref = alone(*tiny_->model, p, 24);
+  EngineRequest r = greedy(p, 24);
+  r.sampling.stop_token_ids = {ref[3]};
+  Result s = run_all(e, {r})[0];
+  // Stops at the first occurrence of that token, which is included.
+  size_t first = size_t(std::find(ref.begin(), ref.end(), ref[3]) - ref.begin());
+  EXPECT_EQ(s.ids, std::vector<int32_t>(ref.begin(), ref.begin() + long(first) + 1));
+  EXPECT_EQ(s.finish_reason, "stop");
+  EXPECT_EQ(s.matched, std::to_string(ref[3]));
+  r.sampling.min_new_tokens = 10;
+  Result m = run_all(e, {r})[0];
+  EXPECT_GE(m.ids.size(), 10u);
+  for (size_t i = 0; i + 1 < 10; i++) EXPECT_NE(m.ids[i], ref[3]);
+  EXPECT_EQ(run_all(e, {greedy(p, 7)})[0].ids.size(), 7u);
+  expect_no_leaks(e);
+}
+
+TEST_F(EngineTest, PenaltiesChangeTheDistribution) {
+  Engine e(config(), *tiny_->model);
+  auto p = prompt_of(20, 512, 0);
+  auto ref = alone(*tiny_->model, p, 24);  // the tiny model repeats token 244
+  EngineRequest r = greedy(p, 24);
+  r.sampling.frequency_penalty = 2.0f;
+  Result f = run_all(e, {r})[0];
+  std::map<int32_t, int> counts;
+  for (auto t : f.ids) counts[t]++;
+  int maxc = 0;
+  for (auto& [_, c] : counts) maxc = std::max(maxc, c);
+  std::map<int32_t, int> rc;
+  for (auto t : ref) rc[t]++;
+  int ref_max = 0;
+  for (auto& [_, c] : rc) ref_max = std::max(ref_max, c);
+  EXPECT_LT(maxc, ref_max);
+  expect_no_leaks(e);
+}
+
+TEST_F(EngineTest, BadRequestsAreRefused) {
+  EngineConfig c = config();
+  c.context_length = 64;
+  Engine e(c, *tiny_->model);
+  auto expect_bad = [&](EngineRequest r, const std::string& needle) {
+    try {
+      e.submit(r);
+      ADD_FAILURE() << "accepted; expected '" << needle << "'";
+    } catch (const EngineError& err) {
+      EXPECT_EQ(err.kind, EngineError::BadRequest);
+      EXPECT_NE(std::string(err.what()).find(needle), std::string::npos) << err.what();
+    }
+  };
+  expect_bad(greedy({}, 4), "empty");
+  expect_bad(greedy({1, 600}, 4), "600");
+  expect_bad(greedy(prompt_of(64, 512, 0), 4), "context length");
+  EngineRequest t = greedy({1, 2}, 4);
+  t.sampling.top_p = 0;
+  expect_bad(t, "top_p");
+  // Generation never runs past the context.
+  Result r = run_all(e, {greedy(prompt_of(60, 512, 0), 100)})[0];
+  EXPECT_EQ(r.ids.size(), 4u);
+  EXPECT_EQ(r.finish_reason, "length");
+}
+
+}  // namespace
+}  // namespace mimo
