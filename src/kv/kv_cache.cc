@@ -7,7 +7,8 @@ namespace mimo {
 KvCache::KvCache(const ModelSpec& spec, Backend& backend, DType dtype, std::vector<int64_t> pool_slots, int num_mtp)
     : dtype_(dtype), slots_(std::move(pool_slots)) {
   bpt_.assign(size_t(kPoolMtp0 + num_mtp), 0);
-  slots_.resize(bpt_.size(), 0);
+  // MTP layers address their KV with the full pool's slots unless told otherwise.
+  for (size_t p = slots_.size(); p < bpt_.size(); p++) slots_.push_back(p >= size_t(kPoolMtp0) && !slots_.empty() ? slots_[0] : 0);
   auto make = [&](const AttnSpec& a, int pool, Tensor& k, Tensor& v) {
     int64_t n = slots_[size_t(pool)];
     k = backend.alloc({n, a.num_kv_heads, a.head_dim}, dtype);

@@ -19,8 +19,14 @@ namespace {
 // concatenated along dim 0 (fused gate/up, stacked experts).
 struct Part {
   std::string name;
-  std::vector<int64_t> shape;
+  std::vector<int64_t> shape;  // of the stored tensor
   ReadOptions ro;
+  Slice2D slice;               // the window of it this part takes
+  int64_t elements() const {
+    int64_t rows = (slice.r1 < 0 ? shape[0] : slice.r1) - slice.r0;
+    int64_t cols = (slice.c1 < 0 ? shape.back() : slice.c1) - slice.c0;
+    return shape.size() == 1 ? cols : rows * cols;
+  }
 };
 struct Job {
   Tensor* target;
@@ -42,7 +48,7 @@ class Planner {
   Part part(const std::string& name, std::vector<int64_t> shape, int rows_per_head = 0) const {
     ReadOptions ro = base_;
     ro.rows_per_head = rows_per_head;
-    return {name, std::move(shape), ro};
+    return {name, std::move(shape), ro, {}};
   }
   void matrix(Tensor* t, const std::string& name, int64_t rows, int64_t cols, int rows_per_head = 0) {
     add(t, {rows, cols}, w_, {part(name, {rows, cols}, rows_per_head)});
@@ -145,7 +151,12 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
     std::string p = "model.mtp.layers." + std::to_string(k) + ".";
     pl.vec(&m.enorm, p + "enorm.weight", hid);
     pl.vec(&m.hnorm, p + "hnorm.weight", hid);
-    pl.matrix(&m.eh_proj, p + "eh_proj.weight", hid, 2 * hid);
+    // concat[enorm(e), hnorm(h)] @ eh_proj^T = e-half @ W[:, :hid]^T + h-half @ W[:, hid:]^T
+    Part eh_e = pl.part(p + "eh_proj.weight", {hid, 2 * hid}), eh_h = eh_e;
+    eh_e.slice = {0, -1, 0, hid};
+    eh_h.slice = {0, -1, hid, 2 * hid};
+    pl.add(&m.eh_embed, {hid, hid}, opt.dtype, {eh_e});
+    pl.add(&m.eh_hidden, {hid, hid}, opt.dtype, {eh_h});
     pl.vec(&m.input_norm, p + "input_layernorm.weight", hid);
     pl.attention(m.attn, p, spec.mtp_attn);
     pl.vec(&m.pre_mlp_norm, p + "pre_mlp_layernorm.weight", hid);
@@ -182,10 +193,8 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
         Tensor t = Tensor::empty(j.shape, j.dtype);
         char* dst = static_cast<char*>(t.data());
         for (auto& part : j.parts) {
-          reader.read(part.name, j.dtype, dst, {}, part.ro);
-          int64_t n = 1;
-          for (auto s : part.shape) n *= s;
-          dst += size_t(n) * dtype_size(j.dtype);
+          reader.read(part.name, j.dtype, dst, part.slice, part.ro);
+          dst += size_t(part.elements()) * dtype_size(j.dtype);
           bar.add(reader.stored_bytes(part.name));
         }
         host[i] = std::move(t);

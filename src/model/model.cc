@@ -83,11 +83,11 @@ const Tensor& Model::forward(const StepBatch& b, KvCache& kv) {
   ws_.reset();
   const int64_t T = b.num_tokens(), H = spec_.hidden_size;
   MIMO_ASSERT(T > 0);
-  b.validate(kv.slots(kPoolFull), kv.slots(kPoolSwa));
+  b.validate(used_pool(AttnKind::Full) ? kv.slots(kPoolFull) : 0, used_pool(AttnKind::Sliding) ? kv.slots(kPoolSwa) : 0);
   Tensor ids = to_device(b.tokens), positions = to_device(b.positions), q_start = to_device(b.q_start),
          kv_len = to_device(b.kv_len);
   AttnMeta meta[2];
-  bool used[2] = {spec_.count(AttnKind::Full) > 0, spec_.count(AttnKind::Sliding) > 0};
+  bool used[2] = {used_pool(AttnKind::Full), used_pool(AttnKind::Sliding)};
   for (int p = 0; p < 2; p++)
     if (used[p]) meta[p] = upload_meta(b, p, positions, q_start, kv_len);
 
@@ -109,6 +109,50 @@ const Tensor& Model::forward(const StepBatch& b, KvCache& kv) {
   Tensor rows = to_device(b.logit_rows);
   Tensor sel = ws_.take({R, H}, DType::F32);
   be_.gather_rows(hidden_, rows, sel);
+  logits_ = ws_.take({R, spec_.vocab_size}, DType::F32);
+  be_.linear(sel, w_.lm_head, logits_);
+  return logits_;
+}
+
+}  // namespace mimo
+
+namespace mimo {
+
+const Tensor& Model::mtp_forward(int k, const StepBatch& b, const Tensor& hidden_in, KvCache& kv) {
+  MIMO_ASSERT(k >= 0 && k < num_mtp_layers(), "MTP layer {} of {}", k, num_mtp_layers());
+  ws_.reset();
+  const int64_t T = b.num_tokens(), H = spec_.hidden_size;
+  MIMO_ASSERT(T > 0 && hidden_in.dim(0) == T);
+  b.validate(kv.slots(kPoolFull), 0);
+  const MtpLayerWeights& m = w_.mtp[size_t(k)];
+  Tensor ids = to_device(b.tokens), positions = to_device(b.positions), q_start = to_device(b.q_start),
+         kv_len = to_device(b.kv_len);
+  AttnMeta meta = upload_meta(b, kPoolFull, positions, q_start, kv_len);
+  Tensor e = ws_.take({T, H}, DType::F32), a = ws_.take({T, H}, DType::F32), x = ws_.take({T, H}, DType::F32),
+         y = ws_.take({T, H}, DType::F32);
+  be_.embedding(ids, w_.embed, e);
+  be_.rms_norm(e, m.enorm, spec_.rms_eps, e);
+  be_.rms_norm(hidden_in, m.hnorm, spec_.rms_eps, a);
+  // eh_proj(concat[enorm(e), hnorm(h)]) as two halves.
+  be_.linear(e, m.eh_embed, x);
+  be_.linear(a, m.eh_hidden, y);
+  be_.add_(x, y);
+  LayerSpec ls;
+  ls.attn = spec_.mtp_attn;
+  ls.ffn = FfnKind::Dense;
+  be_.rms_norm(x, m.input_norm, spec_.rms_eps, a);
+  attention(ls, m.attn, meta, kv.mtp_k(k), kv.mtp_v(k), a, y);
+  be_.add_(x, y);
+  be_.rms_norm(x, m.pre_mlp_norm, spec_.rms_eps, a);
+  LayerWeights dense;
+  dense.mlp = m.mlp;
+  ffn(ls, dense, a, y);
+  be_.add_(x, y);
+  be_.rms_norm(x, m.final_norm, spec_.rms_eps, x);
+  int64_t R = int64_t(b.logit_rows.size());
+  Tensor rows = to_device(b.logit_rows);
+  Tensor sel = ws_.take({R, H}, DType::F32);
+  be_.gather_rows(x, rows, sel);
   logits_ = ws_.take({R, spec_.vocab_size}, DType::F32);
   be_.linear(sel, w_.lm_head, logits_);
   return logits_;

@@ -25,6 +25,15 @@ class Model {
   // reads, and what MTP layers take as input).
   const Tensor& hidden() const { return hidden_; }
 
+  // MTP layer k (multi-token prediction) over a step. Row t of the batch is
+  // position p = positions[t] with input token tokens[t] = token_{p+k+1}
+  // and hidden_in[t] = the target's post-norm hidden state H_p; its KV goes
+  // to the layer's own buffers, addressed with the full pool's slot tables
+  // (pools[0]). Returns logits [logit_rows, V] predicting token_{p+k+2};
+  // valid until the next forward or mtp_forward (which also ends hidden()).
+  const Tensor& mtp_forward(int k, const StepBatch& batch, const Tensor& hidden_in, KvCache& kv);
+  int num_mtp_layers() const { return int(w_.mtp.size()); }
+
   const ModelSpec& spec() const { return spec_; }
   const ModelWeights& weights() const { return w_; }
   Backend& backend() { return be_; }
@@ -36,6 +45,7 @@ class Model {
   AttnMeta upload_meta(const StepBatch& b, int pool, const Tensor& positions, const Tensor& q_start,
                        const Tensor& kv_len);
   Tensor to_device(const std::vector<int32_t>& v);
+  bool used_pool(AttnKind k) const { return spec_.count(k) > 0; }
 
   ModelSpec spec_;
   ModelWeights w_;

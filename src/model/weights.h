@@ -37,7 +37,8 @@ struct LayerWeights {
 
 struct MtpLayerWeights {
   Tensor enorm, hnorm;  // [hid]
-  Tensor eh_proj;       // [hid, 2*hid]
+  // eh_proj [hid, 2*hid] split by columns: the embedding half and the hidden half.
+  Tensor eh_embed, eh_hidden;  // [hid, hid] each
   Tensor input_norm;    // [hid]
   AttnWeights attn;
   Tensor pre_mlp_norm;  // [hid]

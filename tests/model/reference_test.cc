@@ -60,7 +60,7 @@ std::vector<RefCase> cases() {
     o.head_dim = 192;
     o.v_head_dim = 128;
     o.shards = 3;
-    o.mtp_layers = 2;
+    o.mtp_layers = 3;
     o.null_scaling = true;
     v.push_back({"fp8_per_head_sharded_mtp", o, 18});
   }
@@ -92,7 +92,8 @@ TEST_P(ReferenceTest, LogitsAndGreedyMatchFloat64Reference) {
   const int n_new = 8;
   int rc = test::run_command("/usr/bin/python3 " + test::source_dir() + "/tools/reference/mimo_ref.py --model " +
                                  dir.path() + " --input-ids " + ids_s + " --out " + (dir / "ref.safetensors") +
-                                 " --greedy " + std::to_string(n_new),
+                                 " --greedy " + std::to_string(n_new) +
+                                 (c.opt.mtp_layers ? " --mtp-logits " + (dir / "mtp.safetensors") : ""),
                              &out);
   ASSERT_EQ(rc, 0) << out;
   auto j = nlohmann::json::parse(out.substr(out.find('{')));
@@ -116,6 +117,32 @@ TEST_P(ReferenceTest, LogitsAndGreedyMatchFloat64Reference) {
     std::printf("[%s] chunk %d: max abs diff vs float64 reference %.3g\n", c.name.c_str(), chunk, double(d));
     EXPECT_LE(d, 1e-4f) << c.name;
     EXPECT_EQ(r.output_ids, ref_greedy) << c.name;
+  }
+  if (c.opt.mtp_layers == 0) return;
+  // MTP layers: layer k at position p reads (H_p, token_{p+k+1}).
+  Model& m = *lm.model;
+  KvCache kv(m.spec(), *be, DType::F32, {int64_t(ids.size()), int64_t(ids.size())}, m.num_mtp_layers());
+  StepBatch sb;
+  sb.add_contiguous(ids, 0, true);
+  m.forward(sb, kv);
+  const int64_t T = int64_t(ids.size()), H = m.spec().hidden_size, V = m.spec().vocab_size;
+  Tensor hidden = Tensor::empty({T, H}, DType::F32);
+  be->copy_to_host(hidden.data(), m.hidden());
+  Checkpoint mref = Checkpoint::open(dir / "mtp.safetensors");
+  ASSERT_EQ(m.num_mtp_layers(), c.opt.mtp_layers);
+  for (int k = 0; k < m.num_mtp_layers(); k++) {
+    int64_t n = T - k - 1;
+    StepBatch mb;
+    mb.add_contiguous(std::vector<int32_t>(ids.begin() + k + 1, ids.begin() + k + 1 + n), 0, true);
+    Tensor h = be->upload(hidden.slice_rows(0, n));
+    const Tensor& lg = m.mtp_forward(k, mb, h, kv);
+    std::vector<float> got(size_t(n * V));
+    be->copy_to_host(got.data(), lg);
+    std::vector<float> want = test::read_vector<float>(mref, "mtp." + std::to_string(k) + ".logits");
+    ASSERT_EQ(want.size(), got.size());
+    float d = test::max_abs_diff(got.data(), want.data(), got.size());
+    std::printf("[%s] MTP layer %d: max abs diff %.3g\n", c.name.c_str(), k, double(d));
+    EXPECT_LE(d, 1e-4f);
   }
 }
 
