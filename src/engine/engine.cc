@@ -56,6 +56,11 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
     fail("--schedule-policy must be fcfs or lpm, got '{}'", cfg_.schedule_policy);
   if (!(cfg_.swa_full_tokens_ratio > 0 && cfg_.swa_full_tokens_ratio <= 1))
     fail("--swa-full-tokens-ratio must be in (0, 1]");
+  if (cfg_.speculative_num_steps < 0 || cfg_.speculative_num_steps > 3)
+    fail("--speculative-num-steps must be between 0 and 3, got {}", cfg_.speculative_num_steps);
+  if (cfg_.speculative_num_steps > model.num_mtp_layers())
+    fail("--speculative-num-steps {} needs {} MTP layers; the checkpoint has {}", cfg_.speculative_num_steps,
+         cfg_.speculative_num_steps, model.num_mtp_layers());
   eos_ids_ = spec.eos_token_ids;
   if (codec_)
     for (int32_t t : codec_->eos_ids())
@@ -66,7 +71,10 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
     if (l.attn.kind == AttnKind::Sliding) window_ = l.attn.window;
   // Size the pools: every full-pool token also costs `ratio` SWA tokens.
   KvCache probe(spec, model.backend(), cfg_.kv_dtype, {0, 0});
-  double cell = double(probe.bytes_per_token(kPoolFull)) +
+  KvCache mtp_probe(spec, model.backend(), cfg_.kv_dtype, {0, 0}, cfg_.speculative_num_steps);
+  double mtp_bytes = 0;
+  for (int k = 0; k < cfg_.speculative_num_steps; k++) mtp_bytes += double(mtp_probe.bytes_per_token(kPoolMtp0 + k));
+  double cell = double(probe.bytes_per_token(kPoolFull)) + mtp_bytes +
                 cfg_.swa_full_tokens_ratio * double(probe.bytes_per_token(kPoolSwa));
   int64_t full_tokens = cfg_.max_total_tokens;
   if (full_tokens <= 0) {
@@ -88,7 +96,8 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   cache_ = std::make_unique<RadixCache>(*full_alloc_, swa_alloc_.get(), window_, cfg_.page_size,
                                         cfg_.disable_radix_cache);
   kv_ = std::make_unique<KvCache>(spec, model.backend(), cfg_.kv_dtype,
-                                  std::vector<int64_t>{full_alloc_->capacity(), has_swa ? swa_alloc_->capacity() : 0});
+                                  std::vector<int64_t>{full_alloc_->capacity(), has_swa ? swa_alloc_->capacity() : 0},
+                                  cfg_.speculative_num_steps);
   SchedulerConfig sc;
   sc.max_running_requests = cfg_.max_running_requests;
   sc.chunked_prefill_size = cfg_.chunked_prefill_size;
@@ -97,6 +106,7 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   sc.disable_radix_cache = cfg_.disable_radix_cache;
   sc.policy = cfg_.schedule_policy;
   sc.window = window_;
+  sc.spec_steps = cfg_.speculative_num_steps;
   sched_ = std::make_unique<Scheduler>(sc, *full_alloc_, swa_alloc_.get(), *cache_);
   spdlog::info("KV cache: {} full-attention tokens, {} sliding-window tokens, {:.1f} MB", full_alloc_->capacity(),
                has_swa ? swa_alloc_->capacity() : 0, double(kv_->total_bytes()) / 1e6);
@@ -245,105 +255,6 @@ void Engine::admit_inbox() {
   }
 }
 
-void Engine::step() {
-  ScheduledBatch b = sched_->schedule();
-  if (b.empty()) {
-    // Nothing can run: a request larger than the whole KV cache. Fail it
-    // rather than wait forever.
-    Req* stuck = !sched_->running().empty() ? sched_->running().front()
-                 : !sched_->waiting().empty() ? sched_->waiting().front() : nullptr;
-    if (stuck) finish(stuck, "abort", "the request does not fit in the KV cache (raise --max-total-tokens)");
-    return;
-  }
-  StepBatch s;
-  sched_->build_step(b, s);
-  Backend& be = model_.backend();
-  std::vector<float> logits;
-  try {
-    const Tensor& lg = model_.forward(s, *kv_);
-    logits.resize(size_t(lg.numel()));
-    be.copy_to_host(logits.data(), lg);
-  } catch (const std::exception& e) {
-    spdlog::error("model step failed: {}", e.what());
-    for (auto& en : b.entries) finish(en.req, "abort", std::string("internal error: ") + e.what());
-    return;
-  }
-  sched_->after_step(b);
-  sample_and_emit(b, logits.data());
-  std::lock_guard<std::mutex> lk(mu_);
-  stats_.steps++;
-}
-
-void Engine::sample_and_emit(const ScheduledBatch& b, const float* logits) {
-  const int64_t V = model_.spec().vocab_size;
-  int row = 0;
-  int64_t generated = 0;
-  for (const BatchEntry& e : b.entries) {
-    if (!e.samples) continue;
-    Req* r = e.req;
-    const float* lrow = logits + int64_t(row++) * V;
-    if (r->aborted) continue;
-    std::vector<float> l(lrow, lrow + V);
-    std::vector<int32_t> forbid;
-    if (r->output_len() < r->params.min_new_tokens) {
-      forbid = eos_ids_;
-      forbid.insert(forbid.end(), r->params.stop_token_ids.begin(), r->params.stop_token_ids.end());
-    }
-    std::vector<int32_t> prompt(r->tokens.begin(), r->tokens.begin() + r->prompt_len);
-    std::vector<int32_t> output(r->tokens.begin() + r->prompt_len, r->tokens.end());
-    TokenLogprob lp;
-    int32_t tok = r->sampler->sample(l.data(), V, prompt, output, forbid, r->params.logprobs >= 0 ? &lp : nullptr);
-    r->tokens.push_back(tok);
-    generated++;
-    std::vector<TokenLogprob> lps;
-    if (r->params.logprobs >= 0) lps.push_back(lp);
-
-    // Stop conditions, in SGLang's order: stop token, length, stop string.
-    const auto& sp = r->params;
-    bool is_eos = !sp.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), tok) != eos_ids_.end();
-    bool is_stop_id = std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), tok) != sp.stop_token_ids.end();
-    std::string reason, matched;
-    if (is_eos || is_stop_id) {
-      reason = "stop";
-      matched = std::to_string(tok);
-    } else {
-      if (auto it = text_.find(r); it != text_.end()) r->text += it->second->push(tok);
-      if (!sp.stop.empty()) {
-        size_t max_len = 0;
-        for (auto& s : sp.stop) max_len = std::max(max_len, s.size());
-        size_t from = r->text_sent > max_len ? r->text_sent - max_len : 0;
-        size_t best = std::string::npos;
-        for (auto& s : sp.stop) {
-          size_t at = r->text.find(s, from);
-          if (at != std::string::npos && at < best) {
-            best = at;
-            matched = s;
-          }
-        }
-        if (best != std::string::npos) {
-          r->text.resize(best);
-          reason = "stop";
-        }
-      }
-      if (reason.empty() && (r->output_len() >= sp.max_new_tokens ||
-                             int64_t(r->tokens.size()) >= cfg_.context_length))
-        reason = "length";
-    }
-    if (!reason.empty()) {
-      // The finishing token's logprob still goes out with it.
-      if (!lps.empty()) pending_lps_[r] = std::move(lps);
-      finish(r, reason, "", matched);
-      continue;
-    }
-    emit(r, {tok}, std::move(lps), false, "", "", "");
-  }
-  std::lock_guard<std::mutex> lk(mu_);
-  stats_.generated_tokens += generated;
-  auto now = std::chrono::steady_clock::now();
-  tput_.push_back({now, generated});
-  while (!tput_.empty() && now - tput_.front().first > std::chrono::seconds(5)) tput_.pop_front();
-}
-
 void Engine::emit(Req* r, std::vector<int32_t> toks, std::vector<TokenLogprob> lps, bool finished,
                   const std::string& reason, const std::string& matched, const std::string& error) {
   auto it = live_.find(r);
@@ -367,6 +278,7 @@ void Engine::emit(Req* r, std::vector<int32_t> toks, std::vector<TokenLogprob> l
   o.prompt_tokens = r->prompt_len;
   o.completion_tokens = int(r->output_len());
   o.cached_tokens = r->cached_tokens;
+  if (r->spec_verifies) o.spec_accept_length = double(r->spec_accepted + r->spec_verifies) / double(r->spec_verifies);
   r->tokens_sent += o.token_ids.size();
   it->second.handle->push(std::move(o));
 }

@@ -34,6 +34,7 @@ struct EngineConfig {
   double swa_full_tokens_ratio = 0.8;
   int context_length = 0;              // 0 = the model's max_position_embeddings
   int max_queued_requests = 4096;
+  int speculative_num_steps = 0;       // MTP draft tokens per step (0: off)
   DType kv_dtype = DType::BF16;
   uint64_t seed = 0;                   // for requests without a seed
 };
@@ -63,6 +64,7 @@ struct EngineOutput {
   std::string matched_stop;   // the stop string, or the stop token id as text
   int prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
   std::string error;          // set when the request failed
+  double spec_accept_length = 0;  // with speculation: (accepted drafts + 1) per verify step
 };
 
 class RequestHandle {
@@ -89,6 +91,10 @@ struct EngineStats {
   int64_t retractions = 0, steps = 0, finished_requests = 0;
   double gen_throughput = 0;  // tokens/s over the last few seconds
   double new_token_ratio = 0;
+  int64_t spec_verifies = 0, spec_accepted = 0;  // accept length = (accepted + verifies) / verifies
+  double avg_spec_accept_length() const {
+    return spec_verifies ? double(spec_accepted + spec_verifies) / double(spec_verifies) : 0.0;
+  }
   int64_t kv_bytes = 0;
   int context_length = 0;
 };
@@ -118,7 +124,14 @@ class Engine {
   void loop();
   void step();
   void admit_inbox();
-  void sample_and_emit(const ScheduledBatch& b, const float* logits);
+  // engine_step.cc: one model step and what follows it.
+  struct Decision {
+    std::vector<int32_t> tokens;  // to append: accepted drafts, then the bonus token
+    std::vector<TokenLogprob> logprobs;
+  };
+  Decision decide(const BatchEntry& e, const float* rows);
+  void commit(Req* r, Decision d, int64_t* generated);
+  void draft(const ScheduledBatch& b, const std::vector<float>& hidden);
   void finish(Req* r, const std::string& reason, const std::string& error = "", const std::string& matched = "");
   void emit(Req* r, std::vector<int32_t> toks, std::vector<TokenLogprob> lps, bool finished,
             const std::string& reason, const std::string& matched, const std::string& error);

@@ -124,3 +124,88 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& pr
 }
 
 }  // namespace mimo
+
+namespace mimo {
+
+Sampler::Dist Sampler::distribution(float* logits, int64_t V, const std::vector<int32_t>& prompt,
+                                    const std::vector<int32_t>& output, const std::vector<int32_t>& forbid) {
+  Dist d;
+  if (p_.temperature <= 1e-6f || p_.top_k == 1) {
+    // Same penalties as sample(); then all mass on the argmax.
+    Sampler probe(p_);
+    d.push_back({probe.sample(logits, V, prompt, output, forbid), 1.0});
+    return d;
+  }
+  // Penalties (and forbidden tokens) in place, exactly as sample() does.
+  if (p_.repetition_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f || !forbid.empty()) {
+    SamplingParams only_pen = p_;
+    only_pen.temperature = 0;
+    Sampler ps(only_pen);
+    // sample() with temperature 0 applies the penalties in place and returns the argmax.
+    ps.sample(logits, V, prompt, output, forbid);
+  }
+  int64_t k = (p_.top_k > 0 && p_.top_k < V) ? p_.top_k : V;
+  std::vector<int32_t> idx(static_cast<size_t>(V));
+  std::iota(idx.begin(), idx.end(), 0);
+  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  if (k < V) {
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), by_logit);
+    idx.resize(size_t(k));
+  } else {
+    std::sort(idx.begin(), idx.end(), by_logit);
+  }
+  std::vector<double> prob(idx.size());
+  double mx = logits[idx[0]], sum = 0;
+  for (size_t i = 0; i < idx.size(); i++) sum += prob[i] = std::exp((double(logits[idx[i]]) - mx) / p_.temperature);
+  for (auto& q : prob) q /= sum;
+  size_t keep = prob.size();
+  if (p_.top_p < 1.0f) {
+    double c = 0;
+    for (size_t i = 0; i < prob.size(); i++) {
+      c += prob[i];
+      if (c >= p_.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+  }
+  if (p_.min_p > 0)
+    while (keep > 1 && prob[keep - 1] < p_.min_p * prob[0]) keep--;
+  double total = 0;
+  for (size_t i = 0; i < keep; i++) total += prob[i];
+  for (size_t i = 0; i < keep; i++)
+    if (prob[i] > 0) d.push_back({idx[i], prob[i] / total});
+  std::sort(d.begin(), d.end());
+  return d;
+}
+
+int32_t Sampler::draw(const Dist& d) {
+  if (d.size() == 1) return d[0].first;
+  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  for (auto& [t, p] : d) {
+    u -= p;
+    if (u < 0) return t;
+  }
+  return d.back().first;
+}
+
+bool Sampler::accept(const Dist& d, int32_t x) {
+  auto it = std::lower_bound(d.begin(), d.end(), std::make_pair(x, -1.0));
+  double px = (it != d.end() && it->first == x) ? it->second : 0.0;
+  if (px >= 1.0) return true;
+  if (px <= 0.0) return false;
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < px;
+}
+
+int32_t Sampler::draw_residual(const Dist& d, int32_t x) {
+  Dist r;
+  for (auto& [t, p] : d)
+    if (t != x) r.push_back({t, p});
+  double total = 0;
+  for (auto& [_, p] : r) total += p;
+  if (r.empty() || total <= 0) return x;
+  for (auto& [_, p] : r) p /= total;
+  return draw(r);
+}
+
+}  // namespace mimo

@@ -50,6 +50,18 @@ class Sampler {
                  const std::vector<int32_t>& forbid, TokenLogprob* lp = nullptr);
   std::mt19937_64& rng() { return rng_; }
 
+  // The distribution sample() draws from, after penalties, temperature,
+  // top-k/top-p/min-p (greedy: all mass on the argmax). Sorted by token id.
+  using Dist = std::vector<std::pair<int32_t, double>>;
+  Dist distribution(float* logits, int64_t vocab, const std::vector<int32_t>& prompt,
+                    const std::vector<int32_t>& output, const std::vector<int32_t>& forbid);
+  int32_t draw(const Dist& d);
+  // Speculative sampling with a deterministic draft x: accept x with
+  // probability p(x); on rejection draw from p with x removed. The tokens
+  // that come out are distributed exactly as draw(d).
+  bool accept(const Dist& d, int32_t x);
+  int32_t draw_residual(const Dist& d, int32_t x);
+
  private:
   SamplingParams p_;
   std::mt19937_64 rng_;

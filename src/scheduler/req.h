@@ -41,6 +41,16 @@ struct Req {
   int cached_tokens = 0;           // prompt tokens served from the prefix cache at first admission
   const Req* wait_for = nullptr;   // n > 1: siblings wait until the first has its prompt cached
 
+  // Speculative decoding (MTP). drafts follow `tokens` and are verified by
+  // the next step; MTP layer k has KV computed from the right inputs for
+  // positions [0, mtp_done[k]); hist holds the target's hidden states of
+  // positions [hist_begin, hist_begin + rows) for the next draft step.
+  std::vector<int32_t> drafts;
+  int64_t mtp_done[3] = {0, 0, 0};
+  int64_t hist_begin = 0;
+  std::vector<float> hist;
+  int64_t spec_verifies = 0, spec_accepted = 0;  // for the accept length
+
   // Output bookkeeping (engine side).
   int64_t output_len() const { return int64_t(tokens.size()) - prompt_len; }
   std::chrono::steady_clock::time_point arrival;

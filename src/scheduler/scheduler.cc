@@ -31,6 +31,13 @@ int64_t Scheduler::reserved_tokens() const {
 
 void Scheduler::match(Req* r) {
   PrefixMatch m = cache_.match_prefix(r->tokens);
+  if (cfg_.spec_steps > 0 && m.length > 0) {
+    // Recompute the last few cached positions: the MTP layers need the
+    // target's hidden states there, and a cached position's MTP KV is only
+    // right where the tokens after it match too.
+    int64_t back = std::max<int64_t>(0, m.length - cfg_.spec_steps);
+    m = cache_.match_prefix(std::span<const int32_t>(r->tokens.data(), size_t(back) + 1));
+  }
   cache_.lock(m.node);
   r->prefix_node = m.node;
   r->prefix_len = r->computed = r->swa_freed_upto = m.length;
@@ -38,6 +45,10 @@ void Scheduler::match(Req* r) {
   r->swa_slots = std::move(m.swa_slots);
   r->swa_slots.resize(r->full_slots.size(), -1);
   r->matched = true;
+  for (auto& d : r->mtp_done) d = r->prefix_len;
+  r->hist.clear();
+  r->hist_begin = r->prefix_len;
+  r->drafts.clear();
 }
 
 bool Scheduler::make_room(int64_t full_need, int64_t swa_need) {
@@ -47,8 +58,8 @@ bool Scheduler::make_room(int64_t full_need, int64_t swa_need) {
 }
 
 bool Scheduler::alloc(Req* r, int64_t n) {
-  int64_t pos = int64_t(r->full_slots.size());
-  MIMO_ASSERT(pos == r->computed, "allocating at {} with {} computed", pos, r->computed);
+  int64_t pos = allocated(r);
+  if (n <= 0) return true;
   int64_t full_need = full_.pages_needed(pos, n) * full_.page_size();
   int64_t swa_need = swa_ ? swa_->pages_needed(pos, n) * swa_->page_size() : 0;
   if (!make_room(full_need, swa_need)) return false;
@@ -138,8 +149,9 @@ ScheduledBatch Scheduler::schedule_decode() {
     int64_t full_need = 0, swa_need = 0;
     for (Req* r : running_) {
       if (r == chunked_) continue;
-      full_need += full_.pages_needed(r->computed, 1) * full_.page_size();
-      if (swa_) swa_need += swa_->pages_needed(r->computed, 1) * swa_->page_size();
+      int64_t extra = decode_extra(r);
+      full_need += full_.pages_needed(allocated(r), extra) * full_.page_size();
+      if (swa_) swa_need += swa_->pages_needed(allocated(r), extra) * swa_->page_size();
     }
     if (make_room(full_need, swa_need)) break;
     // Out of KV: retract the request that has produced least (longest prompt
@@ -162,10 +174,17 @@ ScheduledBatch Scheduler::schedule_decode() {
   }
   for (Req* r : running_) {
     if (r == chunked_) continue;
-    if (!alloc(r, 1)) break;  // only a lone request too long for the pool gets here
-    b.entries.push_back({r, r->computed, 1, true});
+    if (!alloc(r, decode_extra(r))) break;  // only a lone request too long for the pool gets here
+    BatchEntry e{r, r->computed, 1 + int64_t(r->drafts.size()), true, r->drafts, -1};
+    b.entries.push_back(std::move(e));
   }
   return b;
+}
+
+int64_t Scheduler::decode_extra(const Req* r) const {
+  // Room for the next token and the drafts to verify with it (the slots of
+  // rejected drafts are reused by the next verify: over-allocation).
+  return std::max<int64_t>(0, r->computed + 1 + int64_t(r->drafts.size()) - allocated(r));
 }
 
 void Scheduler::build_step(const ScheduledBatch& b, StepBatch& s) const {
@@ -175,10 +194,12 @@ void Scheduler::build_step(const ScheduledBatch& b, StepBatch& s) const {
     const Req* r = e.req;
     int64_t end = e.begin + e.len;
     for (int64_t p = e.begin; p < end; p++) {
-      s.tokens.push_back(r->tokens[size_t(p)]);
+      size_t i = size_t(p);
+      s.tokens.push_back(i < r->tokens.size() ? r->tokens[i] : e.drafts[i - r->tokens.size()]);
       s.positions.push_back(int32_t(p));
+      if (e.verify()) s.logit_rows.push_back(int32_t(s.tokens.size()) - 1);  // every row is checked
     }
-    if (e.samples) s.logit_rows.push_back(int32_t(s.tokens.size()) - 1);
+    if (e.samples && !e.verify()) s.logit_rows.push_back(int32_t(s.tokens.size()) - 1);
     s.q_start.push_back(int32_t(s.tokens.size()));
     s.kv_len.push_back(int32_t(end));
     const std::vector<int32_t>* slots[2] = {&r->full_slots, &r->swa_slots};
@@ -194,7 +215,7 @@ void Scheduler::build_step(const ScheduledBatch& b, StepBatch& s) const {
 void Scheduler::after_step(const ScheduledBatch& b) {
   for (const BatchEntry& e : b.entries) {
     Req* r = e.req;
-    r->computed = e.begin + e.len;
+    r->computed = e.begin + (e.committed >= 0 ? e.committed : e.len);
     // Lend freshly prefilled KV to the cache at once (as SGLang does), so
     // requests sharing the prompt (n > 1, chats) reuse it while this one runs.
     if (b.prefill) cache_prefix(r);

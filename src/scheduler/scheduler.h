@@ -31,6 +31,7 @@ struct SchedulerConfig {
   int window = 0;                    // sliding window of the SWA layers (0: model has none)
   double init_new_token_ratio = 0.7, min_new_token_ratio = 0.1, new_token_ratio_decay = 0.001;
   int clip_max_new_tokens = 4096;
+  int spec_steps = 0;  // MTP draft tokens per verify (0: no speculation)
 };
 
 // One request's share of a step: tokens [begin, begin + len) run; `samples`
@@ -39,6 +40,9 @@ struct BatchEntry {
   Req* req = nullptr;
   int64_t begin = 0, len = 0;
   bool samples = false;
+  std::vector<int32_t> drafts;  // verify: tokens past req->tokens (the last len - 1 of the run)
+  int64_t committed = -1;       // set by the engine after a verify: tokens whose KV is now valid
+  bool verify() const { return !drafts.empty(); }
 };
 
 struct ScheduledBatch {
@@ -74,6 +78,8 @@ class Scheduler {
   ScheduledBatch schedule_decode();
   void match(Req* r);
   bool alloc(Req* r, int64_t n);          // KV for positions [allocated, allocated + n)
+  int64_t allocated(const Req* r) const { return int64_t(r->full_slots.size()); }
+  int64_t decode_extra(const Req* r) const;
   bool make_room(int64_t full_slots, int64_t swa_slots);
   void cache_prefix(Req* r);              // lend computed KV to the cache (chunked prefill)
   void release(Req* r, bool keep_in_cache);

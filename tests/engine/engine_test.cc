@@ -101,6 +101,7 @@ class EngineTest : public ::testing::Test {
     m.n_group = 4;
     m.topk_group = 2;
     m.seed = 3;
+    m.mtp_layers = 3;
     make_checkpoint(m, gen_dir_->path());
     gen_ = new LoadedModel(load_model(gen_dir_->path(), *backend_, o));
   }
@@ -349,6 +350,44 @@ TEST_F(EngineTest, BadRequestsAreRefused) {
   Result r = run_all(e, {greedy(prompt_of(60, 512, 0), 100)})[0];
   EXPECT_EQ(r.ids.size(), 4u);
   EXPECT_EQ(r.finish_reason, "length");
+}
+
+TEST_F(EngineTest, SpeculativeGreedyEqualsPlainGreedy) {
+  std::vector<EngineRequest> reqs;
+  for (int i = 0; i < 32; i++) reqs.push_back(greedy(prompt_of(5 + i * 7, 1000, i), 10 + i % 7));
+  Engine plain(config(), *gen_->model);
+  auto want = run_all(plain, reqs);
+  for (int steps : {1, 2, 3}) {
+    EngineConfig c = config();
+    c.speculative_num_steps = steps;
+    Engine e(c, *gen_->model);
+    EXPECT_EQ(run_all(e, {reqs[3]})[0].ids, want[3].ids) << "batch 1, steps " << steps;
+    auto got = run_all(e, reqs);
+    for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "steps " << steps << " request " << i;
+    EXPECT_GT(e.stats().spec_verifies, 0);
+    EXPECT_GE(e.stats().avg_spec_accept_length(), 1.0);
+    expect_no_leaks(e);
+  }
+}
+
+TEST_F(EngineTest, SpeculativeRespectsStopsAndTinyBudgets) {
+  auto p = prompt_of(20, 512, 0);
+  auto ref = alone(*gen_->model, prompt_of(20, 1000, 0), 30);
+  EngineConfig c = config();
+  c.speculative_num_steps = 3;
+  c.max_total_tokens = 200;
+  Engine e(c, *gen_->model);
+  EngineRequest r = greedy(prompt_of(20, 1000, 0), 30);
+  r.sampling.stop_token_ids = {ref[5]};
+  Result s = run_all(e, {r})[0];
+  size_t first = size_t(std::find(ref.begin(), ref.end(), ref[5]) - ref.begin());
+  EXPECT_EQ(s.ids, std::vector<int32_t>(ref.begin(), ref.begin() + long(first) + 1));
+  std::vector<EngineRequest> reqs;
+  for (int i = 0; i < 8; i++) reqs.push_back(greedy(prompt_of(15 + i, 1000, i), 40));
+  auto got = run_all(e, reqs);
+  for (size_t i = 0; i < reqs.size(); i++)
+    EXPECT_EQ(got[i].ids, alone(*gen_->model, reqs[i].input_ids, 40)) << "request " << i;
+  expect_no_leaks(e);
 }
 
 }  // namespace

@@ -1,0 +1,283 @@
+// One engine step: run the scheduled batch, decide each request's new
+// tokens (sampling, or verifying MTP drafts), commit them with the stop
+// rules, and draft the next tokens with the MTP layers.
+//
+// Speculative decoding (MiMo's MTP layers are not chained: each reads the
+// target's hidden state). A request at length m+1 (token m is the bonus,
+// its KV not yet computed) with drafts d1..dk runs [bonus, d1..dk] at
+// positions m..m+k as one causal extend; the drafts are accepted while the
+// target agrees (exact speculative sampling when sampling), then the
+// target's own token follows. MTP layer k then computes position p from
+// (H_p, token_{p+k+1}) for every p it has not computed from known tokens
+// yet; its logits at p = m' - 1 give the next draft d_{k+1}.
+#include <algorithm>
+#include <cstring>
+
+#include "core/log.h"
+#include "engine/engine.h"
+
+namespace mimo {
+
+namespace {
+
+std::string stop_reason(const Req* r, const std::vector<int32_t>& eos, int32_t tok) {
+  const auto& sp = r->params;
+  if (!sp.ignore_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) return "stop";
+  if (std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), tok) != sp.stop_token_ids.end()) return "stop";
+  return "";
+}
+
+}  // namespace
+
+void Engine::step() {
+  ScheduledBatch b = sched_->schedule();
+  if (b.empty()) {
+    // Nothing can run: a request larger than the whole KV cache. Fail it
+    // rather than wait forever.
+    Req* stuck = !sched_->running().empty() ? sched_->running().front()
+                 : !sched_->waiting().empty() ? sched_->waiting().front() : nullptr;
+    if (stuck) finish(stuck, "abort", "the request does not fit in the KV cache (raise --max-total-tokens)");
+    return;
+  }
+  StepBatch s;
+  sched_->build_step(b, s);
+  Backend& be = model_.backend();
+  std::vector<float> logits, hidden;
+  const bool spec = cfg_.speculative_num_steps > 0;
+  try {
+    const Tensor& lg = model_.forward(s, *kv_);
+    logits.resize(size_t(lg.numel()));
+    be.copy_to_host(logits.data(), lg);
+    if (spec) {
+      hidden.resize(size_t(model_.hidden().numel()));
+      be.copy_to_host(hidden.data(), model_.hidden());
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("model step failed: {}", e.what());
+    for (auto& en : b.entries) finish(en.req, "abort", std::string("internal error: ") + e.what());
+    return;
+  }
+  // Decide every request's tokens first: a verify's result says how much of
+  // its KV is valid, which the scheduler needs before anything finishes.
+  const int64_t V = model_.spec().vocab_size;
+  std::vector<Decision> decisions(b.entries.size());
+  int64_t row = 0, verifies = 0, accepted = 0;
+  for (size_t i = 0; i < b.entries.size(); i++) {
+    BatchEntry& e = b.entries[i];
+    if (!e.samples) continue;
+    int64_t rows = e.verify() ? e.len : 1;
+    if (!e.req->aborted) decisions[i] = decide(e, logits.data() + row * V);
+    row += rows;
+    if (e.verify()) {
+      int64_t acc = int64_t(decisions[i].tokens.size()) - 1;
+      e.committed = 1 + acc;  // the bonus that was run, plus the accepted drafts
+      e.req->spec_verifies++;
+      e.req->spec_accepted += acc;
+      verifies++;
+      accepted += acc;
+    }
+  }
+  sched_->after_step(b);
+  if (spec) {
+    // Keep the target's hidden states of the positions whose KV is now valid.
+    const int64_t H = model_.spec().hidden_size;
+    int64_t at = 0;
+    for (auto& e : b.entries) {
+      Req* r = e.req;
+      int64_t valid = e.committed >= 0 ? e.committed : e.len;
+      if (r->hist.empty()) r->hist_begin = e.begin;
+      if (r->hist_begin + int64_t(r->hist.size()) / H == e.begin)
+        r->hist.insert(r->hist.end(), hidden.begin() + at * H, hidden.begin() + (at + valid) * H);
+      at += e.len;
+    }
+  }
+  int64_t generated = 0;
+  for (size_t i = 0; i < b.entries.size(); i++)
+    if (b.entries[i].samples && !b.entries[i].req->aborted) commit(b.entries[i].req, std::move(decisions[i]), &generated);
+  if (spec) draft(b, hidden);
+  std::lock_guard<std::mutex> lk(mu_);
+  stats_.steps++;
+  stats_.generated_tokens += generated;
+  stats_.spec_verifies += verifies;
+  stats_.spec_accepted += accepted;
+  auto now = std::chrono::steady_clock::now();
+  tput_.push_back({now, generated});
+  while (!tput_.empty() && now - tput_.front().first > std::chrono::seconds(5)) tput_.pop_front();
+}
+
+Engine::Decision Engine::decide(const BatchEntry& e, const float* rows) {
+  Req* r = e.req;
+  const int64_t V = model_.spec().vocab_size;
+  const auto& sp = r->params;
+  std::vector<int32_t> prompt(r->tokens.begin(), r->tokens.begin() + r->prompt_len);
+  std::vector<int32_t> output(r->tokens.begin() + r->prompt_len, r->tokens.end());
+  auto forbid = [&](int64_t out_len) {
+    std::vector<int32_t> f;
+    if (out_len < sp.min_new_tokens) {
+      f = eos_ids_;
+      f.insert(f.end(), sp.stop_token_ids.begin(), sp.stop_token_ids.end());
+    }
+    return f;
+  };
+  Decision d;
+  std::vector<float> l(static_cast<size_t>(V));
+  if (!e.verify()) {
+    std::memcpy(l.data(), rows, size_t(V) * 4);
+    TokenLogprob lp;
+    d.tokens.push_back(r->sampler->sample(l.data(), V, prompt, output, forbid(int64_t(output.size())),
+                                          sp.logprobs >= 0 ? &lp : nullptr));
+    if (sp.logprobs >= 0) d.logprobs.push_back(lp);
+    return d;
+  }
+  for (size_t i = 0; i <= e.drafts.size(); i++) {
+    std::memcpy(l.data(), rows + int64_t(i) * V, size_t(V) * 4);
+    Sampler::Dist dist = r->sampler->distribution(l.data(), V, prompt, output, forbid(int64_t(output.size())));
+    int32_t tok;
+    bool done = true;
+    if (i < e.drafts.size() && r->sampler->accept(dist, e.drafts[i])) {
+      tok = e.drafts[i];
+      done = false;
+    } else {
+      tok = i < e.drafts.size() ? r->sampler->draw_residual(dist, e.drafts[i]) : r->sampler->draw(dist);
+    }
+    d.tokens.push_back(tok);
+    if (sp.logprobs >= 0) {
+      TokenLogprob lp;
+      logprobs_of(l.data(), V, tok, sp.logprobs, &lp);
+      d.logprobs.push_back(lp);
+    }
+    output.push_back(tok);
+    if (done) break;
+  }
+  return d;
+}
+
+void Engine::commit(Req* r, Decision d, int64_t* generated) {
+  const auto& sp = r->params;
+  std::vector<int32_t> toks;
+  std::vector<TokenLogprob> lps;
+  for (size_t i = 0; i < d.tokens.size(); i++) {
+    int32_t tok = d.tokens[i];
+    r->tokens.push_back(tok);
+    toks.push_back(tok);
+    if (i < d.logprobs.size()) lps.push_back(d.logprobs[i]);
+    (*generated)++;
+    // Stop conditions, in SGLang's order: stop token, stop string, length.
+    std::string reason = stop_reason(r, eos_ids_, tok), matched;
+    if (!reason.empty()) {
+      matched = std::to_string(tok);
+    } else {
+      if (auto it = text_.find(r); it != text_.end()) r->text += it->second->push(tok);
+      if (!sp.stop.empty()) {
+        size_t max_len = 0;
+        for (auto& s : sp.stop) max_len = std::max(max_len, s.size());
+        size_t from = r->text_sent > max_len ? r->text_sent - max_len : 0;
+        size_t best = std::string::npos;
+        for (auto& s : sp.stop) {
+          size_t at = r->text.find(s, from);
+          if (at != std::string::npos && at < best) {
+            best = at;
+            matched = s;
+          }
+        }
+        if (best != std::string::npos) {
+          r->text.resize(best);
+          reason = "stop";
+        }
+      }
+      if (reason.empty() &&
+          (r->output_len() >= sp.max_new_tokens || int64_t(r->tokens.size()) >= cfg_.context_length))
+        reason = "length";
+    }
+    if (!reason.empty()) {
+      // Tokens after the stop are dropped; KV past the kept ones is unused.
+      r->computed = std::min<int64_t>(r->computed, int64_t(r->tokens.size()));
+      r->drafts.clear();
+      if (!lps.empty()) pending_lps_[r] = std::move(lps);
+      finish(r, reason, "", matched);
+      return;
+    }
+  }
+  emit(r, std::move(toks), std::move(lps), false, "", "", "");
+}
+
+void Engine::draft(const ScheduledBatch& b, const std::vector<float>& hidden) {
+  (void)hidden;  // the rows were copied into each request's history in step()
+  const int steps = cfg_.speculative_num_steps;
+  const int64_t H = model_.spec().hidden_size, V = model_.spec().vocab_size;
+  struct Item {
+    Req* r;
+    bool drafting;
+    std::vector<int32_t> next;  // new drafts
+  };
+  std::vector<Item> items;
+  for (auto& e : b.entries) {
+    Req* r = e.req;
+    if (live_.find(r) == live_.end() || r->status != ReqStatus::Running || r->aborted) continue;
+    bool drafting = e.samples && int64_t(r->tokens.size()) == r->computed + 1;
+    items.push_back({r, drafting, {}});
+  }
+  Backend& be = model_.backend();
+  for (int k = 0; k < steps; k++) {
+    StepBatch mb;
+    mb.q_start.push_back(0);
+    std::vector<float> hin;
+    std::vector<Item*> drafters;
+    std::vector<int64_t> new_done;
+    for (auto& it : items) {
+      Req* r = it.r;
+      int64_t m = r->computed, n_tok = int64_t(r->tokens.size());
+      int64_t lo = r->mtp_done[k];
+      int64_t hi = it.drafting ? m : std::min(m, n_tok - k - 1);
+      if (hi <= lo || lo < r->hist_begin) {
+        new_done.push_back(std::max(lo, hi));
+        continue;
+      }
+      for (int64_t p = lo; p < hi; p++) {
+        int64_t idx = p + k + 1;
+        mb.tokens.push_back(idx < n_tok ? r->tokens[size_t(idx)] : it.next[size_t(idx - n_tok)]);
+        mb.positions.push_back(int32_t(p));
+        const float* h = r->hist.data() + (p - r->hist_begin) * H;
+        hin.insert(hin.end(), h, h + H);
+      }
+      mb.q_start.push_back(int32_t(mb.tokens.size()));
+      mb.kv_len.push_back(int32_t(hi));
+      PoolSlots& ps = mb.pools[0];
+      ps.table_start.push_back(int32_t(ps.table.size()));
+      ps.table.insert(ps.table.end(), r->full_slots.begin(), r->full_slots.begin() + hi);
+      ps.out_slots.insert(ps.out_slots.end(), r->full_slots.begin() + lo, r->full_slots.begin() + hi);
+      if (it.drafting) {
+        mb.logit_rows.push_back(int32_t(mb.tokens.size()) - 1);
+        drafters.push_back(&it);
+      }
+      new_done.push_back(it.drafting ? m - k : hi);
+    }
+    if (!mb.tokens.empty()) {
+      Tensor h = be.alloc({int64_t(mb.tokens.size()), H}, DType::F32);
+      be.copy_from_host(h, hin.data());
+      const Tensor& lg = model_.mtp_forward(k, mb, h, *kv_);
+      std::vector<float> l(size_t(lg.numel()));
+      be.copy_to_host(l.data(), lg);
+      for (size_t i = 0; i < drafters.size(); i++) drafters[i]->next.push_back(argmax(l.data() + int64_t(i) * V, V));
+    }
+    for (size_t i = 0; i < items.size(); i++) items[i].r->mtp_done[k] = new_done[i];
+  }
+  for (auto& it : items) {
+    Req* r = it.r;
+    if (it.drafting) {
+      // No use verifying drafts past the request's last token.
+      int64_t room = std::max<int64_t>(0, r->params.max_new_tokens - r->output_len() - 1);
+      if (int64_t(it.next.size()) > room) it.next.resize(size_t(room));
+      r->drafts = std::move(it.next);
+    }
+    // Forget hidden states no MTP layer will read again.
+    int64_t keep_from = r->computed;
+    for (int k = 0; k < steps; k++) keep_from = std::min(keep_from, r->mtp_done[k]);
+    int64_t drop = std::max<int64_t>(0, keep_from - r->hist_begin);
+    drop = std::min<int64_t>(drop, int64_t(r->hist.size()) / H);
+    r->hist.erase(r->hist.begin(), r->hist.begin() + drop * H);
+    r->hist_begin += drop;
+  }
+}
+
+}  // namespace mimo
