@@ -110,7 +110,9 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   sched_ = std::make_unique<Scheduler>(sc, *full_alloc_, swa_alloc_.get(), *cache_);
   spdlog::info("KV cache: {} full-attention tokens, {} sliding-window tokens, {:.1f} MB", full_alloc_->capacity(),
                has_swa ? swa_alloc_->capacity() : 0, double(kv_->total_bytes()) / 1e6);
+  if (!cfg_.profile_trace.empty()) trace_ = std::make_unique<TraceRecorder>(cfg_.profile_trace);
   update_stats();
+  model_thread_ = std::thread([this] { model_loop(); });
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -200,6 +202,13 @@ void Engine::shutdown(bool drain) {
     cv_.notify_all();
   }
   thread_.join();
+  {
+    std::lock_guard<std::mutex> lk(model_mu_);
+    model_stop_ = true;
+  }
+  model_cv_.notify_all();
+  model_thread_.join();
+  if (trace_) trace_->write();
 }
 
 void Engine::loop() {
@@ -220,11 +229,13 @@ void Engine::loop() {
     if (stop && (!drain_ || live_.empty())) {
       std::vector<Req*> all;
       for (auto& [r, _] : live_) all.push_back(r);
+      process_outputs();
       for (Req* r : all) finish(r, "abort", "the server is shutting down");
       update_stats();
       return;
     }
     if (!live_.empty()) step();
+    if (live_.empty()) process_outputs();  // nothing left to overlap with
     update_stats();
   }
 }
@@ -255,56 +266,6 @@ void Engine::admit_inbox() {
   }
 }
 
-void Engine::emit(Req* r, std::vector<int32_t> toks, std::vector<TokenLogprob> lps, bool finished,
-                  const std::string& reason, const std::string& matched, const std::string& error) {
-  auto it = live_.find(r);
-  if (it == live_.end()) return;
-  EngineOutput o;
-  o.token_ids = std::move(toks);
-  o.logprobs = std::move(lps);
-  // Hold back text that could still become a stop string.
-  size_t hold = 0;
-  if (!finished)
-    for (auto& s : r->params.stop) hold = std::max(hold, s.size() - 1);
-  size_t upto = r->text.size() > hold ? r->text.size() - hold : 0;
-  if (upto > r->text_sent) {
-    o.text = r->text.substr(r->text_sent, upto - r->text_sent);
-    r->text_sent = upto;
-  }
-  o.finished = finished;
-  o.finish_reason = reason;
-  o.matched_stop = matched;
-  o.error = error;
-  o.prompt_tokens = r->prompt_len;
-  o.completion_tokens = int(r->output_len());
-  o.cached_tokens = r->cached_tokens;
-  if (r->spec_verifies) o.spec_accept_length = double(r->spec_accepted + r->spec_verifies) / double(r->spec_verifies);
-  r->tokens_sent += o.token_ids.size();
-  it->second.handle->push(std::move(o));
-}
-
-void Engine::finish(Req* r, const std::string& reason, const std::string& error, const std::string& matched) {
-  auto it = live_.find(r);
-  if (it == live_.end()) return;
-  r->aborted = reason == "abort";
-  // The token that triggered the finish (if any) has not been streamed yet.
-  std::vector<int32_t> rest(r->tokens.begin() + r->prompt_len + int64_t(r->tokens_sent), r->tokens.end());
-  std::vector<TokenLogprob> lps;
-  if (auto p = pending_lps_.find(r); p != pending_lps_.end()) {
-    lps = std::move(p->second);
-    pending_lps_.erase(p);
-  }
-  if (auto t = text_.find(r); t != text_.end() && reason != "stop") r->text += t->second->flush();
-  sched_->finish(r);
-  emit(r, std::move(rest), std::move(lps), true, reason, matched, error);
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    stats_.finished_requests++;
-  }
-  text_.erase(r);
-  live_.erase(it);
-}
-
 void Engine::update_stats() {
   std::lock_guard<std::mutex> lk(mu_);
   stats_.running = int(sched_->running().size());
@@ -321,6 +282,8 @@ void Engine::update_stats() {
   stats_.new_token_ratio = sched_->new_token_ratio();
   stats_.kv_bytes = kv_->total_bytes();
   stats_.context_length = cfg_.context_length;
+  stats_.model_busy_seconds = model_busy_;
+  stats_.model_idle_seconds = model_idle_;
   int64_t toks = 0;
   for (auto& [_, n] : tput_) toks += n;
   double span = tput_.size() > 1 ? std::chrono::duration<double>(tput_.back().first - tput_.front().first).count() : 0;

@@ -12,11 +12,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/error.h"
 #include "engine/sampler.h"
 #include "engine/text.h"
+#include "engine/trace.h"
 #include "model/model.h"
 #include "scheduler/scheduler.h"
 
@@ -37,6 +40,10 @@ struct EngineConfig {
   int speculative_num_steps = 0;       // MTP draft tokens per step (0: off)
   DType kv_dtype = DType::BF16;
   uint64_t seed = 0;                   // for requests without a seed
+  // Overlap: output processing of step N (detokenizing, stop strings,
+  // streaming) runs while the model computes step N+1.
+  bool disable_overlap_schedule = false;
+  std::string profile_trace;           // write a Chrome trace here at shutdown
 };
 
 // A failed submit: the server maps kind to an HTTP status.
@@ -92,6 +99,11 @@ struct EngineStats {
   double gen_throughput = 0;  // tokens/s over the last few seconds
   double new_token_ratio = 0;
   int64_t spec_verifies = 0, spec_accepted = 0;  // accept length = (accepted + verifies) / verifies
+  double model_busy_seconds = 0, model_idle_seconds = 0;  // between the first and the last forward
+  double model_idle_fraction() const {
+    double t = model_busy_seconds + model_idle_seconds;
+    return t > 0 ? model_idle_seconds / t : 0.0;
+  }
   double avg_spec_accept_length() const {
     return spec_verifies ? double(spec_accepted + spec_verifies) / double(spec_verifies) : 0.0;
   }
@@ -131,10 +143,16 @@ class Engine {
   };
   Decision decide(const BatchEntry& e, const float* rows);
   void commit(Req* r, Decision d, int64_t* generated);
-  void draft(const ScheduledBatch& b, const std::vector<float>& hidden);
+  void draft(const ScheduledBatch& b);
+  void process_outputs();
+  std::string advance_text(Req* r);  // returns the matched stop string, if any
   void finish(Req* r, const std::string& reason, const std::string& error = "", const std::string& matched = "");
-  void emit(Req* r, std::vector<int32_t> toks, std::vector<TokenLogprob> lps, bool finished,
-            const std::string& reason, const std::string& matched, const std::string& error);
+  void emit(Req* r, bool finished, const std::string& reason, const std::string& matched, const std::string& error);
+  // The model thread: runs one job at a time, so the engine thread can
+  // process outputs meanwhile.
+  void model_loop();
+  void launch(std::function<void()> job);
+  void wait_model();
   void update_stats();
 
   EngineConfig cfg_;
@@ -150,7 +168,18 @@ class Engine {
   // Owned by the engine thread.
   std::unordered_map<Req*, Pending> live_;
   std::unordered_map<Req*, std::unique_ptr<TextStream>> text_;
-  std::unordered_map<Req*, std::vector<TokenLogprob>> pending_lps_;
+  std::vector<Req*> unprocessed_;          // outputs of the last step not yet processed
+  std::unordered_set<Req*> in_flight_;     // requests in the step the model is running
+  std::unique_ptr<TraceRecorder> trace_;
+  std::chrono::steady_clock::time_point last_forward_end_{};
+  double model_busy_ = 0, model_idle_ = 0;
+
+  std::mutex model_mu_;
+  std::condition_variable model_cv_;
+  std::function<void()> model_job_;
+  bool model_busy_flag_ = false, model_stop_ = false;
+  std::atomic<bool> model_job_ready_{false};
+  std::thread model_thread_;
   uint64_t next_seq_ = 0;
   std::mt19937_64 seed_rng_;
 

@@ -29,9 +29,54 @@ std::string stop_reason(const Req* r, const std::vector<int32_t>& eos, int32_t t
 
 }  // namespace
 
+void Engine::model_loop() {
+  for (;;) {
+    std::function<void()> job;
+    // Stay hot for a moment: the next step usually follows within microseconds.
+    for (int spin = 0; spin < 20000 && !model_job_ready_.load(std::memory_order_acquire); spin++)
+      std::this_thread::yield();
+    {
+      std::unique_lock<std::mutex> lk(model_mu_);
+      model_cv_.wait(lk, [&] { return model_stop_ || model_job_; });
+      if (model_stop_ && !model_job_) return;
+      job = std::move(model_job_);
+      model_job_ = nullptr;
+      model_job_ready_.store(false, std::memory_order_release);
+    }
+    job();
+    {
+      std::lock_guard<std::mutex> lk(model_mu_);
+      model_busy_flag_ = false;
+    }
+    model_cv_.notify_all();
+  }
+}
+
+void Engine::launch(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> lk(model_mu_);
+    model_job_ = std::move(job);
+    model_busy_flag_ = true;
+    model_job_ready_.store(true, std::memory_order_release);
+  }
+  model_cv_.notify_all();
+}
+
+void Engine::wait_model() {
+  std::unique_lock<std::mutex> lk(model_mu_);
+  model_cv_.wait(lk, [&] { return !model_busy_flag_; });
+}
+
 void Engine::step() {
-  ScheduledBatch b = sched_->schedule();
+  ScheduledBatch b;
+  StepBatch s;
+  {
+    TraceSpan sp(trace_.get(), "schedule", kTraceEngineThread);
+    b = sched_->schedule();
+    if (!b.empty()) sched_->build_step(b, s);
+  }
   if (b.empty()) {
+    process_outputs();
     // Nothing can run: a request larger than the whole KV cache. Fail it
     // rather than wait forever.
     Req* stuck = !sched_->running().empty() ? sched_->running().front()
@@ -39,22 +84,48 @@ void Engine::step() {
     if (stuck) finish(stuck, "abort", "the request does not fit in the KV cache (raise --max-total-tokens)");
     return;
   }
-  StepBatch s;
-  sched_->build_step(b, s);
   Backend& be = model_.backend();
   std::vector<float> logits, hidden;
   const bool spec = cfg_.speculative_num_steps > 0;
-  try {
-    const Tensor& lg = model_.forward(s, *kv_);
-    logits.resize(size_t(lg.numel()));
-    be.copy_to_host(logits.data(), lg);
-    if (spec) {
-      hidden.resize(size_t(model_.hidden().numel()));
-      be.copy_to_host(hidden.data(), model_.hidden());
+  bool any_verify = false;
+  for (auto& e : b.entries) any_verify |= e.verify();
+  std::string error;
+  in_flight_.clear();
+  for (auto& e : b.entries) in_flight_.insert(e.req);
+  launch([&] {
+    auto t0 = std::chrono::steady_clock::now();
+    if (last_forward_end_.time_since_epoch().count() != 0)
+      model_idle_ += std::chrono::duration<double>(t0 - last_forward_end_).count();
+    {
+      TraceSpan sp(trace_.get(), b.prefill ? "target forward (prefill)" : any_verify ? "verify" : "target forward (decode)",
+                   kTraceModelThread);
+      sp.args(fmt::format("{{\"tokens\":{},\"seqs\":{}}}", s.num_tokens(), s.num_seqs()));
+      try {
+        const Tensor& lg = model_.forward(s, *kv_);
+        logits.resize(size_t(lg.numel()));
+        be.copy_to_host(logits.data(), lg);
+        if (spec) {
+          hidden.resize(size_t(model_.hidden().numel()));
+          be.copy_to_host(hidden.data(), model_.hidden());
+        }
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
     }
-  } catch (const std::exception& e) {
-    spdlog::error("model step failed: {}", e.what());
-    for (auto& en : b.entries) finish(en.req, "abort", std::string("internal error: ") + e.what());
+    last_forward_end_ = std::chrono::steady_clock::now();
+    model_busy_ += std::chrono::duration<double>(last_forward_end_ - t0).count();
+  });
+  // Overlap: the previous step's outputs are processed while the model runs
+  // (once it has picked the step up, so the two really run side by side).
+  if (!cfg_.disable_overlap_schedule) {
+    while (model_job_ready_.load(std::memory_order_acquire)) std::this_thread::yield();
+    process_outputs();
+  }
+  wait_model();
+  in_flight_.clear();
+  if (!error.empty()) {
+    spdlog::error("model step failed: {}", error);
+    for (auto& en : b.entries) finish(en.req, "abort", "internal error: " + error);
     return;
   }
   // Decide every request's tokens first: a verify's result says how much of
@@ -62,22 +133,30 @@ void Engine::step() {
   const int64_t V = model_.spec().vocab_size;
   std::vector<Decision> decisions(b.entries.size());
   int64_t row = 0, verifies = 0, accepted = 0;
-  for (size_t i = 0; i < b.entries.size(); i++) {
-    BatchEntry& e = b.entries[i];
-    if (!e.samples) continue;
-    int64_t rows = e.verify() ? e.len : 1;
-    if (!e.req->aborted) decisions[i] = decide(e, logits.data() + row * V);
-    row += rows;
-    if (e.verify()) {
-      int64_t acc = int64_t(decisions[i].tokens.size()) - 1;
-      e.committed = 1 + acc;  // the bonus that was run, plus the accepted drafts
-      e.req->spec_verifies++;
-      e.req->spec_accepted += acc;
-      verifies++;
-      accepted += acc;
+  {
+    TraceSpan sp(trace_.get(), "sampling", kTraceEngineThread);
+    for (size_t i = 0; i < b.entries.size(); i++) {
+      BatchEntry& e = b.entries[i];
+      if (!e.samples) continue;
+      int64_t rows = e.verify() ? e.len : 1;
+      const float* lrow = logits.data() + row * V;
+      row += rows;
+      if (e.req->aborted || e.req->stop_pending) {
+        e.committed = 0;  // finishing: nothing of this step is kept
+        continue;
+      }
+      decisions[i] = decide(e, lrow);
+      if (e.verify()) {
+        int64_t acc = int64_t(decisions[i].tokens.size()) - 1;
+        e.committed = 1 + acc;  // the bonus that was run, plus the accepted drafts
+        e.req->spec_verifies++;
+        e.req->spec_accepted += acc;
+        verifies++;
+        accepted += acc;
+      }
     }
+    sched_->after_step(b);
   }
-  sched_->after_step(b);
   if (spec) {
     // Keep the target's hidden states of the positions whose KV is now valid.
     const int64_t H = model_.spec().hidden_size;
@@ -92,9 +171,30 @@ void Engine::step() {
     }
   }
   int64_t generated = 0;
-  for (size_t i = 0; i < b.entries.size(); i++)
-    if (b.entries[i].samples && !b.entries[i].req->aborted) commit(b.entries[i].req, std::move(decisions[i]), &generated);
-  if (spec) draft(b, hidden);
+  for (size_t i = 0; i < b.entries.size(); i++) {
+    Req* r = b.entries[i].req;
+    if (live_.find(r) == live_.end()) continue;
+    if (r->stop_pending) {
+      finish(r, "stop", "", r->stop_matched);
+      continue;
+    }
+    if (b.entries[i].samples && !r->aborted) commit(r, std::move(decisions[i]), &generated);
+  }
+  if (spec) {
+    // Drafting is model work: it runs (and is timed) on the model thread.
+    launch([&] {
+      auto t0 = std::chrono::steady_clock::now();
+      model_idle_ += std::chrono::duration<double>(t0 - last_forward_end_).count();
+      {
+        TraceSpan sp(trace_.get(), "draft (MTP)", kTraceModelThread);
+        draft(b);
+      }
+      last_forward_end_ = std::chrono::steady_clock::now();
+      model_busy_ += std::chrono::duration<double>(last_forward_end_ - t0).count();
+    });
+    wait_model();
+  }
+  if (cfg_.disable_overlap_schedule) process_outputs();
   std::lock_guard<std::mutex> lk(mu_);
   stats_.steps++;
   stats_.generated_tokens += generated;
@@ -154,55 +254,144 @@ Engine::Decision Engine::decide(const BatchEntry& e, const float* rows) {
 
 void Engine::commit(Req* r, Decision d, int64_t* generated) {
   const auto& sp = r->params;
-  std::vector<int32_t> toks;
-  std::vector<TokenLogprob> lps;
   for (size_t i = 0; i < d.tokens.size(); i++) {
     int32_t tok = d.tokens[i];
     r->tokens.push_back(tok);
-    toks.push_back(tok);
-    if (i < d.logprobs.size()) lps.push_back(d.logprobs[i]);
+    if (i < d.logprobs.size()) r->lps_pending.push_back(d.logprobs[i]);
     (*generated)++;
-    // Stop conditions, in SGLang's order: stop token, stop string, length.
-    std::string reason = stop_reason(r, eos_ids_, tok), matched;
-    if (!reason.empty()) {
-      matched = std::to_string(tok);
-    } else {
-      if (auto it = text_.find(r); it != text_.end()) r->text += it->second->push(tok);
-      if (!sp.stop.empty()) {
-        size_t max_len = 0;
-        for (auto& s : sp.stop) max_len = std::max(max_len, s.size());
-        size_t from = r->text_sent > max_len ? r->text_sent - max_len : 0;
-        size_t best = std::string::npos;
-        for (auto& s : sp.stop) {
-          size_t at = r->text.find(s, from);
-          if (at != std::string::npos && at < best) {
-            best = at;
-            matched = s;
-          }
-        }
-        if (best != std::string::npos) {
-          r->text.resize(best);
-          reason = "stop";
-        }
-      }
-      if (reason.empty() &&
-          (r->output_len() >= sp.max_new_tokens || int64_t(r->tokens.size()) >= cfg_.context_length))
-        reason = "length";
-    }
+    // Token-level stops end the request at once (stop strings are matched
+    // on text, in process_outputs).
+    std::string reason = stop_reason(r, eos_ids_, tok);
+    if (!reason.empty()) r->text_limit = size_t(r->output_len()) - 1;  // a stop token's text never shows
+    else if (r->output_len() >= sp.max_new_tokens || int64_t(r->tokens.size()) >= cfg_.context_length)
+      reason = "length";
     if (!reason.empty()) {
       // Tokens after the stop are dropped; KV past the kept ones is unused.
       r->computed = std::min<int64_t>(r->computed, int64_t(r->tokens.size()));
       r->drafts.clear();
-      if (!lps.empty()) pending_lps_[r] = std::move(lps);
-      finish(r, reason, "", matched);
+      finish(r, reason, "", reason == "stop" ? std::to_string(tok) : "");
       return;
     }
   }
-  emit(r, std::move(toks), std::move(lps), false, "", "", "");
+  unprocessed_.push_back(r);
 }
 
-void Engine::draft(const ScheduledBatch& b, const std::vector<float>& hidden) {
-  (void)hidden;  // the rows were copied into each request's history in step()
+std::string Engine::advance_text(Req* r) {
+  auto it = text_.find(r);
+  size_t upto = std::min(size_t(r->output_len()), r->text_limit);
+  std::string matched;
+  const auto& stops = r->params.stop;
+  while (r->tokens_texted < upto) {
+    int32_t tok = r->tokens[size_t(r->prompt_len) + r->tokens_texted];
+    r->tokens_texted++;
+    if (it == text_.end()) continue;
+    r->text += it->second->push(tok);
+    if (stops.empty()) continue;
+    size_t max_len = 0;
+    for (auto& s : stops) max_len = std::max(max_len, s.size());
+    size_t from = r->text_sent > max_len ? r->text_sent - max_len : 0;
+    size_t best = std::string::npos;
+    for (auto& s : stops) {
+      size_t at = r->text.find(s, from);
+      if (at != std::string::npos && at < best) {
+        best = at;
+        matched = s;
+      }
+    }
+    if (best != std::string::npos) {
+      // Cut text at the stop string and tokens right after the one that completed it.
+      r->text.resize(best);
+      r->tokens.resize(size_t(r->prompt_len) + r->tokens_texted);
+      r->lps_pending.resize(std::min(r->lps_pending.size(), r->tokens_texted - r->tokens_sent));
+      r->computed = std::min<int64_t>(r->computed, int64_t(r->tokens.size()));
+      r->drafts.clear();
+      return matched;
+    }
+  }
+  return "";
+}
+
+void Engine::process_outputs() {
+  if (unprocessed_.empty()) return;
+  TraceSpan sp(trace_.get(), "output processing", kTraceEngineThread);
+  std::vector<Req*> todo;
+  todo.swap(unprocessed_);
+  sp.args(fmt::format("{{\"requests\":{}}}", todo.size()));
+  std::unordered_set<Req*> seen;
+  for (Req* r : todo) {
+    if (!seen.insert(r).second || live_.find(r) == live_.end() || r->stop_pending) continue;
+    std::string matched = advance_text(r);
+    if (!matched.empty()) {
+      if (in_flight_.count(r)) {
+        // The model is running this request's next step: finish it when that returns.
+        r->stop_pending = true;
+        r->stop_matched = matched;
+      } else {
+        finish(r, "stop", "", matched);
+      }
+      continue;
+    }
+    emit(r, false, "", "", "");
+  }
+}
+
+void Engine::emit(Req* r, bool finished, const std::string& reason, const std::string& matched,
+                  const std::string& error) {
+  auto it = live_.find(r);
+  if (it == live_.end()) return;
+  EngineOutput o;
+  size_t out_len = size_t(r->output_len());
+  o.token_ids.assign(r->tokens.begin() + r->prompt_len + int64_t(r->tokens_sent), r->tokens.end());
+  o.logprobs = std::move(r->lps_pending);
+  r->lps_pending.clear();
+  r->tokens_sent = out_len;
+  // Hold back text that could still become a stop string.
+  size_t hold = 0;
+  if (!finished)
+    for (auto& s : r->params.stop) hold = std::max(hold, s.size() - 1);
+  size_t upto = r->text.size() > hold ? r->text.size() - hold : 0;
+  if (upto > r->text_sent) {
+    o.text = r->text.substr(r->text_sent, upto - r->text_sent);
+    r->text_sent = upto;
+  }
+  o.finished = finished;
+  o.finish_reason = reason;
+  o.matched_stop = matched;
+  o.error = error;
+  o.prompt_tokens = r->prompt_len;
+  o.completion_tokens = int(out_len);
+  o.cached_tokens = r->cached_tokens;
+  if (r->spec_verifies) o.spec_accept_length = double(r->spec_accepted + r->spec_verifies) / double(r->spec_verifies);
+  if (o.token_ids.empty() && o.text.empty() && !finished) return;
+  it->second.handle->push(std::move(o));
+}
+
+void Engine::finish(Req* r, const std::string& reason, const std::string& error, const std::string& matched) {
+  auto it = live_.find(r);
+  if (it == live_.end()) return;
+  r->aborted = reason == "abort";
+  std::string why = reason, what = matched;
+  if (!r->stop_pending) {
+    // Decode what has not been yet; it may itself complete a stop string.
+    std::string m = advance_text(r);
+    if (!m.empty() && !r->aborted) {
+      why = "stop";
+      what = m;
+    } else if (auto t = text_.find(r); t != text_.end()) {
+      r->text += t->second->flush();
+    }
+  }
+  sched_->finish(r);
+  emit(r, true, why, what, error);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.finished_requests++;
+  }
+  text_.erase(r);
+  live_.erase(it);
+}
+
+void Engine::draft(const ScheduledBatch& b) {
   const int steps = cfg_.speculative_num_steps;
   const int64_t H = model_.spec().hidden_size, V = model_.spec().vocab_size;
   struct Item {

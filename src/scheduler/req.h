@@ -57,6 +57,11 @@ struct Req {
   std::string text;                // decoded output so far (when the engine has a codec)
   size_t text_sent = 0;            // bytes of `text` already streamed
   size_t tokens_sent = 0;          // output tokens already streamed
+  size_t tokens_texted = 0;        // output tokens already run through the detokenizer
+  size_t text_limit = SIZE_MAX;    // output tokens whose text may show (a stop token's does not)
+  std::vector<TokenLogprob> lps_pending;  // logprobs of tokens not yet streamed
+  bool stop_pending = false;       // a stop string matched while the request was in flight
+  std::string stop_matched;
 };
 
 }  // namespace mimo

@@ -3,7 +3,9 @@
 // every KV slot comes back.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "engine/engine.h"
@@ -388,6 +390,85 @@ TEST_F(EngineTest, SpeculativeRespectsStopsAndTinyBudgets) {
   for (size_t i = 0; i < reqs.size(); i++)
     EXPECT_EQ(got[i].ids, alone(*gen_->model, reqs[i].input_ids, 40)) << "request " << i;
   expect_no_leaks(e);
+}
+
+// A codec where token t reads as one letter, so text is predictable.
+class LetterCodec : public TextCodec {
+ public:
+  class Stream : public TextStream {
+   public:
+    std::string push(int32_t t) override { return std::string(1, char('a' + t % 26)); }
+    std::string flush() override { return ""; }
+  };
+  std::unique_ptr<TextStream> stream(bool) const override { return std::make_unique<Stream>(); }
+  std::vector<int32_t> eos_ids() const override { return {}; }
+};
+
+TEST_F(EngineTest, StopStringsCutTextAndTokensInBothScheduleModes) {
+  LetterCodec codec;
+  auto p = prompt_of(20, 1000, 2);
+  auto ref = alone(*gen_->model, p, 30);
+  std::string text;
+  for (auto t : ref) text += char('a' + t % 26);
+  std::string stop = text.substr(6, 2);
+  size_t at = text.find(stop);
+  for (bool no_overlap : {false, true})
+    for (int steps : {0, 3}) {
+      EngineConfig c = config();
+      c.disable_overlap_schedule = no_overlap;
+      c.speculative_num_steps = steps;
+      Engine e(c, *gen_->model, &codec);
+      EngineRequest r = greedy(p, 30);
+      r.sampling.stop = {stop};
+      Result out = run_all(e, {r})[0];
+      EXPECT_EQ(out.finish_reason, "stop");
+      EXPECT_EQ(out.matched, stop);
+      EXPECT_EQ(out.text, text.substr(0, at)) << "overlap off " << no_overlap << " steps " << steps;
+      // Tokens end with the one that completed the stop string.
+      EXPECT_EQ(out.ids, std::vector<int32_t>(ref.begin(), ref.begin() + long(at + stop.size())));
+      Result plain = run_all(e, {greedy(p, 12)})[0];
+      EXPECT_EQ(plain.text, text.substr(0, 12));
+      expect_no_leaks(e);
+    }
+}
+
+TEST_F(EngineTest, ProfileTraceShowsOutputsProcessedDuringTheForward) {
+  test::TempDir dir("trace");
+  std::string keep = getenv("KEEP_TRACE") ? getenv("KEEP_TRACE") : "";
+  LetterCodec codec;
+  std::vector<EngineRequest> reqs;
+  for (int i = 0; i < 8; i++) reqs.push_back(greedy(prompt_of(30 + i, 1000, i), 40));
+  double idle[2];
+  for (bool no_overlap : {false, true}) {
+    EngineConfig c = config();
+    c.disable_overlap_schedule = no_overlap;
+    c.speculative_num_steps = 2;
+    c.profile_trace = (keep.empty() ? dir.path() : keep) + (no_overlap ? "/sync.json" : "/overlap.json");
+    {
+      Engine e(c, *gen_->model, &codec);
+      run_all(e, reqs);
+      idle[no_overlap] = e.stats().model_idle_fraction();
+    }
+    std::ifstream in(c.profile_trace);
+    auto j = nlohmann::json::parse(in);
+    std::vector<std::pair<int64_t, int64_t>> forwards, outputs;
+    for (auto& ev : j["traceEvents"]) {
+      if (ev["ph"] != "X") continue;
+      std::string name = ev["name"];
+      std::pair<int64_t, int64_t> span{ev["ts"].get<int64_t>(), ev["ts"].get<int64_t>() + ev["dur"].get<int64_t>()};
+      if (name.rfind("target forward", 0) == 0 || name == "verify") forwards.push_back(span);
+      if (name == "output processing") outputs.push_back(span);
+    }
+    ASSERT_FALSE(forwards.empty());
+    ASSERT_FALSE(outputs.empty());
+    int overlapped = 0;
+    for (auto& o : outputs)
+      for (auto& f : forwards)
+        if (o.first < f.second && f.first < o.second) overlapped++;
+    if (no_overlap) EXPECT_EQ(overlapped, 0);
+    else EXPECT_GT(overlapped, int(outputs.size()) / 3);
+  }
+  std::printf("model idle between steps: %.1f%% with overlap, %.1f%% without\n", 100 * idle[0], 100 * idle[1]);
 }
 
 }  // namespace
