@@ -110,6 +110,11 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   sched_ = std::make_unique<Scheduler>(sc, *full_alloc_, swa_alloc_.get(), *cache_);
   spdlog::info("KV cache: {} full-attention tokens, {} sliding-window tokens, {:.1f} MB", full_alloc_->capacity(),
                has_swa ? swa_alloc_->capacity() : 0, double(kv_->total_bytes()) / 1e6);
+  depth_ = cfg_.speculative_num_steps;
+  if (cfg_.speculative_auto) {
+    if (cfg_.speculative_num_steps <= 0) fail("--speculative-num-steps auto needs MTP layers in the checkpoint");
+    depth_ctl_ = std::make_unique<SpecDepthController>(cfg_.speculative_num_steps);
+  }
   if (!cfg_.profile_trace.empty()) trace_ = std::make_unique<TraceRecorder>(cfg_.profile_trace);
   update_stats();
   model_thread_ = std::thread([this] { model_loop(); });

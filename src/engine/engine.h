@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "engine/sampler.h"
 #include "engine/text.h"
+#include "engine/spec_depth.h"
 #include "engine/trace.h"
 #include "model/model.h"
 #include "scheduler/scheduler.h"
@@ -37,7 +38,8 @@ struct EngineConfig {
   double swa_full_tokens_ratio = 0.8;
   int context_length = 0;              // 0 = the model's max_position_embeddings
   int max_queued_requests = 4096;
-  int speculative_num_steps = 0;       // MTP draft tokens per step (0: off)
+  int speculative_num_steps = 0;       // MTP draft tokens per step (0: off); the maximum with auto
+  bool speculative_auto = false;       // pick the depth (0..speculative_num_steps) each step
   DType kv_dtype = DType::BF16;
   uint64_t seed = 0;                   // for requests without a seed
   // Overlap: output processing of step N (detokenizing, stop strings,
@@ -143,7 +145,7 @@ class Engine {
   };
   Decision decide(const BatchEntry& e, const float* rows);
   void commit(Req* r, Decision d, int64_t* generated);
-  void draft(const ScheduledBatch& b);
+  void draft(const ScheduledBatch& b, int depth);
   void process_outputs();
   std::string advance_text(Req* r);  // returns the matched stop string, if any
   void finish(Req* r, const std::string& reason, const std::string& error = "", const std::string& matched = "");
@@ -171,6 +173,9 @@ class Engine {
   std::vector<Req*> unprocessed_;          // outputs of the last step not yet processed
   std::unordered_set<Req*> in_flight_;     // requests in the step the model is running
   std::unique_ptr<TraceRecorder> trace_;
+  std::unique_ptr<SpecDepthController> depth_ctl_;
+  int depth_ = 0;                 // drafts made for the coming step
+  double last_forward_s_ = 0, last_draft_s_ = 0;
   std::chrono::steady_clock::time_point last_forward_end_{};
   double model_busy_ = 0, model_idle_ = 0;
 

@@ -113,7 +113,8 @@ void Engine::step() {
       }
     }
     last_forward_end_ = std::chrono::steady_clock::now();
-    model_busy_ += std::chrono::duration<double>(last_forward_end_ - t0).count();
+    last_forward_s_ = std::chrono::duration<double>(last_forward_end_ - t0).count();
+    model_busy_ += last_forward_s_;
   });
   // Overlap: the previous step's outputs are processed while the model runs
   // (once it has picked the step up, so the two really run side by side).
@@ -132,7 +133,7 @@ void Engine::step() {
   // its KV is valid, which the scheduler needs before anything finishes.
   const int64_t V = model_.spec().vocab_size;
   std::vector<Decision> decisions(b.entries.size());
-  int64_t row = 0, verifies = 0, accepted = 0;
+  int64_t row = 0, verifies = 0, accepted = 0, offered = 0;
   {
     TraceSpan sp(trace_.get(), "sampling", kTraceEngineThread);
     for (size_t i = 0; i < b.entries.size(); i++) {
@@ -153,6 +154,7 @@ void Engine::step() {
         e.req->spec_accepted += acc;
         verifies++;
         accepted += acc;
+        offered += acc + (acc < int64_t(e.drafts.size()) ? 1 : 0);
       }
     }
     sched_->after_step(b);
@@ -180,6 +182,15 @@ void Engine::step() {
     }
     if (b.entries[i].samples && !r->aborted) commit(r, std::move(decisions[i]), &generated);
   }
+  if (depth_ctl_ && !b.prefill) {
+    int batch = int(b.entries.size());
+    depth_ctl_->observe(verifies ? depth_ : 0, batch, accepted, offered, last_forward_s_, verifies ? last_draft_s_ : 0);
+  }
+  if (depth_ctl_) {
+    int decoding = 0;
+    for (Req* r : sched_->running()) decoding += int64_t(r->tokens.size()) == r->computed + 1;
+    depth_ = depth_ctl_->choose(std::max(1, decoding));
+  }
   if (spec) {
     // Drafting is model work: it runs (and is timed) on the model thread.
     launch([&] {
@@ -187,9 +198,10 @@ void Engine::step() {
       model_idle_ += std::chrono::duration<double>(t0 - last_forward_end_).count();
       {
         TraceSpan sp(trace_.get(), "draft (MTP)", kTraceModelThread);
-        draft(b);
+        draft(b, depth_);
       }
       last_forward_end_ = std::chrono::steady_clock::now();
+      last_draft_s_ = std::chrono::duration<double>(last_forward_end_ - t0).count();
       model_busy_ += std::chrono::duration<double>(last_forward_end_ - t0).count();
     });
     wait_model();
@@ -391,8 +403,8 @@ void Engine::finish(Req* r, const std::string& reason, const std::string& error,
   live_.erase(it);
 }
 
-void Engine::draft(const ScheduledBatch& b) {
-  const int steps = cfg_.speculative_num_steps;
+void Engine::draft(const ScheduledBatch& b, int depth) {
+  const int steps = depth;  // layers run this time (auto may pick fewer, or none)
   const int64_t H = model_.spec().hidden_size, V = model_.spec().vocab_size;
   struct Item {
     Req* r;
@@ -416,9 +428,12 @@ void Engine::draft(const ScheduledBatch& b) {
     for (auto& it : items) {
       Req* r = it.r;
       int64_t m = r->computed, n_tok = int64_t(r->tokens.size());
-      int64_t lo = r->mtp_done[k];
+      // Positions whose hidden state is gone (the layer sat idle under auto
+      // depth) are skipped: their MTP KV stays approximate, which can only
+      // cost acceptance, never correctness.
+      int64_t lo = std::max(r->mtp_done[k], r->hist_begin);
       int64_t hi = it.drafting ? m : std::min(m, n_tok - k - 1);
-      if (hi <= lo || lo < r->hist_begin) {
+      if (hi <= lo) {
         new_done.push_back(std::max(lo, hi));
         continue;
       }
@@ -453,7 +468,7 @@ void Engine::draft(const ScheduledBatch& b) {
   }
   for (auto& it : items) {
     Req* r = it.r;
-    if (it.drafting) {
+    if (it.drafting || steps == 0) {
       // No use verifying drafts past the request's last token.
       int64_t room = std::max<int64_t>(0, r->params.max_new_tokens - r->output_len() - 1);
       if (int64_t(it.next.size()) > room) it.next.resize(size_t(room));
@@ -462,6 +477,7 @@ void Engine::draft(const ScheduledBatch& b) {
     // Forget hidden states no MTP layer will read again.
     int64_t keep_from = r->computed;
     for (int k = 0; k < steps; k++) keep_from = std::min(keep_from, r->mtp_done[k]);
+    keep_from = std::max(keep_from, r->computed - cfg_.speculative_num_steps);  // idle layers catch up approximately
     int64_t drop = std::max<int64_t>(0, keep_from - r->hist_begin);
     drop = std::min<int64_t>(drop, int64_t(r->hist.size()) / H);
     r->hist.erase(r->hist.begin(), r->hist.begin() + drop * H);

@@ -359,15 +359,23 @@ TEST_F(EngineTest, SpeculativeGreedyEqualsPlainGreedy) {
   for (int i = 0; i < 32; i++) reqs.push_back(greedy(prompt_of(5 + i * 7, 1000, i), 10 + i % 7));
   Engine plain(config(), *gen_->model);
   auto want = run_all(plain, reqs);
-  for (int steps : {1, 2, 3}) {
+  for (int steps : {1, 2, 3, -1}) {
     EngineConfig c = config();
-    c.speculative_num_steps = steps;
+    c.speculative_num_steps = steps < 0 ? 3 : steps;
+    c.speculative_auto = steps < 0;
     Engine e(c, *gen_->model);
     EXPECT_EQ(run_all(e, {reqs[3]})[0].ids, want[3].ids) << "batch 1, steps " << steps;
     auto got = run_all(e, reqs);
     for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "steps " << steps << " request " << i;
     EXPECT_GT(e.stats().spec_verifies, 0);
     EXPECT_GE(e.stats().avg_spec_accept_length(), 1.0);
+    if (steps > 0) {
+      EngineConfig off = c;
+      off.disable_overlap_schedule = true;
+      Engine sync(off, *gen_->model);
+      auto got2 = run_all(sync, reqs);
+      for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got2[i].ids, want[i].ids) << "no overlap, steps " << steps;
+    }
     expect_no_leaks(e);
   }
 }
