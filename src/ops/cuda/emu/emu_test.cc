@@ -1,0 +1,178 @@
+// Host-emulator check of the CUDA kernels (run.sh): each launcher in
+// cuda_kernels.h against the CPU backend on small shapes.
+#include <cstdio>
+#include <numeric>
+#include "ops/cuda/cuda_kernels.h"
+#include "ops/backend.h"
+#include "core/dtype.h"
+#include "ops/cuda/cuda_test_util.h"   // Rng, rand_host, i32_host, value
+
+using namespace mimo;
+using namespace mimo::cudatest;
+static int failures = 0;
+
+void close(const Tensor& got, const Tensor& want, double atol, double rtol, const std::string& what) {
+  int64_t bad = 0, first = -1; double worst = 0;
+  for (int64_t i = 0; i < want.numel(); i++) {
+    double g = value(got, i), w = value(want, i), d = std::fabs(g - w);
+    bool ok = !(std::isnan(g) || std::isnan(w)) && (std::isinf(w) ? g == w : d <= atol + rtol * std::fabs(w));
+    if (!ok && first < 0) first = i;
+    bad += !ok; if (std::isfinite(d)) worst = std::max(worst, d);
+  }
+  std::printf("%s %s: max diff %.3g%s\n", bad ? "FAIL" : "ok  ", what.c_str(), worst,
+              bad ? (" bad=" + std::to_string(bad) + " first=" + std::to_string(first) + " got=" + std::to_string(value(got, first)) + " want=" + std::to_string(value(want, first))).c_str() : "");
+  failures += bad > 0;
+}
+Tensor nanlike(std::vector<int64_t> s, DType d) { Tensor t = Tensor::empty(s, d); std::memset(t.data(), 0xff, t.nbytes()); return t; }
+
+struct Seq { int ctx, q; };
+void attn_case(const std::string& name, int H, int nkv, int D, int Dv, int window, bool sinks, DType kvdt,
+               std::vector<Seq> seqs, int force_split, uint64_t seed) {
+  auto cpu = make_cpu_backend();
+  Rng r(seed);
+  int total = 0; for (auto& s : seqs) total += s.ctx + s.q;
+  int n_slots = total + 13;
+  std::vector<int32_t> perm(static_cast<size_t>(n_slots)); std::iota(perm.begin(), perm.end(), 0);
+  for (int i = n_slots - 1; i > 0; i--) std::swap(perm[size_t(i)], perm[size_t(r.below(i + 1))]);
+  std::vector<int32_t> positions, q_start{0}, kv_len, table_start, table, out_slots;
+  int next = 0, max_q = 0, max_kv = 0;
+  for (auto& s : seqs) {
+    int ts = int(table.size()), L = s.ctx + s.q;
+    table_start.push_back(ts);
+    for (int j = 0; j < L; j++) table.push_back(perm[size_t(next++)]);
+    for (int i = 0; i < s.q; i++) { positions.push_back(s.ctx + i); out_slots.push_back(table[size_t(ts + s.ctx + i)]); }
+    if (window > 0) for (int j = 0; j < std::max(0, s.ctx - window + 1); j++) table[size_t(ts + j)] = -1;
+    q_start.push_back(q_start.back() + s.q); kv_len.push_back(L);
+    max_q = std::max(max_q, s.q); max_kv = std::max(max_kv, L);
+  }
+  int64_t T = int64_t(positions.size());
+  Tensor q = rand_host({T, H, D}, r), kc = rand_host({n_slots, nkv, D}, r, 1.0f, kvdt), vc = rand_host({n_slots, nkv, Dv}, r, 1.0f, kvdt);
+  Tensor sk = sinks ? rand_host({H}, r, 1.5f) : Tensor();
+  AttnMeta m;
+  m.positions = i32_host(positions); m.q_start = i32_host(q_start); m.kv_len = i32_host(kv_len);
+  m.table_start = i32_host(table_start); m.table = i32_host(table); m.out_slots = i32_host(out_slots);
+  m.num_seqs = int(seqs.size()); m.max_q_len = max_q; m.max_kv_len = max_kv;
+  AttnParams p; p.window = window; p.scale = float(1.0 / std::sqrt(double(D)));
+  Tensor want = nanlike({T, H, Dv}, DType::F32);
+  cpu->attention(q, kc, vc, sk, m, p, want);
+  cuda::AttnArgs a;
+  a.q = q.ptr<float>(); a.k_cache = kc.data(); a.v_cache = vc.data(); a.kv_bf16 = kvdt == DType::BF16;
+  a.sinks = sinks ? sk.ptr<float>() : nullptr;
+  a.positions = m.positions.ptr<int32_t>(); a.q_start = m.q_start.ptr<int32_t>(); a.kv_len = m.kv_len.ptr<int32_t>();
+  a.table_start = m.table_start.ptr<int32_t>(); a.table = m.table.ptr<int32_t>();
+  a.num_seqs = m.num_seqs; a.max_q_len = max_q; a.max_kv_len = max_kv;
+  a.T = int(T); a.H = H; a.nkv = nkv; a.D = D; a.Dv = Dv; a.window = window; a.scale = p.scale;
+  Tensor got = nanlike({T, H, Dv}, DType::F32);
+  a.out = got.ptr<float>();
+  a.nsplit = force_split > 0 ? force_split : cuda::attention_splits(a, 132);
+  std::vector<float> pa(size_t(a.nsplit) * T * H * Dv, NAN), pm(size_t(a.nsplit) * T * H * 2, NAN);
+  a.part_acc = pa.data(); a.part_ml = pm.data();
+  cuda::attention(a, nullptr);
+  close(got, want, 3e-5, 1e-4, "attention " + name + " split=" + std::to_string(a.nsplit) + (kvdt == DType::BF16 ? " bf16" : " f32"));
+}
+
+void moe_case(int64_t T, int E, int total, int begin, int K, int64_t H, int64_t I, DType dt, uint64_t seed) {
+  auto cpu = make_cpu_backend();
+  Rng r(seed);
+  Tensor x = rand_host({T, H}, r);
+  Tensor gu = rand_host({E, 2 * I, H}, r, 1.0f / std::sqrt(float(H)), dt), dn = rand_host({E, H, I}, r, 1.0f / std::sqrt(float(I)), dt);
+  std::vector<int32_t> ids; Tensor w = Tensor::empty({T, K}, DType::F32);
+  for (int64_t i = 0; i < T; i++) {
+    std::vector<int32_t> pick;
+    while (int(pick.size()) < K) { int e = r.below(total); if (std::find(pick.begin(), pick.end(), e) == pick.end()) pick.push_back(e); }
+    for (int k = 0; k < K; k++) { ids.push_back(pick[size_t(k)]); w.ptr<float>()[i * K + k] = r.uniform() + 0.05f; }
+  }
+  Tensor idt = i32_host(ids).view({T, K});
+  Tensor want = Tensor::empty({T, H}, DType::F32);
+  cpu->moe_experts(x, idt, w, gu, dn, begin, want);
+  cuda::MoEArgs a; a.x = x.ptr<float>(); a.ids = idt.ptr<int32_t>(); a.weights = w.ptr<float>();
+  a.gate_up = gu.data(); a.down = dn.data(); a.bf16 = dt == DType::BF16; a.T = T; a.H = H; a.I = I; a.K = K; a.E = E; a.expert_begin = begin;
+  Tensor got = nanlike({T, H}, DType::F32); a.out = got.ptr<float>();
+  std::vector<char> scratch(cuda::moe_scratch_bytes(a), char(0x7f));
+  cuda::moe_experts(a, scratch.data(), nullptr);
+  close(got, want, dt == DType::BF16 ? 3e-2 : 2e-5, 1e-4, "moe_experts T=" + std::to_string(T) + " E=" + std::to_string(E) + "/" + std::to_string(total) + " H=" + std::to_string(H) + " I=" + std::to_string(I) + (dt == DType::BF16 ? " bf16" : " f32"));
+}
+
+int main() {
+  auto cpu = make_cpu_backend();
+  Rng r(1);
+  // gemv
+  for (int64_t M : {1, 3, 8}) for (int64_t K : {7, 64, 264}) for (int64_t N : {1, 33}) {
+    Tensor x = rand_host({M, K}, r), w = rand_host({N, K}, r, 1.0f, DType::BF16);
+    Tensor want = Tensor::empty({M, N}, DType::F32), got = nanlike({M, N}, DType::F32);
+    cpu->linear(x, w, want);
+    cuda::gemv_bf16(x.ptr<float>(), M, K, w.ptr<uint16_t>(), N, got.ptr<float>(), nullptr);
+    close(got, want, 1e-4 * std::sqrt(double(K)), 1e-5, "gemv " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
+  }
+  // rms_norm, rope, silu, store_kv, argmax, gather, convert, embedding
+  for (int64_t H : {1, 64, 300}) {
+    Tensor x = rand_host({3, H}, r, 2.f), w = rand_host({H}, r, 1.f, DType::BF16);
+    Tensor want = Tensor::empty({3, H}, DType::F32); cpu->rms_norm(x, w, 1e-5f, want);
+    cuda::rms_norm(x.ptr<float>(), w.data(), true, 1e-5f, 3, H, x.ptr<float>(), nullptr);
+    close(x, want, 1e-5, 1e-5, "rms_norm in place H=" + std::to_string(H));
+  }
+  {
+    Tensor x = rand_host({5, 4, 48}, r); Tensor x2 = Tensor::empty({5, 4, 48}, DType::F32); std::memcpy(x2.data(), x.data(), x.nbytes());
+    std::vector<int32_t> pos = {0, 5, 100, 7000, 123456};
+    cpu->rope_(x, i32_host(pos), 16, 5e6);
+    std::vector<float> inv(8); for (int i = 0; i < 8; i++) inv[size_t(i)] = 1.0f / std::pow(float(5e6), float(2 * i) / float(16));
+    cuda::rope(x2.ptr<float>(), i32_host(pos).ptr<int32_t>(), inv.data(), 5, 4, 48, 16, nullptr);
+    close(x2, x, 2e-5, 2e-5, "rope");
+  }
+  {
+    Tensor gu = rand_host({3, 2 * 33}, r, 3.f); Tensor want = Tensor::empty({3, 33}, DType::F32), got = nanlike({3, 33}, DType::F32);
+    cpu->silu_mul(gu, want); cuda::silu_mul(gu.ptr<float>(), 3, 33, got.ptr<float>(), nullptr, nullptr); close(got, want, 1e-6, 1e-5, "silu_mul");
+  }
+  for (DType dt : {DType::F32, DType::BF16}) {
+    Tensor k = rand_host({6, 2, 48}, r), v = rand_host({6, 2, 32}, r);
+    std::vector<int32_t> sl = {3, 9, 0, 4, 11, 7}; AttnMeta m; m.out_slots = i32_host(sl);
+    Tensor kc = Tensor::zeros({12, 2, 48}, dt), vc = Tensor::zeros({12, 2, 32}, dt), kc2 = Tensor::zeros({12, 2, 48}, dt), vc2 = Tensor::zeros({12, 2, 32}, dt);
+    cpu->store_kv(k, v, 0.707f, m, kc, vc);
+    cuda::store_kv(k.ptr<float>(), v.ptr<float>(), 0.707f, m.out_slots.ptr<int32_t>(), 6, 96, 64, 12, kc2.data(), vc2.data(), dt == DType::BF16, nullptr);
+    close(kc2, kc, 0, 0, "store_kv k"); close(vc2, vc, 0, 0, "store_kv v");
+  }
+  {
+    Tensor x = rand_host({3, 2000}, r); x.ptr<float>()[5] = 9; x.ptr<float>()[1999] = 9; for (int i = 0; i < 2000; i++) x.ptr<float>()[2000 + i] = -INFINITY;
+    Tensor want = nanlike({3}, DType::I32), got = nanlike({3}, DType::I32);
+    cpu->argmax(x, want); cuda::argmax(x.ptr<float>(), 3, 2000, got.ptr<int32_t>(), nullptr); close(got, want, 0, 0, "argmax");
+  }
+  {
+    Tensor x = rand_host({5, 12}, r, 1.f, DType::BF16); std::vector<int32_t> rows = {4, 0, 4};
+    Tensor want = nanlike({3, 12}, DType::BF16), got = nanlike({3, 12}, DType::BF16);
+    cpu->gather_rows(x, i32_host(rows), want); cuda::gather_rows(x.data(), 5, 24, i32_host(rows).ptr<int32_t>(), 3, got.data(), nullptr);
+    close(got, want, 0, 0, "gather_rows bf16 (8-byte rows)");
+    Tensor e = rand_host({9, 40}, r, 1.f, DType::BF16); Tensor ew = Tensor::empty({3, 40}, DType::F32), eg = nanlike({3, 40}, DType::F32);
+    cpu->embedding(i32_host(rows), e, ew); cuda::embedding(i32_host(rows).ptr<int32_t>(), 3, e.data(), true, 9, 40, eg.ptr<float>(), nullptr);
+    close(eg, ew, 0, 0, "embedding");
+  }
+  // moe route
+  struct RC { int64_t T; int E, K, G, TG; bool norm; float sc; };
+  for (RC c : {RC{5, 8, 2, 1, 1, true, 1.f}, RC{4, 64, 6, 8, 3, true, 2.5f}, RC{3, 256, 8, 1, 1, false, 1.f}}) {
+    Tensor l = rand_host({c.T, c.E}, r, 2.f), b = rand_host({c.E}, r, 0.1f);
+    MoEParams p{c.K, c.G, c.TG, c.norm, c.sc};
+    Tensor ids = nanlike({c.T, c.K}, DType::I32), w = nanlike({c.T, c.K}, DType::F32), ids2 = nanlike({c.T, c.K}, DType::I32), w2 = nanlike({c.T, c.K}, DType::F32);
+    cpu->moe_route(l, b, p, ids, w);
+    cuda::moe_route(l.ptr<float>(), b.ptr<float>(), c.T, c.E, c.K, c.G, c.TG, c.norm, c.sc, ids2.ptr<int32_t>(), w2.ptr<float>(), nullptr);
+    close(ids2, ids, 0, 0, "moe_route ids E=" + std::to_string(c.E)); close(w2, w, 1e-6, 1e-5, "moe_route w");
+  }
+  for (DType dt : {DType::F32, DType::BF16}) {
+    moe_case(5, 8, 8, 0, 2, 64, 32, dt, 10);
+    moe_case(70, 8, 8, 0, 2, 64, 32, dt, 11);   // >64 rows per expert: several tiles
+    moe_case(9, 4, 16, 4, 3, 64, 32, dt, 12);   // EP
+    moe_case(7, 6, 6, 0, 2, 70, 30, dt, 13);    // odd widths
+  }
+  uint64_t seed = 100;
+  for (DType kv : {DType::F32, DType::BF16})
+    for (int window : {0, 16, 1})
+      for (bool sinks : {false, true})
+        attn_case("tiny w=" + std::to_string(window) + (sinks ? " sinks" : ""), 4, 2, 48, 32, window, sinks, kv,
+                  {{0, 20}, {37, 1}, {50, 4}, {3, 1}, {5, 0}}, 0, seed++);
+  attn_case("tiny forced split", 4, 2, 48, 32, 16, true, DType::F32, {{0, 20}, {37, 1}, {50, 4}, {3, 1}}, 3, seed++);
+  attn_case("tiny forced split nowin", 4, 2, 48, 32, 0, false, DType::BF16, {{300, 1}, {37, 2}}, 5, seed++);
+  attn_case("G=128", 128, 1, 16, 8, 0, true, DType::F32, {{10, 3}, {0, 5}}, 0, seed++);
+  attn_case("wide v", 6, 3, 8, 200, 5, false, DType::BF16, {{40, 9}}, 0, seed++);
+  attn_case("full dims decode", 64, 4, 192, 128, 0, false, DType::BF16, {{300, 1}}, 0, seed++);
+  attn_case("swa dims mixed", 64, 8, 192, 128, 128, true, DType::F32, {{300, 1}, {20, 6}}, 0, seed++);
+  std::printf("%s: %d failing checks\n", failures ? "FAILED" : "ALL OK", failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,112 @@
+// Skinny products for decode: out[M, N] = x[M, K] @ w[N, K]^T with M <= 8,
+// bf16 weights and fp32 activations. Reading w is the whole cost, so each
+// warp streams 4 weight rows with 16-byte loads (8 bf16 per lane) and reuses
+// every activation it loads across those 4 rows; activations stay fp32 (no
+// rounding of x, unlike the tensor-core path), so this matches the CPU's
+// bf16 linear to fp32 rounding.
+#include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_kernels.h"
+
+namespace mimo::cuda {
+
+namespace {
+
+constexpr int kRowsPerWarp = 4, kWarps = 8;
+
+__device__ __forceinline__ void unpack8(const uint4& v, float* f) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = __uint_as_float(w[i] << 16);            // lower address = low half
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+template <int M, bool VEC>
+__global__ void __launch_bounds__(kWarps * 32, (M <= 6 ? 2 : 1)) gemv_bf16_kernel(const float* __restrict__ x, int64_t K,
+                                                                 const uint16_t* __restrict__ w, int64_t N,
+                                                                 float* __restrict__ out) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t n0 = (int64_t(blockIdx.x) * kWarps + warp) * kRowsPerWarp;
+  if (n0 >= N) return;
+  float acc[M][kRowsPerWarp];
+#pragma unroll
+  for (int m = 0; m < M; m++)
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; r++) acc[m][r] = 0.0f;
+  // Rows past N re-read the last row (cheap, cached) instead of branching.
+  const uint16_t* wr[kRowsPerWarp];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; r++) wr[r] = w + (n0 + r < N ? n0 + r : N - 1) * K;
+
+  if constexpr (VEC) {
+#pragma unroll(M <= 4 ? 2 : 1)  // two loads in flight per row; wide M has enough already
+    for (int64_t k = int64_t(lane) * 8; k < K; k += 32 * 8) {
+      float wf[kRowsPerWarp][8];
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; r++) unpack8(__ldg(reinterpret_cast<const uint4*>(wr[r] + k)), wf[r]);
+#pragma unroll
+      for (int m = 0; m < M; m++) {
+        float4 a = __ldg(reinterpret_cast<const float4*>(x + m * K + k));
+        float4 b = __ldg(reinterpret_cast<const float4*>(x + m * K + k + 4));
+        const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; r++)
+#pragma unroll
+          for (int j = 0; j < 8; j++) acc[m][r] = fmaf(xv[j], wf[r][j], acc[m][r]);
+      }
+    }
+  } else {
+    for (int64_t k = lane; k < K; k += 32) {
+      float wf[kRowsPerWarp];
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; r++) wf[r] = bf16_bits_to_f32(wr[r][k]);
+#pragma unroll
+      for (int m = 0; m < M; m++) {
+        float xv = x[m * K + k];
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; r++) acc[m][r] = fmaf(xv, wf[r], acc[m][r]);
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < M; m++)
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; r++) acc[m][r] = warp_sum(acc[m][r]);
+  if (lane == 0) {
+#pragma unroll
+    for (int m = 0; m < M; m++)
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; r++)
+        if (n0 + r < N) out[m * N + n0 + r] = acc[m][r];
+  }
+}
+
+template <int M>
+void launch(const float* x, int64_t K, const uint16_t* w, int64_t N, float* out, bool vec, cudaStream_t s) {
+  unsigned blocks = unsigned(ceil_div(N, kWarps * kRowsPerWarp));
+  if (vec)
+    gemv_bf16_kernel<M, true><<<blocks, kWarps * 32, 0, s>>>(x, K, w, N, out);
+  else
+    gemv_bf16_kernel<M, false><<<blocks, kWarps * 32, 0, s>>>(x, K, w, N, out);
+}
+
+}  // namespace
+
+void gemv_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t N, float* out, cudaStream_t s) {
+  if (M == 0 || N == 0) return;
+  // 16-byte loads need K % 8 == 0 and 16-byte aligned bases.
+  bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  switch (M) {
+    case 1: return launch<1>(x, K, w, N, out, vec, s);
+    case 2: return launch<2>(x, K, w, N, out, vec, s);
+    case 3: return launch<3>(x, K, w, N, out, vec, s);
+    case 4: return launch<4>(x, K, w, N, out, vec, s);
+    case 5: return launch<5>(x, K, w, N, out, vec, s);
+    case 6: return launch<6>(x, K, w, N, out, vec, s);
+    case 7: return launch<7>(x, K, w, N, out, vec, s);
+    default: return launch<8>(x, K, w, N, out, vec, s);
+  }
+}
+
+}  // namespace mimo::cuda

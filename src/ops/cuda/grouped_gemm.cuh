@@ -1,0 +1,37 @@
+// Grouped GEMM for the MoE experts: rows of A are grouped by expert (each
+// group contiguous, as moe.cu lays them out), and a tile list built on the
+// device says which expert and which rows each 64-row tile covers, so one
+// launch serves every expert without the host knowing the group sizes.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace mimo::cuda {
+
+constexpr int kGroupTileM = 64;  // rows per tile; the tile list is built for this
+
+struct GroupedGemm {
+  const float* A = nullptr;        // fp32 activations
+  int64_t lda = 0;
+  const int32_t* a_rows = nullptr; // optional: tile row r reads A row a_rows[r] (gather)
+  const void* W = nullptr;         // [E][N, K] F32 or BF16
+  bool bf16 = false;
+  int64_t w_expert_stride = 0;     // elements between experts
+  int64_t N = 0, K = 0;
+  const int32_t* tile_expert = nullptr;  // [max_tiles]
+  const int32_t* tile_row0 = nullptr;    // [max_tiles]
+  const int32_t* num_tiles = nullptr;    // [1]
+  const int32_t* offsets = nullptr;      // [E + 1]: rows of expert e are [offsets[e], offsets[e + 1])
+  int64_t max_tiles = 0;                 // host-known bound on *num_tiles (grid size)
+  float* C = nullptr;                    // C[r, n] for the grouped rows r
+  int64_t ldc = 0;
+};
+
+// C[r, :] = A[row(r), :] @ W[e(r)]^T. BF16 weights run on tensor cores with
+// the activations rounded to bf16 (fp32 accumulation); F32 weights run a
+// plain fp32 FMA kernel.
+void grouped_gemm(const GroupedGemm& g, cudaStream_t s);
+
+}  // namespace mimo::cuda
