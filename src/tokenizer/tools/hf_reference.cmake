@@ -1,0 +1,15 @@
+# ctest fixture: builds the corpus and the reference ids with node.
+#   cmake -DPREFIX=npm_prefix -DMODEL=dir_with_tokenizer.json -DTOOLS=this_dir -DOUT=dir -P hf_reference.cmake
+find_program(NODE node)
+if(NOT NODE)
+  message(FATAL_ERROR "node is required for the tokenizer reference tests (apt-get install nodejs)")
+endif()
+file(REMOVE_RECURSE "${OUT}")
+file(MAKE_DIRECTORY "${OUT}")
+foreach(step "make_corpus.mjs;${OUT}" "hf_encode.mjs;${PREFIX};${MODEL};${OUT}")
+  list(POP_FRONT step script)
+  execute_process(COMMAND "${NODE}" "${TOOLS}/${script}" ${step} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "node ${script} failed (exit ${rc})")
+  endif()
+endforeach()
