@@ -66,6 +66,7 @@ void run(const GenerateArgs& a) {
   go.sampling.top_k = a.top_k;
   go.sampling.min_p = a.min_p;
   go.sampling.seed = a.seed;
+  go.sampling.max_new_tokens = a.max_new_tokens;
   go.ignore_eos = a.ignore_eos;
   go.dump_prompt_logits = !a.dump_logits.empty();
   go.prefill_chunk = a.prefill_chunk;

@@ -10,5 +10,8 @@ namespace mimo::cli {
 void register_generate(CLI::App& app);         // cmd_generate.cc
 void register_make_checkpoint(CLI::App& app);  // cmd_make_checkpoint.cc
 void register_text_commands(CLI::App& app);    // cmd_text.cc: tokenize, detokenize, chat-template
+void register_serve_commands(CLI::App& app);   // cmd_serve.cc: serve (alias launch_server)
+void register_bench_commands(CLI::App& app);   // cmd_bench.cc: bench-one-batch
+void register_bench_spec(CLI::App& app);       // cmd_bench_spec.cc: speculative decoding
 
 }  // namespace mimo::cli

@@ -1,6 +1,9 @@
 #include "cli/common.h"
 
 #include "core/error.h"
+#ifdef MIMOSERVE_HAS_SERVER
+#include "server/default_model.h"
+#endif
 
 namespace mimo::cli {
 
@@ -17,7 +20,11 @@ std::unique_ptr<Backend> make_backend(const std::string& device) {
 
 std::string resolve_model_path(const std::string& path) {
   if (!path.empty()) return path;
-  fail("no --model-path given (the embedded default model comes with the server issue)");
+#ifdef MIMOSERVE_HAS_SERVER
+  return server::default_model_path();
+#else
+  fail("no --model-path given, and this build has no default model (it comes with the server)");
+#endif
 }
 
 }  // namespace mimo::cli

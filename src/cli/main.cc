@@ -10,6 +10,9 @@ int main(int argc, char** argv) {
   mimo::cli::register_generate(app);
   mimo::cli::register_make_checkpoint(app);
   mimo::cli::register_text_commands(app);
+  mimo::cli::register_serve_commands(app);
+  mimo::cli::register_bench_commands(app);
+  mimo::cli::register_bench_spec(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

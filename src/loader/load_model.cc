@@ -17,6 +17,7 @@ LoadedModel load_model(const std::string& path, Backend& backend, const ModelLoa
   LoadOptions lo;
   lo.dtype = resolve_weight_dtype(opt.dtype, ckpt);
   lo.load_mtp = opt.load_mtp;
+  lo.num_threads = opt.num_threads;
   ModelWeights w = load_weights(ckpt, spec, backend, lo);
   LoadedModel out;
   out.weight_dtype = lo.dtype;

@@ -14,6 +14,7 @@ struct ModelLoadOptions {
   std::string dtype = "auto";  // auto | float32 | bfloat16
   SpecOverrides overrides;
   bool load_mtp = true;
+  int num_threads = 0;  // threads converting weights; 0 = the compute pool (--model-loader-extra-config)
 };
 
 struct LoadedModel {

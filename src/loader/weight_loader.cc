@@ -186,7 +186,11 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
   std::mutex err_mu;
   std::string first_error;
   std::vector<Tensor> host(jobs.size());
-  ThreadPool::global().run([&](int, int) {
+  // A loader thread count of its own (SGLang's num_threads) gets a pool that
+  // lives for the load only; the compute pool keeps its size.
+  std::unique_ptr<ThreadPool> own_pool;
+  if (opt.num_threads > 0) own_pool = std::make_unique<ThreadPool>(opt.num_threads);
+  (own_pool ? *own_pool : ThreadPool::global()).run([&](int, int) {
     for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
       try {
         Job& j = jobs[i];

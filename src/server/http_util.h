@@ -1,0 +1,67 @@
+// Internal to src/server: what the route handlers share on top of
+// cpp-httplib — JSON and error responses, waiting on several request
+// handles, and server-sent-event streaming with abort on disconnect.
+#pragma once
+
+#include <httplib.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/api_error.h"
+#include "server/server.h"
+
+namespace mimo::server {
+
+using ojson = nlohmann::ordered_json;
+
+void send_json(httplib::Response& res, int status, const ojson& body);
+void send_error(ServerContext& ctx, httplib::Response& res, const ApiError& e);
+
+// Runs a handler body, turning ApiError, EngineError and other exceptions
+// into error responses.
+void guarded(ServerContext& ctx, httplib::Response& res, const std::function<void()>& body);
+
+// 404 when the request names another model.
+void check_model(const ServerContext& ctx, const std::string& model);
+
+// Submits to the engine (EngineError becomes ApiError) and registers the ids
+// as live until the returned guard is destroyed.
+struct Submitted {
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  std::string id;
+  std::chrono::steady_clock::time_point arrival = std::chrono::steady_clock::now();
+  ServerContext* ctx = nullptr;
+  std::vector<bool> done;  // per handle: its final output was seen
+  ~Submitted();
+  // Waits for the next output of any unfinished handle; false on timeout.
+  bool next(int* index, EngineOutput* out, std::chrono::milliseconds timeout);
+  bool all_done() const;
+  // Aborts whatever has not finished (client gone).
+  void abort_rest();
+};
+std::shared_ptr<Submitted> submit(ServerContext& ctx, EngineRequest r);
+
+// Streams server-sent events. `on_output` turns an output of handle i into
+// event payloads; `on_end` gives the last ones (before "[DONE]") once all
+// handles finished or `failed()` says an error event went out. The request
+// is aborted if the client goes away first.
+struct SseCallbacks {
+  std::function<std::vector<std::string>()> on_start;
+  std::function<std::vector<std::string>(int, const EngineOutput&)> on_output;
+  std::function<std::vector<std::string>()> on_end;
+  std::function<bool()> failed;
+};
+void stream_sse(httplib::Response& res, std::vector<std::shared_ptr<Submitted>> subs, SseCallbacks cb);
+
+// Records a finished choice in the metrics.
+void record_finish(ServerContext& ctx, const Submitted& s, const EngineOutput& o);
+
+void register_openai_routes(httplib::Server& svr, ServerContext& ctx);
+void register_native_routes(httplib::Server& svr, ServerContext& ctx);
+void handle_flush_cache(ServerContext& ctx, httplib::Response& res);
+const std::string& web_index_html();
+
+}  // namespace mimo::server

@@ -1,0 +1,121 @@
+#include "server/metrics.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace mimo::server {
+
+namespace {
+
+std::string escape_label(const std::string& v) {
+  std::string o;
+  for (char c : v) {
+    if (c == '\\' || c == '"') o += '\\';
+    if (c == '\n') {
+      o += "\\n";
+      continue;
+    }
+    o += c;
+  }
+  return o;
+}
+
+struct Writer {
+  std::string out;
+  std::string labels;  // model_name="..."
+  void header(const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  void sample(const std::string& name, double v, const std::string& extra = "") {
+    std::string l = extra.empty() ? labels : labels + "," + extra;
+    out += fmt::format("{}{{{}}} {}\n", name, l, v);
+  }
+  void gauge(const char* name, const char* help, double v) {
+    header(name, "gauge", help);
+    sample(name, v);
+  }
+  void counter(const char* name, const char* help, double v) {
+    header(name, "counter", help);
+    sample(name, v);
+  }
+};
+
+}  // namespace
+
+double cache_hit_rate(const EngineStats& s) {
+  return s.prompt_tokens > 0 ? double(s.cached_prompt_tokens) / double(s.prompt_tokens) : 0.0;
+}
+
+Metrics::Metrics()
+    : bounds_{0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}, buckets_(bounds_.size() + 1, 0) {}
+
+void Metrics::request_finished(const std::string& reason, double e2e) {
+  std::lock_guard<std::mutex> lk(mu_);
+  by_reason_[reason]++;
+  size_t b = size_t(std::lower_bound(bounds_.begin(), bounds_.end(), e2e) - bounds_.begin());
+  buckets_[b]++;
+  e2e_sum_ += e2e;
+  e2e_count_++;
+}
+
+void Metrics::request_rejected(int status) {
+  std::lock_guard<std::mutex> lk(mu_);
+  rejected_[status]++;
+}
+
+std::string Metrics::prometheus(const EngineStats& s, const std::string& model_name) const {
+  Writer w;
+  w.labels = fmt::format("model_name=\"{}\"", escape_label(model_name));
+  w.gauge("sglang:num_running_reqs", "Requests running (decoding or in prefill).", s.running);
+  w.gauge("sglang:num_queue_reqs", "Requests waiting to be scheduled.", s.waiting);
+  w.header("sglang:kv_tokens_used", "gauge", "KV cache slots in use per pool (including the prefix cache).");
+  w.sample("sglang:kv_tokens_used", double(s.full_used), "pool=\"full\"");
+  w.sample("sglang:kv_tokens_used", double(s.swa_used), "pool=\"swa\"");
+  w.header("sglang:kv_tokens_cached", "gauge", "KV cache slots held only by the prefix cache, per pool.");
+  w.sample("sglang:kv_tokens_cached", double(s.cached_full), "pool=\"full\"");
+  w.sample("sglang:kv_tokens_cached", double(s.cached_swa), "pool=\"swa\"");
+  w.header("sglang:kv_tokens_capacity", "gauge", "KV cache slots per pool.");
+  w.sample("sglang:kv_tokens_capacity", double(s.full_capacity), "pool=\"full\"");
+  w.sample("sglang:kv_tokens_capacity", double(s.swa_capacity), "pool=\"swa\"");
+  w.gauge("sglang:token_usage", "Fraction of the full-attention KV pool in use.",
+          s.full_capacity > 0 ? double(s.full_used) / double(s.full_capacity) : 0.0);
+  w.gauge("sglang:swa_token_usage", "Fraction of the sliding-window KV pool in use.",
+          s.swa_capacity > 0 ? double(s.swa_used) / double(s.swa_capacity) : 0.0);
+  w.gauge("sglang:cache_hit_rate", "Fraction of prompt tokens served from the prefix cache.", cache_hit_rate(s));
+  w.gauge("sglang:gen_throughput", "Generated tokens per second over the last few seconds.", s.gen_throughput);
+  w.counter("sglang:prompt_tokens_total", "Prompt tokens processed.", double(s.prompt_tokens));
+  w.counter("sglang:cached_prompt_tokens_total", "Prompt tokens served from the prefix cache.",
+            double(s.cached_prompt_tokens));
+  w.counter("sglang:generation_tokens_total", "Tokens generated.", double(s.generated_tokens));
+  w.counter("sglang:num_retracted_reqs_total", "Requests retracted (KV freed and requeued) when memory ran out.",
+            double(s.retractions));
+  w.counter("sglang:forward_steps_total", "Model steps run.", double(s.steps));
+  if (auto a = spec_accept_length(s)) w.gauge("sglang:spec_accept_length", "Average speculative accept length.", *a);
+  std::lock_guard<std::mutex> lk(mu_);
+  w.header("sglang:num_requests_total", "counter", "Finished requests (per choice) by finish reason.");
+  for (const char* r : {"stop", "length", "abort", "error"}) {
+    auto it = by_reason_.find(r);
+    w.sample("sglang:num_requests_total", double(it == by_reason_.end() ? 0 : it->second),
+             fmt::format("finish_reason=\"{}\"", r));
+  }
+  w.header("sglang:num_rejected_requests_total", "counter", "Requests refused before generation, by HTTP status.");
+  for (int code : {400, 401, 404, 413, 503}) {
+    auto it = rejected_.find(code);
+    w.sample("sglang:num_rejected_requests_total", double(it == rejected_.end() ? 0 : it->second),
+             fmt::format("status=\"{}\"", code));
+  }
+  w.header("sglang:e2e_request_latency_seconds", "histogram", "Seconds from arrival to the last token.");
+  int64_t cum = 0;
+  for (size_t i = 0; i < bounds_.size(); i++) {
+    cum += buckets_[i];
+    w.sample("sglang:e2e_request_latency_seconds_bucket", double(cum), fmt::format("le=\"{}\"", bounds_[i]));
+  }
+  cum += buckets_.back();
+  w.sample("sglang:e2e_request_latency_seconds_bucket", double(cum), "le=\"+Inf\"");
+  w.sample("sglang:e2e_request_latency_seconds_sum", e2e_sum_);
+  w.sample("sglang:e2e_request_latency_seconds_count", double(e2e_count_));
+  return w.out;
+}
+
+}  // namespace mimo::server

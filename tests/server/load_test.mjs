@@ -1,0 +1,199 @@
+// The server under load and under stress: 64 concurrent streams give the
+// same greedy tokens as one at a time; clients that vanish mid-stream free
+// their KV; SIGTERM drains (finishes what it can, aborts the rest) and
+// exits 0.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { BIN, json, readSse, serverState, startServer, waitIdle } from './harness.mjs';
+
+const WORDS = ['weather', 'Paris', 'coffee', 'tools', 'model', 'river', 'music', 'code'];
+const request = (i, extra = {}) => ({
+  model: 'default',
+  messages: [{ role: 'user', content: `Request ${i}: tell me about the ${WORDS[i % WORDS.length]} ${'and more '.repeat(i % 5)}` }],
+  max_tokens: 16,
+  temperature: 0,
+  ignore_eos: true,
+  ...extra,
+});
+
+async function streamChat(url, body, onChunk = () => {}, signal = undefined) {
+  const res = await fetch(url + '/v1/chat/completions', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, signal,
+    body: JSON.stringify({ ...body, stream: true }),
+  });
+  assert.equal(res.status, 200);
+  let text = '', finish = null, done = false;
+  await readSse(res, async (ev) => {
+    if (ev === '[DONE]') { done = true; return; }
+    if (ev.error) throw new Error(JSON.stringify(ev.error));
+    for (const c of ev.choices) {
+      text += c.delta.content || '';
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+    await onChunk(ev);
+  });
+  return { text, finish, done };
+}
+
+describe('under load', () => {
+  let server;
+  before(async () => {
+    // A long context, so that requests the test abandons would run for minutes.
+    server = await startServer(['--max-running-requests', '64', '--max-total-tokens', '40000',
+      '--context-length', '100000']);
+  });
+  after(async () => {
+    const { code } = await server.stop();
+    assert.equal(code, 0, server.log());
+  });
+
+  it('64 concurrent streams equal the same requests one at a time', async () => {
+    const N = 64;
+    const together = await Promise.all(Array.from({ length: N }, (_, i) => streamChat(server.url, request(i))));
+    for (const r of together) {
+      assert.equal(r.finish, 'length');
+      assert.ok(r.done);
+    }
+    // The prefix cache now holds these prompts; flush it so the sequential
+    // run computes them afresh too.
+    await waitIdle(server.url);
+    assert.equal((await fetch(server.url + '/flush_cache', { method: 'POST' })).status, 200);
+    for (let i = 0; i < N; i++) {
+      const alone = await json(server.url, '/v1/chat/completions', request(i));
+      assert.equal(alone.status, 200);
+      assert.equal(together[i].text, alone.body.choices[0].message.content, `request ${i}`);
+    }
+  });
+
+  it('clients that disconnect mid-stream leak no KV', async () => {
+    const long = (i) => request(i, { max_tokens: 90000 });
+    // In-process clients that abort their fetch after a few chunks...
+    const aborted = Array.from({ length: 4 }, async (_, i) => {
+      const ac = new AbortController();
+      let n = 0;
+      await assert.rejects(streamChat(server.url, long(i), () => { if (++n === 3) ac.abort(); }, ac.signal));
+    });
+    // ...and client processes killed outright.
+    const script = `
+      const res = await fetch(process.argv[1] + '/v1/chat/completions', { method: 'POST',
+        headers: { 'Content-Type': 'application/json' }, body: process.argv[2] });
+      for await (const piece of res.body) { console.log('streaming'); }`;
+    const killed = Array.from({ length: 4 }, (_, i) => new Promise((resolve, reject) => {
+      const p = spawn(process.execPath, ['--input-type=module', '-e', script, server.url,
+        JSON.stringify({ ...long(10 + i), stream: true })], { stdio: ['ignore', 'pipe', 'inherit'] });
+      p.stdout.once('data', () => p.kill('SIGKILL'));
+      p.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`client exited ${code}`))));
+    }));
+    await Promise.all([...aborted, ...killed]);
+    // Without aborts these would decode 90000 tokens each, for minutes.
+    const idle = await waitIdle(server.url, 10000);
+    assert.ok(idle.num_finished_reqs > 0);
+    const f = await fetch(server.url + '/flush_cache', { method: 'POST' });
+    assert.equal(f.status, 200);
+    const s = await serverState(server.url);
+    assert.equal(s.kv_pools.full.used, 0, JSON.stringify(s.kv_pools));
+    assert.equal(s.kv_pools.swa.used, 0, JSON.stringify(s.kv_pools));
+    assert.equal(s.kv_pools.full.cached, 0);
+    const m = await (await fetch(server.url + '/metrics')).text();
+    assert.match(m, /sglang:num_requests_total\{model_name="mimoserve-default",finish_reason="abort"\} [1-9]/);
+  });
+});
+
+describe('shutdown', () => {
+  it('SIGTERM finishes short requests, aborts long ones after the drain timeout, exits 0', async () => {
+    const server = await startServer(['--drain-timeout', '5', '--context-length', '100000',
+      '--max-total-tokens', '30000']);
+    const started = [];
+    const streams = [];
+    for (let i = 0; i < 5; i++) {
+      const long = i >= 3;
+      let first;
+      started.push(new Promise((r) => (first = r)));
+      const body = request(i, { max_tokens: long ? 90000 : 20 });
+      streams.push((async () => {
+        const res = await fetch(server.url + '/v1/chat/completions', { method: 'POST',
+          headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+        let finish = null, error = null;
+        const events = await readSse(res, (ev) => {
+          first();
+          if (ev.error) error = ev.error;
+          for (const c of ev.choices || []) if (c.finish_reason) finish = c.finish_reason;
+        }).catch((e) => { error = { message: String(e) }; return []; });
+        return { long, finish, error, done: events.at(-1) === '[DONE]' };
+      })());
+    }
+    await Promise.all(started);
+    server.proc.kill('SIGTERM');
+    // New work is refused while draining (or the port is already closed).
+    await new Promise((r) => setTimeout(r, 200));
+    const late = await fetch(server.url + '/v1/chat/completions', { method: 'POST',
+      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request(9)) })
+      .then((r) => r.status).catch(() => 'refused');
+    assert.ok(late === 503 || late === 'refused', `late request got ${late}`);
+    const results = await Promise.all(streams);
+    for (const r of results) {
+      if (!r.long) {
+        assert.equal(r.finish, 'length', JSON.stringify(r));
+        assert.ok(r.done);
+      } else {
+        assert.ok(r.error, 'a long request is aborted: ' + JSON.stringify(r));
+      }
+    }
+    const { code, signal } = await server.exited;
+    assert.equal(signal, null);
+    assert.equal(code, 0, server.log());
+  });
+});
+
+describe('flags', () => {
+  const run = (args) => new Promise((resolve) => {
+    const p = spawn(BIN, ['serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('exit', (code) => resolve({ code, out }));
+  });
+
+  it('refuses what this build cannot do, with a message', async () => {
+    const cases = [
+      [['--tp-size', '8'], /multi-GPU parallelism, which is not in this build/],
+      [['--dp-size', '2', '--enable-dp-attention'], /multi-GPU parallelism/],
+      [['--speculative-algorithm', 'MEDUSA'], /--speculative-algorithm 'MEDUSA' is not available/],
+      [['--speculative-num-steps', '3'], /need --speculative-algorithm EAGLE/],
+      [['--enable-mtp', '--speculative-eagle-topk', '4'], /only chain drafting/],
+      [['--enable-mtp', '--speculative-num-steps', '3', '--speculative-num-draft-tokens', '8'], /must be --speculative-num-steps \+ 1/],
+      [['--attention-backend', 'flashinfer'], /--attention-backend 'flashinfer' is not available/],
+      [['--device', 'tpu'], /--device must be cpu, cuda or auto/],
+      [['--dtype', 'float16'], /float16 compute is not supported/],
+      [['--schedule-policy', 'random'], /--schedule-policy 'random' is not available/],
+      [['--model-loader-extra-config', '{"bogus": 1}'], /unknown key 'bogus'/],
+      [['--reasoning-parser', 'nope'], /--reasoning-parser 'nope' is not known/],
+      [['--tool-call-parser', 'nope'], /--tool-call-parser 'nope' is not known/],
+    ];
+    for (const [args, want] of cases) {
+      const { code, out } = await run(args);
+      assert.equal(code, 1, `${args.join(' ')}: ${out}`);
+      assert.match(out, want, args.join(' '));
+    }
+  });
+
+  it('takes the launch recipe\'s single-GPU flags (as launch_server too)', async () => {
+    const server = await startServer(['--trust-remote-code', '--max-running-requests', '128',
+      '--chunked-prefill-size', '16384', '--reasoning-parser', 'qwen3', '--tool-call-parser', 'mimo',
+      '--model-loader-extra-config', '{"enable_multithread_load":"true","num_threads":4}', '--attention-backend', 'auto',
+      '--enable-metrics', '--max-total-tokens', '20000']);
+    const info = await json(server.url, '/get_server_info');
+    assert.equal(info.body.max_running_requests, 128);
+    assert.equal(info.body.tool_call_parser, 'mimo');
+    const { code } = await server.stop();
+    assert.equal(code, 0);
+    const help = await new Promise((resolve) => {
+      const p = spawn(BIN, ['launch_server', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.on('exit', () => resolve(out));
+    });
+    assert.match(help, /--speculative-num-draft-tokens/);
+  });
+});
