@@ -1,8 +1,11 @@
 // Attention over slot-indexed KV (paged or not), with sliding windows and
-// per-head sinks. One work item is (query row, kv head): the group of query
-// heads sharing that kv head is scored against each key in one pass, so K
-// and V are read once per group. Two passes over the visible keys (scores,
-// then the weighted sum of V), softmax in fp32.
+// per-head sinks. Work items are (sequence, kv head, block of query rows):
+// the query heads sharing a kv head read each key and value once.
+//
+// With AVX2 the items run the flash-style kernel of attention_avx2.cc. The
+// portable path keeps the simple per-row form: two passes over the visible
+// keys (scores, then the weighted sum of V), softmax in fp32. Both give a
+// row a result that does not depend on the other rows of the step.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -17,23 +20,17 @@ namespace mimo {
 namespace {
 
 template <typename KV>
-void attend(const float* q, const KV* kc, const KV* vc, const float* sinks, const AttnMeta& meta,
-            const AttnParams& p, int H, int nkv, int D, int Dv, float* out, ThreadPool& pool) {
+void attend_portable(const float* q, const KV* kc, const KV* vc, const float* sinks, const AttnMeta& meta,
+                     const AttnParams& p, int H, int nkv, int D, int Dv, float* out, ThreadPool& pool,
+                     const std::vector<int32_t>& seq_of) {
   const int G = H / nkv;
   const int32_t* pos = meta.positions.ptr<int32_t>();
-  const int32_t* qs = meta.q_start.ptr<int32_t>();
   const int32_t* kvl = meta.kv_len.ptr<int32_t>();
   const int32_t* ts = meta.table_start.ptr<int32_t>();
   const int32_t* table = meta.table.ptr<int32_t>();
-  const int64_t T = qs[meta.num_seqs];
-  // Row -> sequence, so work items can be flat.
-  std::vector<int32_t> seq_of(static_cast<size_t>(T));
-  for (int s = 0; s < meta.num_seqs; s++)
-    for (int32_t r = qs[s]; r < qs[s + 1]; r++) seq_of[size_t(r)] = s;
-
+  const int64_t T = int64_t(seq_of.size());
   pool.parallel_for(T * nkv, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> scores;
-    std::vector<float> acc(size_t(G) * size_t(Dv));
+    std::vector<float> scores, acc(size_t(G) * size_t(Dv)), denom(static_cast<size_t>(G));
     for (int64_t item = b; item < e; item++) {
       int64_t row = item / nkv;
       int kh = int(item % nkv);
@@ -50,7 +47,6 @@ void attend(const float* q, const KV* kc, const KV* vc, const float* sinks, cons
         for (int g = 0; g < G; g++) scores[size_t(g * L + j)] = cpu::dot(qrow + g * D, k, D) * p.scale;
       }
       std::fill(acc.begin(), acc.end(), 0.0f);
-      std::vector<float> denom(static_cast<size_t>(G));
       for (int g = 0; g < G; g++) {
         float* sc = scores.data() + g * L;
         float m = -INFINITY;
@@ -82,15 +78,57 @@ void attend(const float* q, const KV* kc, const KV* vc, const float* sinks, cons
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                            const AttnMeta& meta, const AttnParams& p, Tensor& out) {
-  int H = int(q.dim(1)), D = int(q.dim(2)), nkv = int(k_cache.dim(1)), Dv = int(v_cache.dim(2));
+  const int H = int(q.dim(1)), D = int(q.dim(2)), nkv = int(k_cache.dim(1)), Dv = int(v_cache.dim(2));
   MIMO_ASSERT(H % nkv == 0 && k_cache.dim(2) == D && out.dim(2) == Dv);
   const float* sk = sinks.numel() > 0 && sinks.data() ? sinks.ptr<float>() : nullptr;
-  if (k_cache.dtype() == DType::BF16)
-    attend(q.ptr<float>(), k_cache.ptr<uint16_t>(), v_cache.ptr<uint16_t>(), sk, meta, p, H, nkv, D, Dv,
-           out.ptr<float>(), pool_);
-  else
-    attend(q.ptr<float>(), k_cache.ptr<float>(), v_cache.ptr<float>(), sk, meta, p, H, nkv, D, Dv, out.ptr<float>(),
-           pool_);
+  const bool bf = k_cache.dtype() == DType::BF16;
+  const int32_t* qs = meta.q_start.ptr<int32_t>();
+  const int S = meta.num_seqs;
+  const int64_t T = qs[S];
+  if (!cpu::cpu_features().avx2_fma) {
+    seq_of_.resize(size_t(T));
+    for (int s = 0; s < S; s++)
+      for (int32_t r = qs[s]; r < qs[s + 1]; r++) seq_of_[size_t(r)] = s;
+    if (bf)
+      attend_portable(q.ptr<float>(), k_cache.ptr<uint16_t>(), v_cache.ptr<uint16_t>(), sk, meta, p, H, nkv, D, Dv,
+                      out.ptr<float>(), pool_, seq_of_);
+    else
+      attend_portable(q.ptr<float>(), k_cache.ptr<float>(), v_cache.ptr<float>(), sk, meta, p, H, nkv, D, Dv,
+                      out.ptr<float>(), pool_, seq_of_);
+    return;
+  }
+  // Items: (sequence, query block, kv head), a block being up to ~48 query
+  // vectors (rows x heads per kv head). Later blocks of a sequence see more
+  // keys, so they go first and the cheap ones fill in at the end.
+  const int G = H / nkv;
+  const int64_t rows_per_block = std::max<int64_t>(1, 48 / G);
+  seq_of_.clear();  // reused as the item list: (sequence, first row, rows)
+  for (int s = 0; s < S; s++)
+    for (int32_t r1 = qs[s + 1]; r1 > qs[s];) {
+      int32_t r0 = int32_t(std::max<int64_t>(qs[s], r1 - rows_per_block));
+      seq_of_.insert(seq_of_.end(), {s, r0, r1 - r0});
+      r1 = r0;
+    }
+  const int64_t items = int64_t(seq_of_.size() / 3) * nkv;
+  const int32_t* kvl = meta.kv_len.ptr<int32_t>();
+  const int32_t* ts = meta.table_start.ptr<int32_t>();
+  pool_.run_chunks(items, [&](int64_t it) {
+    const int32_t* item = seq_of_.data() + (it / nkv) * 3;
+    cpu::AttnRows a;
+    a.q = q.ptr<float>();
+    a.k_cache = k_cache.data();
+    a.v_cache = v_cache.data();
+    a.bf16 = bf;
+    a.H = H, a.nkv = nkv, a.D = D, a.Dv = Dv, a.kh = int(it % nkv);
+    a.slots = meta.table.ptr<int32_t>() + ts[item[0]];
+    a.pos = meta.positions.ptr<int32_t>();
+    a.row0 = item[1], a.nrows = item[2], a.kv_len = kvl[item[0]];
+    a.window = p.window;
+    a.scale = p.scale;
+    a.sinks = sk;
+    a.out = out.ptr<float>();
+    cpu::avx2::attention_rows(a);
+  });
 }
 
 }  // namespace mimo

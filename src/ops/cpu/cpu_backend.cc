@@ -23,12 +23,6 @@ void CpuBackend::zero_(Tensor& t) { std::memset(t.data(), 0, t.nbytes()); }
 void CpuBackend::copy_from_host(Tensor& dst, const void* src) { std::memcpy(dst.data(), src, dst.nbytes()); }
 void CpuBackend::copy_to_host(void* dst, const Tensor& src) { std::memcpy(dst, src.data(), src.nbytes()); }
 
-namespace {
-inline float get(const Tensor& t, int64_t i) {
-  return t.dtype() == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
-}
-}  // namespace
-
 void CpuBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out) {
   int64_t T = ids.numel(), H = table.dim(1), V = table.dim(0);
   const int32_t* id = ids.ptr<int32_t>();
@@ -36,8 +30,7 @@ void CpuBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out) 
   for (int64_t t = 0; t < T; t++) {
     MIMO_CHECK(id[t] >= 0 && id[t] < V, "token id {} is outside the vocabulary [0, {})", id[t], V);
     if (table.dtype() == DType::BF16) {
-      const uint16_t* r = table.ptr<uint16_t>() + int64_t(id[t]) * H;
-      for (int64_t h = 0; h < H; h++) o[t * H + h] = bf16_to_f32(r[h]);
+      cpu::to_f32_row(table.ptr<uint16_t>() + int64_t(id[t]) * H, o + t * H, H);
     } else {
       std::memcpy(o + t * H, table.ptr<float>() + int64_t(id[t]) * H, size_t(H) * 4);
     }
@@ -48,14 +41,9 @@ void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& o
   int64_t H = x.dim(-1), T = x.numel() / H;
   const float* xp = x.ptr<float>();
   float* op = out.ptr<float>();
-  pool_.parallel_for(T, 16, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; t++) {
-      const float* r = xp + t * H;
-      float ss = 0;
-      for (int64_t h = 0; h < H; h++) ss += r[h] * r[h];
-      float inv = 1.0f / std::sqrt(ss / float(H) + eps);
-      for (int64_t h = 0; h < H; h++) op[t * H + h] = get(w, h) * (r[h] * inv);
-    }
+  const bool wb = w.dtype() == DType::BF16;
+  pool_.parallel_for(T, std::max<int64_t>(1, 16384 / H), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; t++) cpu::rms_norm_row(xp + t * H, w.data(), wb, eps, op + t * H, H);
   });
 }
 
@@ -63,49 +51,58 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, Tensor& out) {
   int64_t K = x.dim(-1), M = x.numel() / K, N = w.dim(0);
   MIMO_ASSERT(w.dim(1) == K && out.numel() == M * N, "linear x{} w{} out{}", x.shape_str(), w.shape_str(),
               out.shape_str());
-  // Split output columns across threads; each thread streams its own rows of w.
-  int64_t grain = std::max<int64_t>(4, (1 << 14) / std::max<int64_t>(1, K * M));
-  pool_.parallel_for((N + 3) / 4, grain, [&](int64_t b, int64_t e) {
-    int64_t n0 = b * 4, n1 = std::min(N, e * 4);
-    if (w.dtype() == DType::BF16)
-      cpu::linear_bf16(x.ptr<float>(), K, w.ptr<uint16_t>(), K, out.ptr<float>(), N, M, n0, n1, K);
-    else
-      cpu::linear_f32(x.ptr<float>(), K, w.ptr<float>(), K, out.ptr<float>(), N, M, n0, n1, K);
-  });
+  MIMO_ASSERT(w.dtype() == DType::BF16 || w.dtype() == DType::F32, "linear weight dtype {}", dtype_name(w.dtype()));
+  cpu::WeightView wv{w.data(), w.dtype() == DType::BF16, K};
+  cpu::matmul(pool_, x.ptr<float>(), K, M, K, wv, N, out.ptr<float>(), N, pack_);
 }
 
 void CpuBackend::add_(Tensor& x, const Tensor& y) {
   float* a = x.ptr<float>();
   const float* b = y.ptr<float>();
   int64_t n = x.numel();
-  for (int64_t i = 0; i < n; i++) a[i] += b[i];
+  pool_.parallel_for(n, 1 << 16, [&](int64_t s, int64_t e) { cpu::add_row(a + s, b + s, e - s); });
+}
+
+const CpuBackend::RopeTable& CpuBackend::rope_table(const int32_t* pos, int64_t T, int rot_dim, double theta) {
+  for (const RopeTable& r : ropes_)
+    if (r.theta == theta && r.rot_dim == rot_dim && int64_t(r.pos.size()) == T &&
+        std::equal(r.pos.begin(), r.pos.end(), pos))
+      return r;
+  // Layers of one kind share theta and positions: compute the table once per
+  // step and kind instead of once per call and row.
+  RopeTable& r = ropes_[rope_next_];
+  rope_next_ = (rope_next_ + 1) % 4;
+  const int half = rot_dim / 2;
+  r.theta = theta;
+  r.rot_dim = rot_dim;
+  r.pos.assign(pos, pos + T);
+  r.cs.resize(size_t(T) * size_t(half));
+  r.sn.resize(size_t(T) * size_t(half));
+  // inv_freq as transformers computes it: fp32 base ** (2i / d), then 1 / that.
+  float inv[512];
+  MIMO_ASSERT(half <= 512, "rotary dim {} too large", rot_dim);
+  for (int i = 0; i < half; i++) inv[i] = 1.0f / std::pow(float(theta), float(2 * i) / float(rot_dim));
+  pool_.parallel_for(T, 64, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; t++)
+      for (int i = 0; i < half; i++) {
+        float ang = float(pos[t]) * inv[i];
+        r.cs[size_t(t * half + i)] = std::cos(ang);
+        r.sn[size_t(t * half + i)] = std::sin(ang);
+      }
+  });
+  return r;
 }
 
 void CpuBackend::rope_(Tensor& x, const Tensor& positions, int rot_dim, double theta) {
   int64_t T = x.dim(0), H = x.dim(1), D = x.dim(2);
-  int half = rot_dim / 2;
-  // inv_freq as transformers computes it: fp32 base ** (2i / d), then 1 / that.
-  std::vector<float> inv(static_cast<size_t>(half));
-  for (int i = 0; i < half; i++) inv[size_t(i)] = 1.0f / std::pow(float(theta), float(2 * i) / float(rot_dim));
-  const int32_t* pos = positions.ptr<int32_t>();
+  const int half = rot_dim / 2;
+  if (half == 0 || T == 0) return;
+  const RopeTable& r = rope_table(positions.ptr<int32_t>(), T, rot_dim, theta);
   float* xp = x.ptr<float>();
-  pool_.parallel_for(T, 8, [&](int64_t b, int64_t e) {
-    std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
-    for (int64_t t = b; t < e; t++) {
-      for (int i = 0; i < half; i++) {
-        float ang = float(pos[t]) * inv[size_t(i)];
-        cs[size_t(i)] = std::cos(ang);
-        sn[size_t(i)] = std::sin(ang);
-      }
-      for (int64_t h = 0; h < H; h++) {
-        float* r = xp + (t * H + h) * D;
-        for (int i = 0; i < half; i++) {
-          float a = r[i], c = r[i + half];
-          r[i] = a * cs[size_t(i)] - c * sn[size_t(i)];
-          r[i + half] = c * cs[size_t(i)] + a * sn[size_t(i)];
-        }
-      }
-    }
+  pool_.parallel_for(T, std::max<int64_t>(1, 4096 / (H * half)), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; t++)
+      for (int64_t h = 0; h < H; h++)
+        cpu::rope_row(xp + (t * H + h) * D, r.cs.data() + t * half, r.sn.data() + t * half, half);
   });
 }
 
@@ -119,10 +116,8 @@ void CpuBackend::store_kv(const Tensor& k, const Tensor& v, float v_scale, const
     const float* kr = k.ptr<float>() + t * kw;
     const float* vr = v.ptr<float>() + t * vw;
     if (k_cache.dtype() == DType::BF16) {
-      uint16_t* kd = k_cache.ptr<uint16_t>() + int64_t(s[t]) * kw;
-      uint16_t* vd = v_cache.ptr<uint16_t>() + int64_t(s[t]) * vw;
-      for (int64_t i = 0; i < kw; i++) kd[i] = f32_to_bf16(kr[i]);
-      for (int64_t i = 0; i < vw; i++) vd[i] = f32_to_bf16(vr[i] * v_scale);
+      cpu::to_bf16_row(kr, 1.0f, k_cache.ptr<uint16_t>() + int64_t(s[t]) * kw, kw);
+      cpu::to_bf16_row(vr, v_scale, v_cache.ptr<uint16_t>() + int64_t(s[t]) * vw, vw);
     } else {
       std::memcpy(k_cache.ptr<float>() + int64_t(s[t]) * kw, kr, size_t(kw) * 4);
       float* vd = v_cache.ptr<float>() + int64_t(s[t]) * vw;
@@ -135,12 +130,8 @@ void CpuBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
   int64_t I = out.dim(-1), T = out.numel() / I;
   const float* g = gate_up.ptr<float>();
   float* o = out.ptr<float>();
-  pool_.parallel_for(T, 4, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; t++)
-      for (int64_t i = 0; i < I; i++) {
-        float a = g[t * 2 * I + i], u = g[t * 2 * I + I + i];
-        o[t * I + i] = a / (1.0f + std::exp(-a)) * u;
-      }
+  pool_.parallel_for(T, std::max<int64_t>(1, 8192 / I), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; t++) cpu::silu_mul_row(g + t * 2 * I, g + t * 2 * I + I, o + t * I, I);
   });
 }
 
@@ -172,9 +163,9 @@ void CpuBackend::convert(const Tensor& src, Tensor& dst) {
   if (src.dtype() == dst.dtype()) {
     std::memcpy(dst.data(), src.data(), src.nbytes());
   } else if (src.dtype() == DType::F32 && dst.dtype() == DType::BF16) {
-    for (int64_t i = 0; i < n; i++) dst.ptr<uint16_t>()[i] = f32_to_bf16(src.ptr<float>()[i]);
+    cpu::to_bf16_row(src.ptr<float>(), 1.0f, dst.ptr<uint16_t>(), n);
   } else if (src.dtype() == DType::BF16 && dst.dtype() == DType::F32) {
-    for (int64_t i = 0; i < n; i++) dst.ptr<float>()[i] = bf16_to_f32(src.ptr<uint16_t>()[i]);
+    cpu::to_f32_row(src.ptr<uint16_t>(), dst.ptr<float>(), n);
   } else {
     MIMO_ASSERT(false, "convert {} -> {}", dtype_name(src.dtype()), dtype_name(dst.dtype()));
   }

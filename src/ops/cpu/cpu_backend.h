@@ -1,7 +1,12 @@
 // The CPU backend: host memory, the global thread pool, SIMD kernels.
+// Ops reuse scratch held by the backend, so one thread at a time may call
+// them (the model's thread); each op spreads its work over the pool.
 #pragma once
 
+#include <vector>
+
 #include "ops/backend.h"
+#include "ops/cpu/matmul.h"
 
 namespace mimo {
 
@@ -37,6 +42,28 @@ class CpuBackend final : public Backend {
 
  private:
   ThreadPool& pool_;
+  // Scratch reused across calls (grown to the largest step, never shrunk),
+  // so a warmed-up step does not allocate.
+  cpu::FloatBuffer pack_;  // packed x of linear()
+  struct RopeTable {       // cos/sin per (row, i) for one (theta, rot_dim, positions)
+    double theta = 0;
+    int rot_dim = 0;
+    std::vector<int32_t> pos;
+    std::vector<float> cs, sn;
+  };
+  RopeTable ropes_[4];
+  int rope_next_ = 0;
+  const RopeTable& rope_table(const int32_t* pos, int64_t T, int rot_dim, double theta);
+  struct MoeScratch {
+    std::vector<int32_t> cnt, off, tok, active;
+    std::vector<float> wt;
+    std::vector<int64_t> xoff, aoff, poff;
+    cpu::FloatBuffer x, act, packed_act;
+    std::vector<float> s, c, gscore;
+    std::vector<int> order;
+    std::vector<char> keep;
+  } moe_;
+  std::vector<int32_t> seq_of_;  // attention: row -> sequence
 };
 
 }  // namespace mimo

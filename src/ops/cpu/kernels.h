@@ -1,7 +1,9 @@
 // CPU kernels behind CpuBackend. Each has a portable version; the hot ones
-// have an AVX2+FMA version picked at run time (cpu_features()).
+// have an AVX2+FMA version picked at run time (cpu_features()). AVX2 code
+// lives only in the *_avx2.cc files, the only ones built with -mavx2.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace mimo::cpu {
@@ -10,9 +12,36 @@ struct CpuFeatures {
   bool avx2_fma = false;
 };
 const CpuFeatures& cpu_features();
+// Tests run the portable path on AVX2 machines through this; nullptr restores
+// the detected features. Not thread-safe: call between kernels only.
+void override_cpu_features(const CpuFeatures* f);
 
-// out[m, n] = sum_k x[m, k] * w[n, k] for m in [0, M), n in [n0, n1).
-// ldx/ldw/ldo are row strides in elements.
+// ---- Matrix products: out[m, n] = sum_k x[m, k] * w[n, k] ----------------
+//
+// Batch invariance: with AVX2 every output is summed in ONE order whatever
+// kernel computes it and however many rows share the call: eight FMA chains
+// (chain r takes k = r, r+8, ... below K8 = K - K % 8), combined as
+// ((c0+c4)+(c2+c6))+((c1+c5)+(c3+c7)), then the K % 8 last terms by FMA in
+// order. (The portable path has its own single order, also independent of M.)
+//
+// Two kernels produce it. Small M (decode) is memory-bound: a dot-product
+// form that streams weight rows once, bf16 widened in registers. Larger M is
+// compute-bound: a GEMM on packed operands (k stored chain-class-major, so a
+// 6x16 broadcast micro-kernel runs each chain class over contiguous data).
+constexpr int kMR = 6, kNR = 16;
+// M at and above which the packed GEMM wins over the dot-product form (on
+// Zen 3 the two cross near M = 40 for bf16 1024-deep weights: below it,
+// widening and transposing weights for the GEMM costs more than it saves).
+constexpr int64_t kGemmMinM = 40;
+
+// Floats of one packed 6-row sliver / 16-row weight panel of depth K.
+inline int64_t sliver_floats(int64_t K) { return K * kMR; }
+inline int64_t panel_floats(int64_t K) { return K * kNR; }
+// Floats of packed A for an M x K matrix: ceil(M / kMR) slivers.
+inline int64_t packed_a_floats(int64_t M, int64_t K) { return (M + kMR - 1) / kMR * sliver_floats(K); }
+
+// Dispatching single-thread entry points: the dot-product form (any M; meant
+// for M < kGemmMinM).
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K);
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
@@ -23,16 +52,77 @@ void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float*
                 int64_t n0, int64_t n1, int64_t K);
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K);
+
+// Packs slivers [s0, s1) of x [M, K] into pa (sliver s at s * sliver_floats(K)).
+void pack_a(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t s0, int64_t s1, float* pa);
+// The same for the rows x[rows[0]], x[rows[1]], ... (a gather).
+void pack_a_rows(const float* x, int64_t ldx, const int32_t* rows, int64_t M, int64_t K, int64_t s0, int64_t s1,
+                 float* pa);
+// Floats of the per-thread weight-panel buffer gemm_packed needs.
+size_t gemm_wbuf_floats(int64_t K);
+// Columns one weight-panel group covers (work split granularity).
+int64_t gemm_group_cols(int64_t K);
+// out rows of slivers [s0, s1) (rows < M), columns [n0, n1) = packed A times
+// w^T; `out` points at column 0. wbuf: gemm_wbuf_floats(K) floats, 32-byte
+// aligned (thread_wbuf in matmul.h).
+void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const float* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf);
+void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const uint16_t* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_bf16(const float* a, const uint16_t* b, int64_t n);
-void axpy_f32(float a, const float* x, float* y, int64_t n);    // y += a x
+void axpy_f32(float a, const float* x, float* y, int64_t n);  // y += a x
 void axpy_bf16(float a, const uint16_t* x, float* y, int64_t n);
 }  // namespace avx2
 
-// Dot products and axpy used by attention (dispatching).
+// The query rows [row0, row0 + nrows) of one sequence that share kv head kh:
+// out[row, kh*G + g] = softmax(q k^T * scale [+ sink]) v over the keys each
+// row sees (positions lo..hi, lo = pos - window + 1 when windowed).
+struct AttnRows {
+  const float* q = nullptr;  // [T, H, D]
+  const void* k_cache = nullptr;
+  const void* v_cache = nullptr;  // [slots, nkv, D | Dv], bf16 or fp32
+  bool bf16 = false;
+  int H = 0, nkv = 0, D = 0, Dv = 0, kh = 0;
+  const int32_t* slots = nullptr;  // slot of each key position of the sequence
+  const int32_t* pos = nullptr;    // [T] positions of the rows
+  int64_t row0 = 0, nrows = 0, kv_len = 0;
+  int window = 0;
+  float scale = 1.0f;
+  const float* sinks = nullptr;  // [H] or null
+  float* out = nullptr;          // [T, H, Dv]
+};
+namespace avx2 {
+void attention_rows(const AttnRows& a);
+}
+
+// Dot products and axpy (dispatching).
 float dot(const float* a, const float* b, int64_t n);
 float dot(const float* a, const uint16_t* b, int64_t n);
 void axpy(float a, const float* x, float* y, int64_t n);
 void axpy(float a, const uint16_t* x, float* y, int64_t n);
+
+// ---- Element-wise and row kernels (dispatching) ---------------------------
+// out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps) for one row of n; w F32 or BF16.
+void rms_norm_row(const float* x, const void* w, bool w_bf16, float eps, float* out, int64_t n);
+// out[i] = silu(g[i]) * u[i]
+void silu_mul_row(const float* g, const float* u, float* out, int64_t n);
+void add_row(float* x, const float* y, int64_t n);
+// dst = bf16(src * scale), round to nearest even.
+void to_bf16_row(const float* src, float scale, uint16_t* dst, int64_t n);
+void to_f32_row(const uint16_t* src, float* dst, int64_t n);
+// NeoX rotation of one head: x[i], x[i + half] by (cos[i], sin[i]).
+void rope_row(float* x, const float* cs, const float* sn, int half);
+
+namespace avx2 {
+void rms_norm_row(const float* x, const void* w, bool w_bf16, float eps, float* out, int64_t n);
+void silu_mul_row(const float* g, const float* u, float* out, int64_t n);
+void add_row(float* x, const float* y, int64_t n);
+void to_bf16_row(const float* src, float scale, uint16_t* dst, int64_t n);
+void to_f32_row(const uint16_t* src, float* dst, int64_t n);
+void rope_row(float* x, const float* cs, const float* sn, int half);
+// out[i] = exp(x[i]): relative error < 4e-7; below -87.3 (and -inf) 0.
+void exp_row(const float* x, float* out, int64_t n);
+}  // namespace avx2
 
 }  // namespace mimo::cpu

@@ -6,16 +6,30 @@
 
 namespace mimo::cpu {
 
-const CpuFeatures& cpu_features() {
-  static const CpuFeatures f = [] {
-    CpuFeatures c;
+namespace {
+CpuFeatures detect() {
+  CpuFeatures c;
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    c.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  __builtin_cpu_init();
+  c.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
-    return c;
-  }();
-  return f;
+  return c;
+}
+const CpuFeatures g_detected = detect();
+const CpuFeatures* g_active = &g_detected;
+}  // namespace
+
+const CpuFeatures& cpu_features() { return *g_active; }
+
+void override_cpu_features(const CpuFeatures* f) {
+  static CpuFeatures held;
+  if (!f) {
+    g_active = &g_detected;
+    return;
+  }
+  held = *f;
+  held.avx2_fma = held.avx2_fma && g_detected.avx2_fma;  // never claim what the CPU lacks
+  g_active = &held;
 }
 
 namespace {
@@ -28,10 +42,18 @@ float load(const W* w, int64_t i) {
 template <typename W>
 void linear_ref(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t M, int64_t n0,
                 int64_t n1, int64_t K) {
+  // Four independent partial sums keep the portable build from being bound
+  // by add latency; the compiler vectorises them with SSE2.
   for (int64_t n = n0; n < n1; n++)
     for (int64_t m = 0; m < M; m++) {
-      float acc = 0;
-      for (int64_t k = 0; k < K; k++) acc += x[m * ldx + k] * load(w + n * ldw, k);
+      const float* xr = x + m * ldx;
+      const W* wr = w + n * ldw;
+      float a[4] = {0, 0, 0, 0};
+      int64_t k = 0;
+      for (; k + 4 <= K; k += 4)
+        for (int j = 0; j < 4; j++) a[j] += xr[k + j] * load(wr, k + j);
+      float acc = (a[0] + a[1]) + (a[2] + a[3]);
+      for (; k < K; k++) acc += xr[k] * load(wr, k);
       out[m * ldo + n] = acc;
     }
 }

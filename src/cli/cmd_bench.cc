@@ -1,0 +1,115 @@
+// `mimoserve bench-one-batch`: static-batch latency and throughput (like
+// sglang.bench_one_batch), next to this machine's measured read bandwidth
+// and FLOP/s so the figures say how close the run came to the hardware.
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/one_batch.h"
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "loader/load_model.h"
+
+namespace mimo::cli {
+
+namespace {
+
+struct BenchArgs {
+  std::string model_path;
+  std::string batch_sizes = "1";
+  int input_len = 512, output_len = 32;
+  int threads = 0;
+  std::string json;
+  std::string dtype = "auto";
+  uint64_t seed = 1;
+  int64_t bw_mib = 1024, gemm_n = 1536;
+  bool skip_machine = false;
+  bool no_interleave = false, no_probes = false;
+  std::string log_level = "warning";
+};
+
+std::vector<int> parse_list(const std::string& s) {
+  std::vector<int> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t pos = 0;
+    int x = 0;
+    try {
+      x = std::stoi(item, &pos);
+    } catch (...) {
+      pos = 0;
+    }
+    if (pos != item.size() || x <= 0) fail("--batch-size: '{}' is not a positive integer", item);
+    v.push_back(x);
+  }
+  if (v.empty()) fail("--batch-size is empty");
+  return v;
+}
+
+void run(const BenchArgs& a) {
+  set_log_level(a.log_level);
+  if (a.threads > 0) ThreadPool::set_global_threads(a.threads);
+  bench::OneBatchOptions opt;
+  opt.batch_sizes = parse_list(a.batch_sizes);
+  opt.input_len = a.input_len;
+  opt.output_len = a.output_len;
+  opt.seed = a.seed;
+  opt.interleave = !a.no_interleave;
+  opt.paired_probes = !a.no_probes;
+  auto backend = make_backend("cpu");
+  bench::CountingBackend counter(*backend);
+  bench::MachineFigures m;
+  if (!a.skip_machine) m = bench::measure_machine(*backend, size_t(a.bw_mib) << 20, a.gemm_n);
+  m.threads = ThreadPool::global().size();
+  ModelLoadOptions mo;
+  mo.dtype = a.dtype;
+  LoadedModel lm = load_model(resolve_model_path(a.model_path), counter, mo);
+  opt.kv_dtype = lm.weight_dtype;
+  std::vector<bench::OneBatchResult> rs = bench::run_one_batch(*lm.model, counter, opt);
+  // Measured again after the run: the machine's figures are the best of both.
+  if (!a.skip_machine) m = bench::best_of(m, bench::measure_machine(*backend, size_t(a.bw_mib) << 20, a.gemm_n));
+  std::cout << "model: " << lm.path << " on " << backend->name() << "\n" << bench::format_report(m, rs);
+  if (!a.json.empty()) {
+    std::ofstream f(a.json);
+    if (!f) fail("cannot write {}", a.json);
+    nlohmann::json j = bench::to_json(m, rs);
+    j["model_path"] = lm.path;
+    j["backend"] = backend->name();
+    f << j.dump(2) << "\n";
+  }
+}
+
+}  // namespace
+
+void register_bench_commands(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* c = app.add_subcommand("bench-one-batch",
+                                   "static-batch prefill/decode latency and throughput, with the machine's measured "
+                                   "read bandwidth and peak FLOP/s");
+  c->add_option("--model-path", a->model_path, "checkpoint directory")->required();
+  c->add_option("--batch-size", a->batch_sizes, "comma-separated batch sizes, e.g. 1,16");
+  c->add_option("--input-len", a->input_len, "prompt tokens per sequence")->check(CLI::PositiveNumber);
+  c->add_option("--output-len", a->output_len, "tokens per sequence (1 from prefill, the rest decode steps)")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  c->add_option("--json", a->json, "also write the results to this JSON file");
+  c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16")
+      ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
+  c->add_option("--seed", a->seed, "seed of the random prompts");
+  c->add_option("--bandwidth-mib", a->bw_mib, "buffer size of the read-bandwidth probe")->check(CLI::PositiveNumber);
+  c->add_option("--gemm-n", a->gemm_n, "n of the n x n x n GEMM peak probe")->check(CLI::PositiveNumber);
+  c->add_flag("--skip-machine", a->skip_machine, "do not measure bandwidth and peak FLOP/s");
+  c->add_flag("--no-interleave", a->no_interleave,
+              "run each batch size's decode steps in turn (default: all batch sizes' steps in rounds)");
+  c->add_flag("--no-paired-probes", a->no_probes,
+              "do not probe FMA peak around each prefill and read bandwidth around each decode round");
+  c->add_option("--log-level", a->log_level);
+  c->callback([a] { run(*a); });
+}
+
+}  // namespace mimo::cli

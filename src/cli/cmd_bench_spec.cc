@@ -1,0 +1,192 @@
+// `mimoserve bench-spec`: what MTP speculative decoding buys on this
+// machine. For each batch size and draft depth (0..3 and auto) it runs the
+// same greedy requests through the engine and reports decode tokens/s per
+// request, the accept length, and the model's idle time between steps with
+// and without overlap scheduling; then a mixed load (a burst of short
+// requests with one long one) where the best depth changes mid-run.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "engine/engine.h"
+#include "loader/load_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace mimo::cli {
+
+namespace {
+
+struct Args {
+  std::string model_path, heldout, json_out, batch_sizes = "1,32", depths = "0,1,2,3,auto";
+  int input_len = 64, output_len = 64, threads = 0;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string x;
+  while (std::getline(ss, x, ','))
+    if (!x.empty()) out.push_back(x);
+  return out;
+}
+
+struct RunResult {
+  double decode_tps_per_req = 0, total_tps = 0, wall_s = 0, accept_len = 0, idle = 0;
+};
+
+// Greedy requests, all submitted at once; decode rate counts tokens after
+// each request's first one.
+RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, const std::vector<int>& out_lens,
+              int depth, bool overlap) {
+  EngineConfig c;
+  c.kv_dtype = model.weights().dtype;
+  c.max_total_tokens = 0;
+  c.speculative_auto = depth < 0;
+  c.speculative_num_steps = depth < 0 ? std::min(3, model.num_mtp_layers()) : depth;
+  c.disable_overlap_schedule = !overlap;
+  c.chunked_prefill_size = 4096;
+  Engine e(c, model);
+  std::vector<std::shared_ptr<RequestHandle>> hs;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < prompts.size(); i++) {
+    EngineRequest r;
+    r.input_ids = prompts[i];
+    r.sampling.max_new_tokens = out_lens[i];
+    r.sampling.ignore_eos = true;
+    hs.push_back(e.submit(r)[0]);
+  }
+  std::vector<double> first(hs.size()), last(hs.size());
+  std::vector<int64_t> count(hs.size());
+  std::vector<std::thread> ts;
+  for (size_t i = 0; i < hs.size(); i++)
+    ts.emplace_back([&, i] {
+      EngineOutput o;
+      bool got_first = false;
+      while (hs[i]->next(&o, std::chrono::seconds(600))) {
+        double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (!got_first && !o.token_ids.empty()) {
+          got_first = true;
+          first[i] = t;
+          count[i] = -1;  // the first token is prefill's
+        }
+        count[i] += int64_t(o.token_ids.size());
+        last[i] = t;
+        if (o.finished) break;
+      }
+    });
+  for (auto& t : ts) t.join();
+  RunResult r;
+  r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double rate = 0;
+  int64_t total = 0;
+  for (size_t i = 0; i < hs.size(); i++) {
+    if (last[i] > first[i]) rate += double(count[i]) / (last[i] - first[i]);
+    total += count[i] + 1;
+  }
+  r.decode_tps_per_req = rate / double(hs.size());
+  r.total_tps = double(total) / r.wall_s;
+  EngineStats s = e.stats();
+  r.accept_len = s.avg_spec_accept_length();
+  r.idle = s.model_idle_fraction();
+  return r;
+}
+
+void bench(const Args& a) {
+  if (a.threads > 0) ThreadPool::set_global_threads(a.threads);
+  auto be = make_backend("cpu");
+  std::string path = resolve_model_path(a.model_path);
+  LoadedModel lm = load_model(path, *be);
+  Model& m = *lm.model;
+  if (m.num_mtp_layers() == 0) fail("'{}' has no MTP layers: nothing to speculate with", path);
+  // Prompts: consecutive windows of held-out text, or seeded token ids.
+  std::vector<int32_t> pool;
+  std::string held = a.heldout.empty() ? (std::filesystem::path(path) / "heldout.txt").string() : a.heldout;
+  if (std::filesystem::exists(held) && std::filesystem::exists(std::filesystem::path(path) / "tokenizer.json")) {
+    std::ifstream in(held);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    pool = Tokenizer::load(path).encode(ss.str());
+    std::printf("prompts: windows of %s (%zu tokens)\n", held.c_str(), pool.size());
+  } else {
+    for (int i = 0; i < 100000; i++) pool.push_back(int32_t((int64_t(i) * 7919 + 13) % m.spec().vocab_size));
+    std::printf("prompts: seeded token ids (no held-out text found)\n");
+  }
+  auto prompts_for = [&](int n, int len) {
+    std::vector<std::vector<int32_t>> ps;
+    for (int i = 0; i < n; i++) {
+      size_t off = (size_t(i) * 977) % std::max<size_t>(1, pool.size() - size_t(len) - 1);
+      ps.emplace_back(pool.begin() + long(off), pool.begin() + long(off) + len);
+    }
+    return ps;
+  };
+  nlohmann::json out = nlohmann::json::object();
+  std::vector<int> depths;
+  for (auto& d : split(a.depths)) depths.push_back(d == "auto" ? -1 : std::stoi(d));
+  std::printf("\n%-6s %-6s %14s %12s %12s %10s\n", "batch", "depth", "tok/s per req", "total tok/s", "accept len", "idle %");
+  for (auto& bs_s : split(a.batch_sizes)) {
+    int bs = std::stoi(bs_s);
+    auto ps = prompts_for(bs, a.input_len);
+    std::vector<int> lens(size_t(bs), a.output_len);
+    for (int d : depths) {
+      if (d > m.num_mtp_layers()) continue;
+      RunResult r = run(m, ps, lens, d, true);
+      std::string dn = d < 0 ? "auto" : std::to_string(d);
+      std::printf("%-6d %-6s %14.1f %12.1f %12.2f %10.1f\n", bs, dn.c_str(), r.decode_tps_per_req, r.total_tps,
+                  r.accept_len, 100 * r.idle);
+      out["decode"][std::to_string(bs)][dn] = {{"tok_s_per_req", r.decode_tps_per_req}, {"total_tok_s", r.total_tps},
+                                               {"accept_length", r.accept_len}, {"model_idle_fraction", r.idle}};
+    }
+  }
+  // Overlap: the model's idle time between steps, same load, on and off.
+  {
+    int d = std::min(3, m.num_mtp_layers());
+    auto ps = prompts_for(4, a.input_len);
+    std::vector<int> lens(4, a.output_len);
+    RunResult on = run(m, ps, lens, d, true), off = run(m, ps, lens, d, false);
+    std::printf("\nmodel idle between steps (batch 4, depth %d): %.1f%% with overlap, %.1f%% without\n", d,
+                100 * on.idle, 100 * off.idle);
+    out["overlap"] = {{"idle_with", on.idle}, {"idle_without", off.idle}};
+  }
+  // Mixed load: 32 short requests and one long one; the batch shrinks to 1.
+  {
+    auto ps = prompts_for(33, a.input_len);
+    std::vector<int> lens(33, 16);
+    lens[0] = 8 * a.output_len;
+    std::printf("\nmixed load (32 x 16 tokens + 1 x %d tokens):\n", lens[0]);
+    for (int d : depths) {
+      if (d > m.num_mtp_layers()) continue;
+      RunResult r = run(m, ps, lens, d, true);
+      std::string dn = d < 0 ? "auto" : std::to_string(d);
+      std::printf("  depth %-5s wall %.2f s  total %.1f tok/s\n", dn.c_str(), r.wall_s, r.total_tps);
+      out["mixed"][dn] = {{"wall_s", r.wall_s}, {"total_tok_s", r.total_tps}};
+    }
+  }
+  if (!a.json_out.empty()) std::ofstream(a.json_out) << out.dump(2) << "\n";
+}
+
+}  // namespace
+
+void register_bench_spec(CLI::App& app) {
+  auto a = std::make_shared<Args>();
+  CLI::App* c = app.add_subcommand("bench-spec", "speculative decoding (MTP): speed, accept length, overlap, auto depth");
+  c->add_option("--model-path", a->model_path, "checkpoint with MTP layers (default: the embedded model)");
+  c->add_option("--heldout", a->heldout, "text to draw prompts from (default: MODEL/heldout.txt)");
+  c->add_option("--batch-sizes", a->batch_sizes);
+  c->add_option("--depths", a->depths, "draft depths to compare, e.g. 0,1,2,3,auto");
+  c->add_option("--input-len", a->input_len);
+  c->add_option("--output-len", a->output_len);
+  c->add_option("--threads", a->threads);
+  c->add_option("--json", a->json_out, "write the figures here");
+  c->callback([a] { bench(*a); });
+}
+
+}  // namespace mimo::cli

@@ -1,0 +1,298 @@
+// Attention for AVX2+FMA (built with -mavx2 -mfma; reached only after
+// cpu_features() says so). One call handles the query rows of one sequence
+// that share one kv head: R = rows x G query vectors against the keys they
+// can see, flash-style: keys in blocks of kKB, online softmax, K and V of a
+// block read (and widened to fp32) once for all R queries.
+//
+// Scores are a small GEMM on packed operands (the GEMM's micro-kernel, so
+// every q.k is summed in the backend's one order); P.V is the broadcast
+// micro-kernel continuing each output's FMA chain over keys.
+//
+// Batch invariance: key blocks are fixed by absolute position ([b kKB,
+// (b+1) kKB)), a query's per-block arithmetic does not depend on the other
+// queries in the call (keys it cannot see contribute p = 0, which leaves
+// every sum and FMA chain bit-identical), so a row's output is the same in
+// a decode step, a prefill, a chunk of one, or next to other sequences.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/dtype.h"
+#include "ops/cpu/gemm_avx2_impl.h"
+#include "ops/cpu/kernels.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cpu/simd_avx2.h"
+
+namespace mimo::cpu::avx2 {
+
+namespace {
+
+constexpr int kKB = 64;  // keys per block
+
+inline float exp1(float x) { return _mm256_cvtss_f32(exp8(_mm256_set1_ps(x))); }
+
+// Scores of R <= 6 queries against NK keys read straight from the cache
+// (decode: too few queries to pay for packing). Same order as the packed
+// path: one 8-lane chain over d, the tree, the tail by FMA.
+template <int R, int NK, typename KV>
+inline void scores_direct(const float* const* q, const KV* const* k, int64_t D, float* S, int64_t ldS) {
+  __m256 acc[R][NK];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; i++)
+    #pragma GCC unroll 16
+    for (int j = 0; j < NK; j++) acc[i][j] = _mm256_setzero_ps();
+  const int64_t d8 = D / 8 * 8;
+  for (int64_t d = 0; d < d8; d += 8) {
+    __m256 kv[NK];
+    #pragma GCC unroll 16
+    for (int j = 0; j < NK; j++) kv[j] = load8(k[j] + d);
+    #pragma GCC unroll 16
+    for (int i = 0; i < R; i++) {
+      __m256 qv = _mm256_loadu_ps(q[i] + d);
+      #pragma GCC unroll 16
+      for (int j = 0; j < NK; j++) acc[i][j] = _mm256_fmadd_ps(qv, kv[j], acc[i][j]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; i++)
+    #pragma GCC unroll 16
+    for (int j = 0; j < NK; j++) {
+      float v = hsum(acc[i][j]);
+      for (int64_t d = d8; d < D; d++) v = std::fma(q[i][d], load1(k[j] + d), v);
+      S[i * ldS + j] = v;
+    }
+}
+
+template <int R, typename KV>
+void scores_rows(const float* const* q, const KV* const* k, int64_t nk, int64_t D, float* S, int64_t ldS) {
+  constexpr int NK = R <= 3 ? 4 : 2;  // enough independent chains to hide FMA latency
+  int64_t j = 0;
+  for (; j + NK <= nk; j += NK) scores_direct<R, NK>(q, k + j, D, S + j, ldS);
+  for (; j < nk; j++) scores_direct<R, 1>(q, k + j, D, S + j, ldS);
+}
+
+template <typename KV>
+void scores_small(int R, const float* const* q, const KV* const* k, int64_t nk, int64_t D, float* S, int64_t ldS) {
+  switch (R) {
+    case 1: return scores_rows<1>(q, k, nk, D, S, ldS);
+    case 2: return scores_rows<2>(q, k, nk, D, S, ldS);
+    case 3: return scores_rows<3>(q, k, nk, D, S, ldS);
+    case 4: return scores_rows<4>(q, k, nk, D, S, ldS);
+    case 5: return scores_rows<5>(q, k, nk, D, S, ldS);
+    default: return scores_rows<6>(q, k, nk, D, S, ldS);
+  }
+}
+
+// O[i][d] (i < R, 8 NV dims from d) continues its FMA chains over keys with
+// V rows read from the cache: the packed path's ukernel_acc, with row
+// pointers, widening in place and only the live query rows.
+template <int R, int NV, typename KV>
+inline void pv_chunk(int64_t nk, const float* p, const KV* const* v, int64_t d, float* o, int64_t ldo) {
+  __m256 acc[R][NV];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; i++)
+    #pragma GCC unroll 16
+    for (int c = 0; c < NV; c++) acc[i][c] = _mm256_loadu_ps(o + i * ldo + d + 8 * c);
+  for (int64_t j = 0; j < nk; j++) {
+    __m256 vv[NV];
+    #pragma GCC unroll 16
+    for (int c = 0; c < NV; c++) vv[c] = load8(v[j] + d + 8 * c);
+    #pragma GCC unroll 16
+    for (int i = 0; i < R; i++) {
+      __m256 pi = _mm256_broadcast_ss(p + j * kMR + i);
+      #pragma GCC unroll 16
+      for (int c = 0; c < NV; c++) acc[i][c] = _mm256_fmadd_ps(pi, vv[c], acc[i][c]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; i++)
+    #pragma GCC unroll 16
+    for (int c = 0; c < NV; c++) _mm256_storeu_ps(o + i * ldo + d + 8 * c, acc[i][c]);
+}
+
+template <int R, typename KV>
+void pv_rows(int64_t nk, const float* p, const KV* const* v, int64_t Dv, float* o, int64_t ldo) {
+  constexpr int NV = R == 1 ? 8 : R <= 3 ? 4 : 2;  // up to 12 accumulators
+  int64_t d = 0;
+  for (; d + 8 * NV <= Dv; d += 8 * NV) pv_chunk<R, NV>(nk, p, v, d, o, ldo);
+  for (; d < Dv; d += 16) pv_chunk<R, 2>(nk, p, v, d, o, ldo);  // Dv is a multiple of 16 here
+}
+
+template <typename KV>
+void pv_small(int R, int64_t nk, const float* p, const KV* const* v, int64_t Dv, float* o, int64_t ldo) {
+  switch (R) {
+    case 1: return pv_rows<1>(nk, p, v, Dv, o, ldo);
+    case 2: return pv_rows<2>(nk, p, v, Dv, o, ldo);
+    case 3: return pv_rows<3>(nk, p, v, Dv, o, ldo);
+    case 4: return pv_rows<4>(nk, p, v, Dv, o, ldo);
+    case 5: return pv_rows<5>(nk, p, v, Dv, o, ldo);
+    default: return pv_rows<6>(nk, p, v, Dv, o, ldo);
+  }
+}
+
+// Per-thread scratch, grown once.
+struct Scratch {
+  FloatBuffer q, k, s, p, v, o, ml;
+  std::vector<int32_t> range;  // lo | hi of each query vector's row
+};
+
+template <typename KV>
+void attend(const AttnRows& a) {
+  const int G = a.H / a.nkv;
+  const int64_t R = a.nrows * G, nsl = (R + kMR - 1) / kMR, Rp = nsl * kMR;
+  const int64_t Dvp = (a.Dv + kNR - 1) / kNR * kNR;
+  const int64_t SX = sliver_floats(a.D), SW = panel_floats(a.D), kq = a.D / 8, kt = a.D % 8;
+  const KV* kc = static_cast<const KV*>(a.k_cache);
+  const KV* vc = static_cast<const KV*>(a.v_cache);
+  thread_local Scratch sc;
+  float* qp = sc.q.get(size_t(nsl * SX));
+  float* kp = sc.k.get(size_t(kKB / kNR * SW));
+  float* S = sc.s.get(size_t(Rp * kKB));
+  float* P = sc.p.get(size_t(nsl * kKB * kMR));
+  float* V = sc.v.get(size_t(kKB * Dvp));
+  float* O = sc.o.get(size_t(Rp * Dvp));
+  float* m = sc.ml.get(size_t(2 * R));
+  float* l = m + R;
+  sc.range.resize(size_t(2 * R));
+  int32_t* lo = sc.range.data();  // keys [lo, hi] of each query vector's row
+  int32_t* hi = lo + R;
+
+  int64_t lo_all = INT64_MAX, hi_all = -1;
+  for (int64_t i = 0; i < R; i++) {
+    const int64_t p = a.pos[a.row0 + i / G];
+    hi[i] = int32_t(std::min<int64_t>(p, a.kv_len - 1));
+    lo[i] = int32_t(a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0);
+    m[i] = -INFINITY;
+    l[i] = 0;
+    if (hi[i] >= lo[i]) lo_all = std::min<int64_t>(lo_all, lo[i]), hi_all = std::max<int64_t>(hi_all, hi[i]);
+  }
+  std::fill(O, O + Rp * Dvp, 0.0f);
+  auto qrow = [&](int64_t i) { return a.q + ((a.row0 + i / G) * a.H + int64_t(a.kh) * G + i % G) * a.D; };
+  // Few queries (decode): read K and V rows straight from the cache. Many
+  // (prefill): pack them once per block for all queries.
+  const bool direct = R <= kMR && a.Dv % kNR == 0;
+  const float* qptr[kMR];
+  const KV* krows[kKB];
+  const KV* vrows[kKB];
+  if (direct)
+    for (int64_t i = 0; i < R; i++) qptr[i] = qrow(i);
+  else
+    pack_a_impl(qrow, R, a.D, 0, nsl, qp);
+
+  const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+  const int64_t b_end = hi_all >= 0 ? hi_all / kKB + 1 : 0;
+  // K and V rows of a block into L2 ahead of use (the next block while
+  // this one computes): rows sit at scattered slots, one short row per
+  // key, which the hardware prefetcher does not follow.
+  auto prefetch_block = [&](int64_t b) {
+    for (int64_t j = std::max(b * kKB, lo_all), je = std::min(b * kKB + kKB - 1, hi_all); j <= je; j++) {
+      const char* kr = reinterpret_cast<const char*>(kc + (int64_t(a.slots[j]) * a.nkv + a.kh) * a.D);
+      const char* vr = reinterpret_cast<const char*>(vc + (int64_t(a.slots[j]) * a.nkv + a.kh) * a.Dv);
+      for (int64_t o = 0; o < int64_t(a.D * sizeof(KV)); o += 64) _mm_prefetch(kr + o, _MM_HINT_T1);
+      for (int64_t o = 0; o < int64_t(a.Dv * sizeof(KV)); o += 64) _mm_prefetch(vr + o, _MM_HINT_T1);
+    }
+  };
+  if (b_end > 0) prefetch_block(lo_all / kKB);
+  for (int64_t b = hi_all >= 0 ? lo_all / kKB : 0; b < b_end; b++) {
+    const int64_t j0 = std::max(b * kKB, lo_all), j1 = std::min(b * kKB + kKB - 1, hi_all), nk = j1 - j0 + 1;
+    const int32_t* slots = a.slots + j0;
+    if (b + 1 < b_end) prefetch_block(b + 1);
+    if (direct) {
+      for (int64_t j = 0; j < nk; j++) {
+        krows[j] = kc + (int64_t(slots[j]) * a.nkv + a.kh) * a.D;
+        vrows[j] = vc + (int64_t(slots[j]) * a.nkv + a.kh) * a.Dv;
+      }
+      scores_small(int(R), qptr, krows, nk, a.D, S + (j0 - b * kKB), kKB);
+    } else {
+      // K panels (keys as rows, chain-class-major over d) and V rows in fp32.
+      for (int64_t p = 0; p * kNR < nk; p++)
+        pack_panel([&](int i) { return kc + (int64_t(slots[p * kNR + i]) * a.nkv + a.kh) * a.D; },
+                   int(std::min<int64_t>(kNR, nk - p * kNR)), a.D, kp + p * SW);
+      for (int64_t j = 0; j < nk; j++) {
+        const KV* src = vc + (int64_t(slots[j]) * a.nkv + a.kh) * a.Dv;
+        float* dst = V + j * Dvp;
+        int64_t d = 0;
+        for (; d + 8 <= a.Dv; d += 8) _mm256_storeu_ps(dst + d, load8(src + d));
+        for (; d < a.Dv; d++) dst[d] = load1(src + d);
+        for (; d < Dvp; d++) dst[d] = 0.0f;
+      }
+      for (int64_t s = 0; s < nsl; s++)
+        for (int64_t p = 0; p * kNR < nk; p++)
+          tile_6x16(kq, kt, qp + s * SX, kp + p * SW, S + s * kMR * kKB + (j0 - b * kKB) + p * kNR, kKB,
+                    int(std::min<int64_t>(kMR, R - s * kMR)), int(std::min<int64_t>(kNR, nk - p * kNR)));
+    }
+    // Online softmax, one query at a time. Scores sit at their key's offset
+    // in the block (o = j - b kKB), so the 8-lane sum of a query's p runs
+    // over the same lanes and chunks whichever other queries share the
+    // call. P is written in the packed [key][6] layout P.V broadcasts from.
+    const __m256 scale = _mm256_set1_ps(a.scale);
+    const int64_t base = b * kKB;
+    for (int64_t i = 0; i < Rp; i++) {
+      float* pi = P + (i / kMR) * kKB * kMR + i % kMR;
+      const int64_t va = i < R ? std::max<int64_t>(j0, lo[i]) : 1, ve = i < R ? std::min<int64_t>(j1, hi[i]) : 0;
+      float alpha = 1.0f;
+      if (va > ve) {
+        for (int64_t j = 0; j < nk; j++) pi[j * kMR] = 0.0f;
+      } else {
+        const float* si = S + i * kKB;
+        const __m256 vlo = _mm256_set1_ps(float(va - base)), vhi = _mm256_set1_ps(float(ve - base));
+        const int64_t c0 = (va - base) / 8 * 8, c1 = ve - base;
+        alignas(32) float pv[kKB];
+        __m256 mx = _mm256_set1_ps(-INFINITY);
+        for (int64_t c = c0; c <= c1; c += 8) {
+          __m256 idx = _mm256_add_ps(iota, _mm256_set1_ps(float(c)));
+          __m256 in = _mm256_and_ps(_mm256_cmp_ps(idx, vlo, _CMP_GE_OQ), _mm256_cmp_ps(idx, vhi, _CMP_LE_OQ));
+          __m256 x = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_mul_ps(_mm256_loadu_ps(si + c), scale), in);
+          _mm256_store_ps(pv + c, x);
+          mx = _mm256_max_ps(mx, x);
+        }
+        const float m_new = std::max(m[i], hmax(mx));
+        alpha = exp1(m[i] - m_new);
+        const __m256 mv = _mm256_set1_ps(m_new);
+        __m256 sum = _mm256_setzero_ps();
+        for (int64_t c = c0; c <= c1; c += 8) {
+          __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(pv + c), mv));  // exp(-inf) = 0 off the row's keys
+          _mm256_store_ps(pv + c, e);
+          sum = _mm256_add_ps(sum, e);
+        }
+        for (int64_t j = j0; j < va; j++) pi[(j - j0) * kMR] = 0.0f;
+        for (int64_t j = va; j <= ve; j++) pi[(j - j0) * kMR] = pv[j - base];
+        for (int64_t j = ve + 1; j <= j1; j++) pi[(j - j0) * kMR] = 0.0f;
+        l[i] = l[i] * alpha + hsum(sum);
+        m[i] = m_new;
+      }
+      if (alpha != 1.0f) {
+        float* oi = O + i * Dvp;
+        const __m256 av = _mm256_set1_ps(alpha);
+        for (int64_t d = 0; d < Dvp; d += 8) _mm256_storeu_ps(oi + d, _mm256_mul_ps(_mm256_loadu_ps(oi + d), av));
+      }
+    }
+    // O += P V.
+    if (direct)
+      pv_small(int(R), nk, P, vrows, a.Dv, O, Dvp);
+    else
+      for (int64_t s = 0; s < nsl; s++)
+        for (int64_t d = 0; d < Dvp; d += kNR)
+          ukernel_acc(nk, P + s * kKB * kMR, V + d, Dvp, O + s * kMR * Dvp + d, Dvp);
+  }
+  for (int64_t i = 0; i < R; i++) {
+    const int h = a.kh * G + int(i % G);
+    float denom = l[i];
+    if (a.sinks) denom += exp1(a.sinks[h] - m[i]);
+    const float inv = denom > 0 ? 1.0f / denom : 0.0f;
+    float* o = a.out + ((a.row0 + i / G) * a.H + h) * a.Dv;
+    const float* src = O + i * Dvp;
+    for (int64_t d = 0; d < a.Dv; d++) o[d] = src[d] * inv;
+  }
+}
+
+}  // namespace
+
+void attention_rows(const AttnRows& a) {
+  if (a.bf16) attend<uint16_t>(a);
+  else attend<float>(a);
+}
+
+}  // namespace mimo::cpu::avx2

@@ -1,0 +1,107 @@
+// Packed GEMM for AVX2+FMA (built with -mavx2 -mfma; reached only after
+// cpu_features() says so): out = x w^T, x [M, K] fp32, w [N, K] fp32 or bf16.
+//
+// Batch invariance fixes the arithmetic. Every product in this backend sums
+// an output the way the weight-streaming kernel does (linear_avx2.cc): eight
+// FMA chains, chain r over k = r, r+8, r+16, ... (k < K8 = K rounded down to
+// 8), then ((c0+c4)+(c2+c6))+((c1+c5)+(c3+c7)), then the last K % 8 terms by
+// FMA in order. So a row's result never depends on how many rows share the
+// call or which kernel ran it.
+//
+// The GEMM gets that order at full speed by packing the k axis "residue
+// major": packed row data is [r][q] with k = 8q + r. The 6x16 micro-kernel
+// (6 broadcast x values, 2 vectors of w, 12 accumulators) then runs one
+// chain class r at a time over contiguous memory, leaving eight partial
+// 6x16 tiles in L1 that are combined in the tree order above.
+//
+// Blocking: x is packed once per call into 6-row slivers; each work item
+// packs a group of 16-column weight panels (bf16 widened once, here) small
+// enough to stay in L2 and runs every sliver against it.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "ops/cpu/gemm_avx2_impl.h"
+#include "ops/cpu/kernels.h"
+#include "ops/cpu/matmul.h"
+
+namespace mimo::cpu::avx2 {
+
+namespace {
+
+// Depth is cut into blocks of kBlockQ chain steps (8 kBlockQ of k), the
+// chains of a tile resuming from eight partial tiles kept between blocks.
+// Measured on Zen 3, blocking at 1024 or 2048 was slower than none up to
+// K = 4096 (the partial tiles cost more than the L2 misses they save), so
+// only deeper products are cut.
+constexpr int64_t kBlockQ = 512;
+
+inline int64_t block_panel_floats(int64_t K) { return (8 * std::min<int64_t>(kBlockQ, K / 8) + K % 8) * kNR; }
+
+// Panels per group: as many as fit in ~256 KB (the group is reread for
+// every sliver, so it should stay in L2).
+inline int64_t group_panels(int64_t K) {
+  return std::max<int64_t>(1, (int64_t(256) << 10) / (block_panel_floats(K) * int64_t(sizeof(float))));
+}
+
+template <typename W>
+void gemm_impl(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const W* w, int64_t ldw, int64_t n0,
+               int64_t n1, float* out, int64_t ldo, float* wbuf) {
+  const int64_t kq = K / 8, kt = K % 8, SX = sliver_floats(K), SW = block_panel_floats(K);
+  const int64_t gp = group_panels(K);
+  const int64_t nkb = std::max<int64_t>(1, (kq + kBlockQ - 1) / kBlockQ);
+  using Part = float[kMR * kNR];
+  alignas(32) float local[8][kMR * kNR];
+  thread_local FloatBuffer part_buf;
+  Part* parts = nkb > 1 ? reinterpret_cast<Part*>(part_buf.get(size_t((s1 - s0) * gp * 8 * kMR * kNR))) : nullptr;
+  for (int64_t nb = n0; nb < n1; nb += gp * kNR) {
+    const int64_t nc = std::min<int64_t>(gp * kNR, n1 - nb);
+    const int64_t panels = (nc + kNR - 1) / kNR;
+    for (int64_t kb = 0; kb < nkb; kb++) {
+      const int64_t q0 = kb * kBlockQ, q1 = std::min(kq, q0 + kBlockQ), nq = q1 - q0;
+      const bool last = kb == nkb - 1;
+      for (int64_t p = 0; p < panels; p++)
+        pack_panel([&](int i) { return w + (nb + p * kNR + i) * ldw; }, int(std::min<int64_t>(kNR, nc - p * kNR)), K,
+                   q0, q1, last, wbuf + p * SW);
+      for (int64_t s = s0; s < s1; s++) {
+        const float* a = pa + s * SX;
+        const int mr = int(std::min<int64_t>(kMR, M - s * kMR));
+        for (int64_t p = 0; p < panels; p++) {
+          Part* part = parts ? parts + ((s - s0) * panels + p) * 8 : local;
+          const float* b = wbuf + p * SW;
+          for (int r = 0; r < 8; r++) ukernel_chain(nq, a + (r * kq + q0) * kMR, b + r * nq * kNR, part[r], kb > 0);
+          if (last)
+            combine_6x16(part, kt, a + 8 * kq * kMR, b + 8 * nq * kNR, out + s * kMR * ldo + nb + p * kNR, ldo, mr,
+                         int(std::min<int64_t>(kNR, nc - p * kNR)));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+size_t gemm_wbuf_floats(int64_t K) { return size_t(group_panels(K) * block_panel_floats(K)); }
+int64_t gemm_group_cols(int64_t K) { return group_panels(K) * kNR; }
+
+void pack_a(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t s0, int64_t s1, float* pa) {
+  pack_a_impl([&](int64_t i) { return x + i * ldx; }, M, K, s0, s1, pa);
+}
+
+void pack_a_rows(const float* x, int64_t ldx, const int32_t* rows, int64_t M, int64_t K, int64_t s0, int64_t s1,
+                 float* pa) {
+  pack_a_impl([&](int64_t i) { return x + int64_t(rows[i]) * ldx; }, M, K, s0, s1, pa);
+}
+
+void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const float* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf) {
+  gemm_impl(pa, M, K, s0, s1, w, ldw, n0, n1, out, ldo, wbuf);
+}
+void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const uint16_t* w, int64_t ldw,
+                 int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf) {
+  gemm_impl(pa, M, K, s0, s1, w, ldw, n0, n1, out, ldo, wbuf);
+}
+
+}  // namespace mimo::cpu::avx2

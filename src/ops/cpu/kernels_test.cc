@@ -1,0 +1,440 @@
+// CPU kernels against naive double-precision references, on both the AVX2
+// and the portable path (forced through override_cpu_features), plus the
+// batch-invariance promise: a row's result is bit-identical whatever else
+// is computed with it (other rows, other sequences, prefill or decode,
+// chunked or not).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/thread_pool.h"
+#include "ops/backend.h"
+#include "ops/cpu/kernels.h"
+
+namespace mimo {
+namespace {
+
+Tensor randn(std::vector<int64_t> shape, std::mt19937& g, float std = 1.0f) {
+  Tensor t = Tensor::empty(std::move(shape), DType::F32);
+  std::normal_distribution<float> d(0, std);
+  for (int64_t i = 0; i < t.numel(); i++) t.ptr<float>()[i] = d(g);
+  return t;
+}
+Tensor as(const Tensor& t, DType dt) {
+  if (dt == DType::F32) return t;
+  Tensor o = Tensor::empty(t.shape(), DType::BF16);
+  for (int64_t i = 0; i < t.numel(); i++) o.ptr<uint16_t>()[i] = f32_to_bf16(t.ptr<float>()[i]);
+  return o;
+}
+double at(const Tensor& t, int64_t i) {
+  return t.dtype() == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
+}
+bool same_bits(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, size_t(n) * sizeof(float)) == 0; }
+
+// Runs each test body on the AVX2 path (when the CPU has it) and on the
+// portable path.
+class Paths : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam() && !cpu::cpu_features().avx2_fma) GTEST_SKIP() << "no AVX2+FMA on this CPU";
+    cpu::CpuFeatures f;
+    f.avx2_fma = GetParam();
+    cpu::override_cpu_features(&f);
+  }
+  void TearDown() override { cpu::override_cpu_features(nullptr); }
+};
+INSTANTIATE_TEST_SUITE_P(Cpu, Paths, ::testing::Values(true, false),
+                         [](const auto& i) { return i.param ? "avx2" : "portable"; });
+
+void expect_linear_matches(Backend& be, int64_t M, int64_t N, int64_t K, DType wdt, std::mt19937& g) {
+  Tensor x = randn({M, K}, g), w = as(randn({N, K}, g), wdt), out = be.alloc({M, N}, DType::F32);
+  be.linear(x, w, out);
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t n = 0; n < N; n++) {
+      double r = 0, mag = 0;
+      for (int64_t k = 0; k < K; k++) {
+        double p = double(x.ptr<float>()[m * K + k]) * at(w, n * K + k);
+        r += p;
+        mag += std::fabs(p);
+      }
+      ASSERT_NEAR(out.ptr<float>()[m * N + n], r, 1e-6 * mag + 1e-6)
+          << M << "x" << N << "x" << K << " " << dtype_name(wdt) << " at " << m << "," << n;
+    }
+}
+
+TEST_P(Paths, LinearAllSmallAndGemmShapes) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(11);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    for (int64_t M = 1; M <= 70; M += (M < 12 ? 1 : 7)) expect_linear_matches(*be, M, 37, 45, dt, g);
+    for (int64_t K : {1, 5, 8, 9, 63, 129, 1031}) expect_linear_matches(*be, 47, 33, K, dt, g);
+    for (int64_t N : {1, 15, 16, 17, 130}) expect_linear_matches(*be, 41, N, 77, dt, g);
+  }
+  // Deep enough for the GEMM's depth blocking (K > 4096).
+  expect_linear_matches(*be, 45, 18, 4100, DType::BF16, g);
+}
+
+// Every row of a product is bit-identical whatever M is and wherever the
+// row sits: the small-M and the GEMM kernel sum in one order.
+TEST(Kernels, LinearBatchInvarianceAcrossKernels) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(12);
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t K : {3, 8, 100, 1031, 4100}) {
+      const int64_t N = 35, R = 83;
+      Tensor w = as(randn({N, K}, g), dt), x = randn({R, K}, g);
+      Tensor all = be->alloc({R, N}, DType::F32);
+      be->linear(x, w, all);
+      for (int64_t M : {1, 2, 3, 5, 7, 8, 13, 39, 40, 41, 64}) {
+        const int64_t r0 = (M * 7) % (R - M + 1);
+        Tensor part = be->alloc({M, N}, DType::F32);
+        be->linear(x.slice_rows(r0, r0 + M), w, part);
+        ASSERT_TRUE(same_bits(part.ptr<float>(), all.ptr<float>() + r0 * N, M * N))
+            << "M=" << M << " K=" << K << " " << dtype_name(dt);
+      }
+    }
+}
+
+// ---- attention ------------------------------------------------------------
+
+struct Seq {
+  int start = 0, n = 0;         // positions [start, start + n) are this step's rows
+  std::vector<int32_t> slots;   // slot of every position 0 .. start + n - 1
+};
+
+// Attention of the rows of `seqs` (each sequence's rows contiguous), with
+// keys/values already in the caches at the sequences' slots.
+Tensor run_attention(Backend& be, const std::vector<Seq>& seqs, const Tensor& q_all, const std::vector<int64_t>& q_row,
+                     const Tensor& kc, const Tensor& vc, const Tensor& sinks, int window, float scale) {
+  const int64_t H = q_all.dim(1), D = q_all.dim(2), Dv = vc.dim(2);
+  std::vector<int32_t> pos, qs = {0}, kvl, ts, table;
+  for (auto& s : seqs) {
+    for (int i = 0; i < s.n; i++) pos.push_back(s.start + i);
+    qs.push_back(qs.back() + s.n);
+    kvl.push_back(s.start + s.n);
+    ts.push_back(int32_t(table.size()));
+    table.insert(table.end(), s.slots.begin(), s.slots.begin() + s.start + s.n);
+  }
+  const int64_t T = int64_t(pos.size());
+  Tensor q = Tensor::empty({T, H, D}, DType::F32);
+  for (int64_t r = 0; r < T; r++)
+    std::memcpy(q.ptr<float>() + r * H * D, q_all.ptr<float>() + q_row[size_t(r)] * H * D, size_t(H * D) * 4);
+  AttnMeta m;
+  m.positions = Tensor::wrap({T}, DType::I32, pos.data());
+  m.q_start = Tensor::wrap({int64_t(qs.size())}, DType::I32, qs.data());
+  m.kv_len = Tensor::wrap({int64_t(kvl.size())}, DType::I32, kvl.data());
+  m.table_start = Tensor::wrap({int64_t(ts.size())}, DType::I32, ts.data());
+  m.table = Tensor::wrap({int64_t(table.size())}, DType::I32, table.data());
+  m.out_slots = m.table;  // unused by attention
+  m.num_seqs = int(seqs.size());
+  Tensor out = be.alloc({T, H, Dv}, DType::F32);
+  be.attention(q, kc, vc, sinks, m, AttnParams{window, scale}, out);
+  return out;
+}
+
+struct AttnCase {
+  int H, nkv, D, Dv, L, window;
+  bool sink;
+  DType kv;
+};
+
+class AttentionPaths : public Paths {};
+INSTANTIATE_TEST_SUITE_P(Cpu, AttentionPaths, ::testing::Values(true, false),
+                         [](const auto& i) { return i.param ? "avx2" : "portable"; });
+
+TEST_P(AttentionPaths, LongContextsWindowsGqaOddDims) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(21);
+  const std::vector<AttnCase> cases = {
+      {8, 2, 24, 16, 150, 0, false, DType::BF16}, {8, 8, 36, 20, 200, 70, true, DType::F32},
+      {16, 4, 128, 128, 140, 0, true, DType::BF16}, {4, 1, 13, 16, 97, 64, true, DType::F32},
+      {6, 3, 40, 32, 130, 1, false, DType::BF16}};
+  for (const AttnCase& c : cases) {
+    const int slots = c.L + 17;
+    Tensor kf = randn({c.L, c.nkv, c.D}, g), vf = randn({c.L, c.nkv, c.Dv}, g);
+    Tensor kc = be->alloc({slots, c.nkv, c.D}, c.kv), vc = be->alloc({slots, c.nkv, c.Dv}, c.kv);
+    Seq s;
+    s.start = 0;
+    s.n = c.L;
+    std::vector<int32_t> perm(static_cast<size_t>(slots));  // scattered, distinct slots (a paged layout)
+    for (int j = 0; j < slots; j++) perm[size_t(j)] = j;
+    std::shuffle(perm.begin(), perm.end(), g);
+    s.slots.assign(perm.begin(), perm.begin() + c.L);
+    Tensor kq = as(kf, c.kv), vq = as(vf, c.kv);  // cache rows in order of position
+    const size_t es = dtype_size(c.kv);
+    for (int j = 0; j < c.L; j++) {
+      std::memcpy(static_cast<char*>(kc.data()) + size_t(s.slots[size_t(j)]) * c.nkv * c.D * es,
+                  static_cast<char*>(kq.data()) + size_t(j) * c.nkv * c.D * es, size_t(c.nkv * c.D) * es);
+      std::memcpy(static_cast<char*>(vc.data()) + size_t(s.slots[size_t(j)]) * c.nkv * c.Dv * es,
+                  static_cast<char*>(vq.data()) + size_t(j) * c.nkv * c.Dv * es, size_t(c.nkv * c.Dv) * es);
+    }
+    Tensor q = randn({c.L, c.H, c.D}, g), sinks = randn({c.H}, g);
+    std::vector<int64_t> rows(static_cast<size_t>(c.L));
+    for (int i = 0; i < c.L; i++) rows[size_t(i)] = i;
+    const float scale = 1.0f / std::sqrt(float(c.D));
+    Tensor out = run_attention(*be, {s}, q, rows, kc, vc, c.sink ? sinks : Tensor(), c.window, scale);
+    const int G = c.H / c.nkv;
+    for (int r = 0; r < c.L; r += 3)
+      for (int h = 0; h < c.H; h++) {
+        const int kh = h / G, lo = c.window > 0 ? std::max(0, r - c.window + 1) : 0;
+        std::vector<double> sc;
+        double mx = c.sink ? sinks.ptr<float>()[h] : -1e300;
+        for (int j = lo; j <= r; j++) {
+          double d = 0;
+          for (int i = 0; i < c.D; i++) d += double(q.ptr<float>()[(r * c.H + h) * c.D + i]) * at(kq, (j * c.nkv + kh) * c.D + i);
+          sc.push_back(d * scale);
+          mx = std::max(mx, sc.back());
+        }
+        double l = c.sink ? std::exp(sinks.ptr<float>()[h] - mx) : 0;
+        for (double& x : sc) l += (x = std::exp(x - mx));
+        for (int d = 0; d < c.Dv; d++) {
+          double acc = 0;
+          for (size_t j = 0; j < sc.size(); j++) acc += sc[j] * at(vq, ((lo + int(j)) * c.nkv + kh) * c.Dv + d);
+          ASSERT_NEAR(out.ptr<float>()[(r * c.H + h) * c.Dv + d], acc / l, 2e-5)
+              << "H" << c.H << " nkv" << c.nkv << " D" << c.D << " L" << c.L << " window " << c.window << " row " << r;
+        }
+      }
+  }
+}
+
+// A row's attention output is bit-identical whether it is computed in one
+// prefill, in chunks, one decode row at a time, or next to other sequences.
+TEST(Kernels, AttentionBatchInvariance) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(22);
+  for (int window : {0, 50})
+    for (DType dt : {DType::BF16, DType::F32}) {
+      const int H = 8, nkv = 2, D = 64, Dv = 32, L = 180, slots = 2 * L;
+      Tensor kc = as(randn({slots, nkv, D}, g), dt), vc = as(randn({slots, nkv, Dv}, g), dt);
+      Tensor q = randn({2 * L, H, D}, g), sinks = randn({H}, g);
+      Seq a, b;
+      for (int j = 0; j < L; j++) a.slots.push_back(2 * j), b.slots.push_back(2 * j + 1);
+      std::vector<int64_t> rows;
+      for (int i = 0; i < L; i++) rows.push_back(i);
+      a.n = L;
+      Tensor whole = run_attention(*be, {a}, q, rows, kc, vc, sinks, window, 0.125f);
+      const int64_t rw = int64_t(H) * Dv;
+      // Chunks of 37 rows, each next to a decode row of another sequence.
+      for (int s0 = 0; s0 < L; s0 += 37) {
+        Seq c = a, o = b;
+        c.start = s0, c.n = std::min(37, L - s0);
+        o.start = 100, o.n = 1;
+        std::vector<int64_t> rr = {L + 100};  // the other sequence's row comes first
+        for (int i = 0; i < c.n; i++) rr.push_back(s0 + i);
+        Tensor part = run_attention(*be, {o, c}, q, rr, kc, vc, sinks, window, 0.125f);
+        ASSERT_TRUE(same_bits(part.ptr<float>() + rw, whole.ptr<float>() + s0 * rw, c.n * rw))
+            << "chunk at " << s0 << " window " << window;
+      }
+      // Row by row (decode).
+      for (int r = 0; r < L; r += 13) {
+        Seq c = a;
+        c.start = r, c.n = 1;
+        Tensor one = run_attention(*be, {c}, q, {int64_t(r)}, kc, vc, sinks, window, 0.125f);
+        ASSERT_TRUE(same_bits(one.ptr<float>(), whole.ptr<float>() + r * rw, rw)) << "row " << r << " window " << window;
+      }
+    }
+}
+
+
+TEST(Kernels, ExpIsAccurateOverItsRange) {
+  if (!cpu::cpu_features().avx2_fma) GTEST_SKIP() << "no AVX2+FMA on this CPU";
+  std::vector<float> x;
+  for (float v = -100.0f; v < 89.0f; v += 0.37f) x.push_back(v);
+  x.push_back(-INFINITY);
+  x.push_back(0.0f);
+  std::vector<float> y(x.size());
+  cpu::avx2::exp_row(x.data(), y.data(), int64_t(x.size()));
+  for (size_t i = 0; i < x.size(); i++) {
+    double want = x[i] < -87.3f ? 0.0 : std::exp(double(x[i]));
+    ASSERT_NEAR(y[i], want, 4e-7 * want + 1e-37) << x[i];
+  }
+}
+
+// ---- MoE experts ----------------------------------------------------------
+
+struct MoeSetup {
+  int64_t T, H = 44, I = 24, K = 3;
+  int E_total = 10, E_local = 6, begin = 2;
+  Tensor x, ids, wts, gu, dn;
+};
+
+MoeSetup make_moe(int64_t T, DType dt, std::mt19937& g) {
+  MoeSetup m;
+  m.T = T;
+  m.x = randn({T, m.H}, g);
+  m.gu = as(randn({m.E_local, 2 * m.I, m.H}, g, 0.3f), dt);
+  m.dn = as(randn({m.E_local, m.H, m.I}, g, 0.3f), dt);
+  m.ids = Tensor::empty({T, m.K}, DType::I32);
+  m.wts = randn({T, m.K}, g);
+  for (int64_t t = 0; t < T; t++) {
+    std::vector<int> e(static_cast<size_t>(m.E_total));
+    for (int i = 0; i < m.E_total; i++) e[size_t(i)] = i;
+    std::shuffle(e.begin(), e.end(), g);
+    for (int64_t k = 0; k < m.K; k++) m.ids.ptr<int32_t>()[t * m.K + k] = e[size_t(k)];
+  }
+  return m;
+}
+
+TEST_P(Paths, MoeExpertsMatchReference) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(31);
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t T : {1, 5, 60, 200}) {  // 200 tokens: ~60 rows per expert, the GEMM path
+      MoeSetup m = make_moe(T, dt, g);
+      Tensor out = be->alloc({T, m.H}, DType::F32);
+      be->moe_experts(m.x, m.ids, m.wts, m.gu, m.dn, m.begin, out);
+      for (int64_t t = 0; t < T; t++) {
+        std::vector<double> ref(size_t(m.H), 0.0);
+        for (int64_t k = 0; k < m.K; k++) {
+          int e = m.ids.ptr<int32_t>()[t * m.K + k] - m.begin;
+          if (e < 0 || e >= m.E_local) continue;
+          std::vector<double> act(static_cast<size_t>(m.I));
+          for (int64_t i = 0; i < m.I; i++) {
+            double gt = 0, up = 0;
+            for (int64_t h = 0; h < m.H; h++) {
+              gt += double(m.x.ptr<float>()[t * m.H + h]) * at(m.gu, (e * 2 * m.I + i) * m.H + h);
+              up += double(m.x.ptr<float>()[t * m.H + h]) * at(m.gu, (e * 2 * m.I + m.I + i) * m.H + h);
+            }
+            act[size_t(i)] = gt / (1 + std::exp(-gt)) * up;
+          }
+          for (int64_t h = 0; h < m.H; h++) {
+            double y = 0;
+            for (int64_t i = 0; i < m.I; i++) y += act[size_t(i)] * at(m.dn, (e * m.H + h) * m.I + i);
+            ref[size_t(h)] += m.wts.ptr<float>()[t * m.K + k] * y;
+          }
+        }
+        for (int64_t h = 0; h < m.H; h++)
+          ASSERT_NEAR(out.ptr<float>()[t * m.H + h], ref[size_t(h)], 1e-4 * (1 + std::fabs(ref[size_t(h)])))
+              << "T=" << T << " " << dtype_name(dt) << " token " << t;
+      }
+    }
+}
+
+// A token's MoE output does not depend on which other tokens share its
+// experts (an expert with many rows runs the GEMM, one with few the
+// weight-streaming kernel).
+TEST(Kernels, MoeBatchInvariance) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(32);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    MoeSetup m = make_moe(240, dt, g);
+    Tensor all = be->alloc({m.T, m.H}, DType::F32);
+    be->moe_experts(m.x, m.ids, m.wts, m.gu, m.dn, m.begin, all);
+    for (int64_t t0 : {0, 17, 239})
+      for (int64_t n : {1, 2, 9}) {
+        if (t0 + n > m.T) continue;
+        Tensor part = be->alloc({n, m.H}, DType::F32);
+        be->moe_experts(m.x.slice_rows(t0, t0 + n), m.ids.slice_rows(t0, t0 + n), m.wts.slice_rows(t0, t0 + n), m.gu,
+                        m.dn, m.begin, part);
+        ASSERT_TRUE(same_bits(part.ptr<float>(), all.ptr<float>() + t0 * m.H, n * m.H)) << t0 << "+" << n;
+      }
+  }
+}
+
+// ---- element-wise ops -----------------------------------------------------
+
+TEST_P(Paths, RowOpsMatchReference) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(41);
+  for (int64_t H : {1, 7, 8, 37, 1024})
+    for (DType wdt : {DType::F32, DType::BF16}) {
+      const int64_t T = 5;
+      Tensor x = randn({T, H}, g, 3.0f), w = as(randn({H}, g), wdt), out = be->alloc({T, H}, DType::F32);
+      be->rms_norm(x, w, 1e-5f, out);
+      for (int64_t t = 0; t < T; t++) {
+        double ss = 0;
+        for (int64_t h = 0; h < H; h++) ss += double(x.ptr<float>()[t * H + h]) * x.ptr<float>()[t * H + h];
+        const double inv = 1.0 / std::sqrt(ss / double(H) + 1e-5);
+        for (int64_t h = 0; h < H; h++)
+          ASSERT_NEAR(out.ptr<float>()[t * H + h], at(w, h) * x.ptr<float>()[t * H + h] * inv, 1e-5 * (1 + std::fabs(at(w, h) * x.ptr<float>()[t * H + h] * inv)));
+      }
+      // silu_mul, add_
+      Tensor gu = randn({T, 2 * H}, g, 4.0f), act = be->alloc({T, H}, DType::F32);
+      be->silu_mul(gu, act);
+      for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < H; i++) {
+          double a = gu.ptr<float>()[t * 2 * H + i], u = gu.ptr<float>()[t * 2 * H + H + i];
+          double r = a / (1 + std::exp(-a)) * u;
+          ASSERT_NEAR(act.ptr<float>()[t * H + i], r, 2e-6 * (1 + std::fabs(r))) << a;
+        }
+      Tensor y = randn({T, H}, g), x2 = Tensor::empty({T, H}, DType::F32);
+      std::memcpy(x2.data(), x.data(), x.nbytes());
+      be->add_(x2, y);
+      for (int64_t i = 0; i < T * H; i++) ASSERT_EQ(x2.ptr<float>()[i], x.ptr<float>()[i] + y.ptr<float>()[i]);
+    }
+  // silu at the extremes of exp's range
+  std::vector<float> v = {-200.f, -88.f, -87.f, -20.f, -1e-3f, 0.f, 1e-3f, 20.f, 87.f, 88.f, 89.f, 200.f};
+  Tensor gu = Tensor::empty({1, int64_t(2 * v.size())}, DType::F32), act = be->alloc({1, int64_t(v.size())}, DType::F32);
+  for (size_t i = 0; i < v.size(); i++) gu.ptr<float>()[i] = v[i], gu.ptr<float>()[v.size() + i] = 1.0f;
+  be->silu_mul(gu, act);
+  for (size_t i = 0; i < v.size(); i++) {
+    double r = double(v[i]) / (1 + std::exp(-double(v[i])));
+    ASSERT_NEAR(act.ptr<float>()[i], r, 1e-6 * (1 + std::fabs(r))) << v[i];
+  }
+}
+
+TEST_P(Paths, RopeStoreKvConvert) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(42);
+  const int64_t T = 6, H = 3, D = 40;
+  std::vector<int32_t> pos = {0, 1, 7, 100, 4095, 70000};
+  for (int rot : {2, 14, 26, 40}) {
+    Tensor x = randn({T, H, D}, g), ref = Tensor::empty({T, H, D}, DType::F32);
+    std::memcpy(ref.data(), x.data(), x.nbytes());
+    be->rope_(x, Tensor::wrap({T}, DType::I32, pos.data()), rot, 10000.0);
+    const int half = rot / 2;
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t h = 0; h < H; h++)
+        for (int64_t i = 0; i < D; i++) {
+          const float* r = ref.ptr<float>() + (t * H + h) * D;
+          double want = r[i];
+          if (i < rot) {
+            int j = int(i % half);
+            double ang = double(float(pos[size_t(t)]) * (1.0f / std::pow(10000.0f, float(2 * j) / float(rot))));
+            double c = std::cos(ang), s = std::sin(ang);
+            want = i < half ? r[i] * c - r[i + half] * s : r[i] * c + r[i - half] * s;
+          }
+          ASSERT_NEAR(x.ptr<float>()[(t * H + h) * D + i], want, 2e-4 * (1 + std::fabs(want))) << "rot " << rot;
+        }
+  }
+  // store_kv rounds to bf16 like f32_to_bf16 (value scale applied first).
+  Tensor k = randn({T, 2, 9}, g), v = randn({T, 2, 9}, g);
+  std::vector<int32_t> slots = {5, 0, 3, 9, 1, 7};
+  AttnMeta m;
+  m.out_slots = Tensor::wrap({T}, DType::I32, slots.data());
+  for (DType dt : {DType::BF16, DType::F32}) {
+    Tensor kc = be->alloc({10, 2, 9}, dt), vc = be->alloc({10, 2, 9}, dt);
+    be->store_kv(k, v, 0.7f, m, kc, vc);
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t i = 0; i < 18; i++) {
+        float kv = k.ptr<float>()[t * 18 + i], vv = v.ptr<float>()[t * 18 + i] * 0.7f;
+        int64_t o = int64_t(slots[size_t(t)]) * 18 + i;
+        if (dt == DType::BF16) {
+          ASSERT_EQ(kc.ptr<uint16_t>()[o], f32_to_bf16(kv));
+          ASSERT_EQ(vc.ptr<uint16_t>()[o], f32_to_bf16(vv));
+        } else {
+          ASSERT_EQ(kc.ptr<float>()[o], kv);
+          ASSERT_EQ(vc.ptr<float>()[o], vv);
+        }
+      }
+  }
+  // convert both ways, odd length, with NaN and ties.
+  Tensor src = randn({1, 37}, g);
+  src.ptr<float>()[3] = NAN;
+  src.ptr<float>()[4] = 1.0f + 1.0f / 256;
+  Tensor b = be->alloc({1, 37}, DType::BF16), back = be->alloc({1, 37}, DType::F32);
+  be->convert(src, b);
+  be->convert(b, back);
+  for (int i = 0; i < 37; i++) {
+    ASSERT_EQ(b.ptr<uint16_t>()[i], f32_to_bf16(src.ptr<float>()[i])) << i;
+    uint32_t want = uint32_t(f32_to_bf16(src.ptr<float>()[i])) << 16, got;
+    std::memcpy(&got, back.ptr<float>() + i, 4);
+    ASSERT_EQ(got, want) << i;
+  }
+}
+
+}  // namespace
+}  // namespace mimo

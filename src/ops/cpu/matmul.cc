@@ -1,0 +1,87 @@
+#include "ops/cpu/matmul.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "ops/cpu/kernels.h"
+
+namespace mimo::cpu {
+
+FloatBuffer::~FloatBuffer() { std::free(p_); }
+
+float* FloatBuffer::get(size_t n) {
+  if (n > cap_) {
+    std::free(p_);
+    cap_ = std::max(n, cap_ + cap_ / 2);
+    p_ = static_cast<float*>(std::aligned_alloc(64, (cap_ * sizeof(float) + 63) / 64 * 64));
+    MIMO_ASSERT(p_, "out of memory for {} floats of scratch", cap_);
+  }
+  return p_;
+}
+
+float* thread_wbuf(int64_t K) {
+  thread_local FloatBuffer buf;
+  return buf.get(avx2::gemm_wbuf_floats(K));
+}
+
+bool use_gemm(int64_t M) { return M >= kGemmMinM && cpu_features().avx2_fma; }
+
+void matmul_range(const float* x, int64_t ldx, const float* pa, int64_t M, int64_t K, const WeightView& w, int64_t n0,
+                  int64_t n1, float* out, int64_t ldo) {
+  if (n1 <= n0 || M <= 0) return;
+  if (use_gemm(M)) {
+    const int64_t slivers = (M + kMR - 1) / kMR;
+    if (w.bf16) avx2::gemm_packed(pa, M, K, 0, slivers, w.b16(), w.ld, n0, n1, out, ldo, thread_wbuf(K));
+    else avx2::gemm_packed(pa, M, K, 0, slivers, w.f32(), w.ld, n0, n1, out, ldo, thread_wbuf(K));
+    return;
+  }
+  if (w.bf16) linear_bf16(x, ldx, w.b16(), w.ld, out, ldo, M, n0, n1, K);
+  else linear_f32(x, ldx, w.f32(), w.ld, out, ldo, M, n0, n1, K);
+}
+
+void pack_a_parallel(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K, float* pa) {
+  const int64_t slivers = (M + kMR - 1) / kMR;
+  // Packing is a copy: only worth a fork when there is a lot of it.
+  int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, K * kMR));
+  pool.parallel_for(slivers, grain, [&](int64_t b, int64_t e) { avx2::pack_a(x, ldx, M, K, b, e, pa); });
+}
+
+void matmul(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K, const WeightView& w, int64_t N,
+            float* out, int64_t ldo, FloatBuffer& pa_scratch) {
+  if (M <= 0 || N <= 0) return;
+  const int nt = pool.size();
+  if (!use_gemm(M)) {
+    // Weight-streaming: each chunk is a contiguous run of weight rows (in
+    // units of 4, the dot kernel's tile), at least ~32 KB of them.
+    const int64_t es = w.bf16 ? 2 : 4;
+    int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, 4 * K * es));
+    pool.parallel_for((N + 3) / 4, grain, [&](int64_t b, int64_t e) {
+      matmul_range(x, ldx, nullptr, M, K, w, b * 4, std::min(N, e * 4), out, ldo);
+    });
+    return;
+  }
+  float* pa = pa_scratch.get(size_t(packed_a_floats(M, K)));
+  pack_a_parallel(pool, x, ldx, M, K, pa);
+  // Work items: column blocks (multiples of kNR, one L2-sized panel group
+  // wide if there are enough of them) times ranges of row slivers; rows
+  // are split only when there are too few column blocks to keep every
+  // thread busy (each split re-packs its weights).
+  const int64_t slivers = (M + kMR - 1) / kMR;
+  const int64_t want = int64_t(nt) * 3;
+  int64_t nb = avx2::gemm_group_cols(K);
+  while (nb > kNR && (N + nb - 1) / nb < want) nb -= kNR;
+  const int64_t cblocks = (N + nb - 1) / nb;
+  const int64_t mparts = nt == 1 ? 1 : std::min<int64_t>(slivers, std::max<int64_t>(1, want / cblocks));
+  pool.run_chunks(cblocks * mparts, [&](int64_t item) {
+    int64_t cb = item / mparts, mp = item % mparts;
+    int64_t n0 = cb * nb, n1 = std::min(N, n0 + nb);
+    int64_t s0 = slivers * mp / mparts, s1 = slivers * (mp + 1) / mparts;
+    if (w.bf16) avx2::gemm_packed(pa, M, K, s0, s1, w.b16(), w.ld, n0, n1, out, ldo, thread_wbuf(K));
+    else avx2::gemm_packed(pa, M, K, s0, s1, w.f32(), w.ld, n0, n1, out, ldo, thread_wbuf(K));
+  });
+}
+
+}  // namespace mimo::cpu

@@ -1,0 +1,57 @@
+// Matrix products on the thread pool: picks the dot-product form (small M,
+// weight-streaming) or the packed GEMM (M >= kGemmMinM with AVX2) and splits
+// the work so each thread streams its own weight rows.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mimo {
+class ThreadPool;
+}
+
+namespace mimo::cpu {
+
+// A 32-byte-aligned float buffer that only grows: scratch reused across
+// calls so hot paths do not allocate once warmed up.
+class FloatBuffer {
+ public:
+  FloatBuffer() = default;
+  FloatBuffer(const FloatBuffer&) = delete;
+  FloatBuffer& operator=(const FloatBuffer&) = delete;
+  ~FloatBuffer();
+  float* get(size_t n);
+
+ private:
+  float* p_ = nullptr;
+  size_t cap_ = 0;
+};
+
+// Weight-panel scratch of the calling thread for depth K.
+float* thread_wbuf(int64_t K);
+
+// A weight matrix [N, K] with rows `ld` elements apart, fp32 or bf16.
+struct WeightView {
+  const void* data = nullptr;
+  bool bf16 = false;
+  int64_t ld = 0;
+  const float* f32() const { return static_cast<const float*>(data); }
+  const uint16_t* b16() const { return static_cast<const uint16_t*>(data); }
+};
+
+// True when rows x K products of M rows go through the packed GEMM.
+bool use_gemm(int64_t M);
+
+// One thread: out[m, n0:n1] = x[m] . w[n] for m < M. pa is x packed with
+// avx2::pack_a when use_gemm(M), else ignored (x is read directly).
+void matmul_range(const float* x, int64_t ldx, const float* pa, int64_t M, int64_t K, const WeightView& w, int64_t n0,
+                  int64_t n1, float* out, int64_t ldo);
+
+// The whole product across the pool; pa_scratch holds packed x.
+void matmul(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K, const WeightView& w, int64_t N,
+            float* out, int64_t ldo, FloatBuffer& pa_scratch);
+
+// Packs x across the pool (slivers split between threads when large).
+void pack_a_parallel(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K, float* pa);
+
+}  // namespace mimo::cpu
