@@ -400,6 +400,30 @@ TEST_F(EngineTest, SpeculativeRespectsStopsAndTinyBudgets) {
   expect_no_leaks(e);
 }
 
+// The trained default model: its MTP layers really predict, so drafts are
+// accepted (and rejected) often; outputs must still equal plain greedy.
+TEST_F(EngineTest, SpeculativeGreedyEqualsPlainOnTheTrainedModel) {
+  std::string dir = test::source_dir() + "/models/mimo-tiny";
+  ModelLoadOptions o;
+  o.dtype = "float32";
+  LoadedModel lm = load_model(dir, *backend_, o);
+  ASSERT_EQ(lm.model->num_mtp_layers(), 3);
+  std::vector<EngineRequest> reqs;
+  for (int i = 0; i < 12; i++) reqs.push_back(greedy(prompt_of(10 + 9 * i, lm.model->spec().vocab_size, i), 40));
+  Engine plain(config(), *lm.model);
+  auto want = run_all(plain, reqs);
+  for (int steps : {1, 3, -1}) {
+    EngineConfig c = config();
+    c.speculative_num_steps = steps < 0 ? 3 : steps;
+    c.speculative_auto = steps < 0;
+    Engine e(c, *lm.model);
+    auto got = run_all(e, reqs);
+    for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "steps " << steps << " request " << i;
+    if (steps == 3) EXPECT_GT(e.stats().avg_spec_accept_length(), 1.5) << "the trained MTP layers should be accepted";
+    expect_no_leaks(e);
+  }
+}
+
 // A codec where token t reads as one letter, so text is predictable.
 class LetterCodec : public TextCodec {
  public:
