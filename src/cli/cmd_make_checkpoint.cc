@@ -41,7 +41,7 @@ void register_make_checkpoint(CLI::App& app) {
   auto a = std::make_shared<Args>();
   CLI::App* c = app.add_subcommand("make-checkpoint", "write a random MiMo-V2-Flash checkpoint (hub layout)");
   c->add_option("--out", a->out, "output directory")->required();
-  c->add_option("--preset", a->preset, "starting shape: tiny | bench-0.5b (flags below override it)");
+  c->add_option("--preset", a->preset, "starting shape: tiny | bench-0.5b | bench-6b (flags below override it)");
   // Shape flags are applied on top of the preset in the callback.
   auto& o = a->o;
   c->add_option("--vocab", o.vocab);
