@@ -77,6 +77,23 @@ double fma_peak_flops(ThreadPool& pool, double seconds) {
   return best;
 }
 
+double copy_bandwidth(Backend& be, size_t bytes, int reps) {
+  const int64_t n = int64_t(bytes / sizeof(float));
+  Tensor a = be.alloc({n}, DType::F32), b = be.alloc({n}, DType::F32);
+  be.zero_(a);
+  be.convert(a, b);  // warm-up
+  float one = 0;
+  be.copy_to_host(&one, b.slice_rows(0, 1));
+  double best = 0;
+  for (int r = 0; r < reps; r++) {
+    double t0 = now();
+    be.convert(a, b);
+    be.copy_to_host(&one, b.slice_rows(0, 1));  // waits for the device
+    best = std::max(best, 2.0 * double(n) * sizeof(float) / (now() - t0));
+  }
+  return best;
+}
+
 double gemm_flops(Backend& be, int64_t n, int reps) {
   std::mt19937 g(7);
   std::uniform_real_distribution<float> d(-1, 1);

@@ -22,6 +22,11 @@ double read_bandwidth(ThreadPool& pool, size_t bytes = size_t(1) << 30, int reps
 // the ceiling no kernel can pass. 0 when the CPU has no AVX2+FMA.
 double fma_peak_flops(ThreadPool& pool, double seconds = 0.3);
 
+// Bytes/s of a device-to-device copy through backend.convert (same dtype),
+// counting bytes read plus bytes written, best of `reps`: the bandwidth
+// roofline of a GPU, measured the way its vendor quotes it.
+double copy_bandwidth(Backend& backend, size_t bytes = size_t(1) << 30, int reps = 5);
+
 // FLOP/s of backend.linear on x[n, n] @ w[n, n]^T (fp32), best of `reps`.
 double gemm_flops(Backend& backend, int64_t n = 1536, int reps = 3);
 

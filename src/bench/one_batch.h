@@ -17,6 +17,7 @@ namespace mimo::bench {
 
 struct MachineFigures {
   int threads = 0;
+  bool device = false;     // a GPU: read_bw is its copy bandwidth (read + write), no FMA probe
   double read_bw = 0;      // bytes/s, streaming read of a buffer >> LLC
   double fma_peak = 0;     // FLOP/s, register-only FMA loop on every thread
   double gemm_peak = 0;    // FLOP/s, backend.linear fp32 n x n x n

@@ -25,6 +25,7 @@ struct BenchArgs {
   int threads = 0;
   std::string json;
   std::string dtype = "auto";
+  std::string device = "auto";
   uint64_t seed = 1;
   int64_t bw_mib = 1024, gemm_n = 1536;
   bool skip_machine = false;
@@ -61,7 +62,9 @@ void run(const BenchArgs& a) {
   opt.seed = a.seed;
   opt.interleave = !a.no_interleave;
   opt.paired_probes = !a.no_probes;
-  auto backend = make_backend("cpu");
+  auto backend = make_backend(a.device);
+  // The paired probes are CPU ones (FMA loop, read bandwidth on the pool).
+  if (backend->device() != Device::CPU) opt.paired_probes = false;
   bench::CountingBackend counter(*backend);
   bench::MachineFigures m;
   if (!a.skip_machine) m = bench::measure_machine(*backend, size_t(a.bw_mib) << 20, a.gemm_n);
@@ -97,6 +100,8 @@ void register_bench_commands(CLI::App& app) {
   c->add_option("--output-len", a->output_len, "tokens per sequence (1 from prefill, the rest decode steps)")
       ->check(CLI::PositiveNumber);
   c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  c->add_option("--device", a->device, "cpu | cuda | auto (cuda when built with it and a GPU is present)")
+      ->capture_default_str();
   c->add_option("--json", a->json, "also write the results to this JSON file");
   c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));

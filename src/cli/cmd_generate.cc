@@ -26,6 +26,7 @@ struct GenerateArgs {
   uint64_t seed = 0;
   std::string dump_logits;
   std::string dtype = "auto";
+  std::string device = "auto";
   int threads = 0;
   bool ignore_eos = false;
   int prefill_chunk = 0;
@@ -55,7 +56,7 @@ void run(const GenerateArgs& a) {
   set_log_level(a.log_level);
   if (a.threads > 0) ThreadPool::set_global_threads(a.threads);
   std::vector<int32_t> prompt = parse_ids(a.input_ids);
-  auto backend = make_backend("cpu");
+  auto backend = make_backend(a.device);
   ModelLoadOptions mo;
   mo.dtype = a.dtype;
   LoadedModel lm = load_model(resolve_model_path(a.model_path), *backend, mo);
@@ -97,6 +98,8 @@ void register_generate(CLI::App& app) {
   c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
   c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  c->add_option("--device", a->device, "cpu | cuda | auto (cuda when built with it and a GPU is present)")
+      ->capture_default_str();
   c->add_flag("--ignore-eos", a->ignore_eos, "do not stop at the model's eos tokens");
   c->add_option("--prefill-chunk", a->prefill_chunk, "prefill at most this many tokens per step (0 = all)");
   c->add_option("--log-level", a->log_level);
