@@ -26,7 +26,7 @@ namespace mimo::cli {
 namespace {
 
 struct Args {
-  std::string model_path, heldout, json_out, batch_sizes = "1,32", depths = "0,1,2,3,auto";
+  std::string model_path, heldout, json_out, batch_sizes = "1,32", depths = "0,1,2,3,auto", device = "auto";
   int input_len = 64, output_len = 64, threads = 0;
 };
 
@@ -41,6 +41,7 @@ std::vector<std::string> split(const std::string& s) {
 
 struct RunResult {
   double decode_tps_per_req = 0, total_tps = 0, wall_s = 0, accept_len = 0, idle = 0;
+  std::vector<std::vector<int32_t>> outputs;  // every request's tokens, to check against depth 0
 };
 
 // Greedy requests, all submitted at once; decode rate counts tokens after
@@ -66,6 +67,7 @@ RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, co
   }
   std::vector<double> first(hs.size()), last(hs.size());
   std::vector<int64_t> count(hs.size());
+  std::vector<std::vector<int32_t>> outs(hs.size());
   std::vector<std::thread> ts;
   for (size_t i = 0; i < hs.size(); i++)
     ts.emplace_back([&, i] {
@@ -79,6 +81,7 @@ RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, co
           count[i] = -1;  // the first token is prefill's
         }
         count[i] += int64_t(o.token_ids.size());
+        outs[i].insert(outs[i].end(), o.token_ids.begin(), o.token_ids.end());
         last[i] = t;
         if (o.finished) break;
       }
@@ -97,12 +100,13 @@ RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, co
   EngineStats s = e.stats();
   r.accept_len = s.avg_spec_accept_length();
   r.idle = s.model_idle_fraction();
+  r.outputs = std::move(outs);
   return r;
 }
 
 void bench(const Args& a) {
   if (a.threads > 0) ThreadPool::set_global_threads(a.threads);
-  auto be = make_backend("cpu");
+  auto be = make_backend(a.device);
   std::string path = resolve_model_path(a.model_path);
   LoadedModel lm = load_model(path, *be);
   Model& m = *lm.model;
@@ -131,17 +135,27 @@ void bench(const Args& a) {
   nlohmann::json out = nlohmann::json::object();
   std::vector<int> depths;
   for (auto& d : split(a.depths)) depths.push_back(d == "auto" ? -1 : std::stoi(d));
-  std::printf("\n%-6s %-6s %14s %12s %12s %10s\n", "batch", "depth", "tok/s per req", "total tok/s", "accept len", "idle %");
+  std::printf("\nmodel %s on %s\n", path.c_str(), be->name().c_str());
+  std::printf("%-6s %-6s %14s %12s %12s %10s  %s\n", "batch", "depth", "tok/s per req", "total tok/s", "accept len",
+              "idle %", "greedy = depth 0");
+  int mismatches = 0;
   for (auto& bs_s : split(a.batch_sizes)) {
     int bs = std::stoi(bs_s);
     auto ps = prompts_for(bs, a.input_len);
     std::vector<int> lens(size_t(bs), a.output_len);
+    // Greedy outputs must not depend on the depth: every run is checked
+    // against plain decoding of the same prompts.
+    std::vector<std::vector<int32_t>> plain = run(m, ps, lens, 0, true).outputs;
     for (int d : depths) {
       if (d > m.num_mtp_layers()) continue;
       RunResult r = run(m, ps, lens, d, true);
       std::string dn = d < 0 ? "auto" : std::to_string(d);
-      std::printf("%-6d %-6s %14.1f %12.1f %12.2f %10.1f\n", bs, dn.c_str(), r.decode_tps_per_req, r.total_tps,
-                  r.accept_len, 100 * r.idle);
+      int differ = 0;
+      for (size_t i = 0; i < plain.size(); i++) differ += r.outputs[i] != plain[i];
+      mismatches += differ;
+      std::printf("%-6d %-6s %14.1f %12.1f %12.2f %10.1f  %s\n", bs, dn.c_str(), r.decode_tps_per_req, r.total_tps,
+                  r.accept_len, 100 * r.idle,
+                  differ ? fmt::format("NO ({} of {} requests differ)", differ, plain.size()).c_str() : "yes");
       out["decode"][std::to_string(bs)][dn] = {{"tok_s_per_req", r.decode_tps_per_req}, {"total_tok_s", r.total_tps},
                                                {"accept_length", r.accept_len}, {"model_idle_fraction", r.idle}};
     }
@@ -171,6 +185,7 @@ void bench(const Args& a) {
     }
   }
   if (!a.json_out.empty()) std::ofstream(a.json_out) << out.dump(2) << "\n";
+  if (mismatches) fail("{} greedy request outputs with speculation differ from plain decoding", mismatches);
 }
 
 }  // namespace
@@ -185,6 +200,7 @@ void register_bench_spec(CLI::App& app) {
   c->add_option("--input-len", a->input_len);
   c->add_option("--output-len", a->output_len);
   c->add_option("--threads", a->threads);
+  c->add_option("--device", a->device, "cpu | cuda | auto")->capture_default_str();
   c->add_option("--json", a->json_out, "write the figures here");
   c->callback([a] { bench(*a); });
 }
