@@ -30,7 +30,7 @@ STAGE=build-gpucheck/carry
 prepare() {
   set -e
   # Folders the CUDA tests do not need (and that other work may have broken).
-  local skip="${MIMOSERVE_SKIP_DIRS:-tokenizer;chat;parsers;server}"
+  local skip="${MIMOSERVE_SKIP_DIRS:-chat;parsers;server}"
   if ! command -v nvcc >/dev/null && [ ! -x /usr/local/cuda/bin/nvcc ]; then
     echo "gpu-check prepare: nvcc not found (CUDA 13 toolkit expected at /usr/local/cuda)" >&2
     exit 1
@@ -38,10 +38,11 @@ prepare() {
   # scripts/install-deps.sh installs the dev packages if configure fails.
   cmake -S . -B build-gpucheck -G Ninja -DCMAKE_BUILD_TYPE=Release -DMIMOSERVE_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90a "-DMIMOSERVE_SKIP_DIRS=$skip" >/dev/null
-  cmake --build build-gpucheck -j "$(nproc)" --target cuda_ops_test cuda_golden_test
+  cmake --build build-gpucheck -j "$(nproc)" --target cuda_ops_test cuda_golden_test mimoserve
   rm -rf "$STAGE"
   mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/lib-compat" "$STAGE/fixtures"
-  cp build-gpucheck/src/ops/cuda/cuda_ops_test build-gpucheck/src/ops/cuda/cuda_golden_test "$STAGE/bin/"
+  cp build-gpucheck/src/ops/cuda/cuda_ops_test build-gpucheck/src/ops/cuda/cuda_golden_test build-gpucheck/mimoserve \
+    "$STAGE/bin/"
   # Shared libraries the GPU image lacks: everything ldd resolves outside the
   # C runtime and CUDA (the GPU machine brings its own libcublas and driver).
   for lib in $(ldd "$STAGE"/bin/* | awk '/=> \// {print $3}' | sort -u); do
@@ -157,15 +158,69 @@ run() {
 
 # Separate processes, so that a kernel fault (which aborts the process and
 # poisons the CUDA context) costs one group of results, not all of them.
-run cuda_ops 180 "$BIN/cuda_ops_test" "--gtest_filter=CudaOps.*"
-run cuda_attention 90 "$BIN/cuda_ops_test" "--gtest_filter=CudaAttention.*"
-run cuda_golden 90 "$BIN/cuda_golden_test"
+run cuda_ops 120 "$BIN/cuda_ops_test" "--gtest_filter=CudaOps.*"
+run cuda_attention 60 "$BIN/cuda_ops_test" "--gtest_filter=CudaAttention.*"
+run cuda_golden 60 "$BIN/cuda_golden_test"
+
+# step NAME LIMIT CMD...: one command of the engine-level checks, logged,
+# summarised by its exit status; prints the log's last lines.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local log="$LOGDIR/$name.log" t0 rc
+  t0=$(date +%s)
+  echo "== $name (limit ${limit}s)"
+  timeout "$limit" "$@" >"$log" 2>&1
+  rc=$?
+  tail -25 "$log"
+  if [ $rc -eq 0 ]; then note "$name: PASS, $(( $(date +%s) - t0 ))s"
+  elif [ $rc -eq 124 ]; then note "$name: TIMEOUT after ${limit}s"; FAILED=1
+  else note "$name: FAIL (exit $rc), $(( $(date +%s) - t0 ))s"; FAILED=1
+  fi
+  return $rc
+}
+
+MS="$BIN/mimoserve"
+if [ -x "$MS" ]; then
+  # The whole engine on the GPU: greedy generation of the trained default
+  # model on CPU and on CUDA (same prompt), then speculative decoding on the
+  # GPU, whose greedy outputs bench-spec checks against plain decoding.
+  TINY="$ROOT/models/mimo-tiny"
+  IDS="1,520,33,415,1002,77,9,1500,260,31,808,64,12,1999,5,400"
+  # Engine-level runs measure speed: no synchronisation after every op.
+  unset MIMOSERVE_CUDA_SYNC
+  GEN=("$MS" generate --model-path "$TINY" --input-ids "$IDS" --max-new-tokens 48 --ignore-eos --device)
+  if step generate_cuda 60 "${GEN[@]}" cuda && step generate_cpu 60 "${GEN[@]}" cpu; then
+    a=$(grep output_ids "$LOGDIR/generate_cuda.log"); b=$(grep output_ids "$LOGDIR/generate_cpu.log")
+    if [ "$a" = "$b" ]; then note "engine greedy CPU = CUDA (48 tokens, trained model): yes"
+    else note "engine greedy CPU = CUDA: NO"; echo "cuda: $a"; echo "cpu:  $b"; FAILED=1; fi
+  fi
+  step bench_spec_cuda 120 "$MS" bench-spec --device cuda --model-path "$TINY" --batch-sizes 1,16 \
+    --depths 0,1,3,auto --output-len 64 --json "$LOGDIR/bench_spec_cuda.json"
+  # The CUDA issue's MiMo-shaped model with the real widths (about 6.0B
+  # parameters, bf16): decode against the copy bandwidth measured in the
+  # same process.
+  B6="${TMPDIR:-/tmp}/mimo-bench-6b"
+  if [ $(( $(date +%s) - START )) -lt 260 ] &&
+     step make_bench_6b 120 "$MS" make-checkpoint --preset bench-6b --out "$B6"; then
+    step bench_one_batch_6b 150 "$MS" bench-one-batch --device cuda --model-path "$B6" --batch-size 1,16 \
+      --input-len 1024 --output-len 24 --gemm-n 4096 --json "$LOGDIR/bench_one_batch_6b.json"
+    # Where a step's time goes, op family by op family (synchronising after
+    # every op, so the totals are slower than the run above).
+    MIMOSERVE_CUDA_SYNC=1 step profile_6b 90 "$MS" bench-one-batch --device cuda --model-path "$B6" \
+      --batch-size 1,16 --input-len 1024 --output-len 8 --skip-machine
+  else
+    note "bench_6b: skipped (no time left or no checkpoint)"
+  fi
+else
+  note "engine checks: skipped (no staged mimoserve)"
+fi
 
 # Memory checker over the small cases (out-of-bounds and misaligned
 # accesses), if this image has it and time is left.
 if command -v compute-sanitizer >/dev/null || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
   CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-  left=$(( 420 - ($(date +%s) - START) ))
+  left=$(( 450 - ($(date +%s) - START) ))
   if [ $left -gt 60 ]; then
     limit=$(( left < 150 ? left : 150 ))
     filter='CudaOps.MemoryRoundTripZeroAndName:CudaOps.Embedding:CudaOps.StoreKvScatteredSlots:CudaOps.MoeRoute:CudaOps.MoeExpertsManyShapes:CudaOps.GatherRows:CudaOps.ConvertBitExact:CudaAttention.FixtureDimsMixedBatch:CudaAttention.GroupSizesAndHeadDims'

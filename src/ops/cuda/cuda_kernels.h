@@ -40,8 +40,10 @@ void bf16_to_f32(const uint16_t* x, int64_t n, float* out, cudaStream_t s);
 
 // ---- gemv.cu --------------------------------------------------------------
 // out[M, N] = x[M, K] @ w[N, K]^T with bf16 w and fp32 x, fp32 accumulation;
-// for M <= 8 (decode), where reading w is the whole cost.
-constexpr int kGemvMaxM = 8;
+// for decode and verify batches, where reading w is the whole cost. Rows
+// beyond 8 go in tiles of 8 that re-read w from L2; each output is summed
+// in an order that does not depend on M (batch invariance for M <= 64).
+constexpr int kGemvMaxM = 64;
 void gemv_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t N, float* out, cudaStream_t s);
 
 // ---- attention.cu ---------------------------------------------------------

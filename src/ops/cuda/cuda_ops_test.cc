@@ -8,6 +8,7 @@
 // the bf16-weight paths that run on tensor cores (linear with M > 8, MoE
 // experts) round activations to bf16, so they get about 2^-9 relative
 // error per product term.
+#include <cstring>
 #include <algorithm>
 #include <cmath>
 #include <tuple>
@@ -104,6 +105,46 @@ TEST_F(CudaOps, LinearModelWidths) {
     linear_case(r, 4, 1536, 4096, wdt);   // SWA k_proj, verify
     linear_case(r, 33, 4096, 8192, wdt);  // o_proj, prefill chunk
     linear_case(r, 7, 256, 4096, wdt);    // router width
+  }
+}
+
+// Decode and verify batches (up to 64 rows) must give each row the same
+// bits whatever else is in the batch: speculative decoding's greedy output
+// equals plain decoding's only if they do.
+TEST_F(CudaOps, LinearAndMoeBatchInvariant) {
+  Rng r(13);
+  const int64_t K = 1024, N = 520, E = 8, top = 2, I = 64;
+  Tensor w = up(rand_host({N, K}, r, 1.0f, DType::BF16));
+  Tensor x = rand_host({64, K}, r);
+  Tensor one = G().alloc({1, N}, DType::F32);
+  G().linear(up(x.slice_rows(0, 1)), w, one);
+  Tensor first = down(one);
+  for (int64_t M : {2, 8, 9, 16, 37, 64}) {
+    Tensor out = G().alloc({M, N}, DType::F32);
+    G().linear(up(x.slice_rows(0, M)), w, out);
+    Tensor h = down(out);
+    EXPECT_EQ(std::memcmp(h.data(), first.data(), size_t(N) * 4), 0) << "linear row 0 changed at M=" << M;
+  }
+  Tensor gu = up(rand_host({E, 2 * I, K}, r, 0.05f, DType::BF16)), dn = up(rand_host({E, K, I}, r, 0.05f, DType::BF16));
+  std::vector<int32_t> ids;
+  std::vector<float> wts;
+  for (int64_t t = 0; t < 64; t++)
+    for (int64_t k = 0; k < top; k++) {
+      ids.push_back(int32_t((t * 3 + k * 5) % E));
+      wts.push_back(0.5f + 0.1f * float(k));
+    }
+  auto moe = [&](int64_t T) {
+    Tensor idt = i32_host(std::vector<int32_t>(ids.begin(), ids.begin() + T * top)).view({T, top});
+    Tensor wt = Tensor::empty({T, top}, DType::F32);
+    std::memcpy(wt.data(), wts.data(), size_t(T * top) * 4);
+    Tensor out = G().alloc({T, K}, DType::F32);
+    G().moe_experts(up(x.slice_rows(0, T)), up(idt), up(wt), gu, dn, 0, out);
+    return down(out);
+  };
+  Tensor m1 = moe(1);
+  for (int64_t T : {4, 19, 64}) {
+    Tensor h = moe(T);
+    EXPECT_EQ(std::memcmp(h.data(), m1.data(), size_t(K) * 4), 0) << "moe row 0 changed at T=" << T;
   }
 }
 
@@ -219,6 +260,8 @@ TEST_F(CudaOps, MoeExpertsManyShapes) {
     moe_case(r, 50, 4, 16, 4, 3, 64, 32, dt);   // expert parallel: 4 of 16 held here
     moe_case(r, 13, 4, 16, 12, 5, 72, 40, dt);  // last rank; widths not multiples of 64
     moe_case(r, 9, 6, 6, 0, 2, 70, 30, dt);     // odd widths: scalar staging paths
+    moe_case(r, 64, 8, 8, 0, 2, 64, 32, dt);    // 16 rows per expert: several gemv row tiles
+    moe_case(r, 130, 8, 8, 0, 2, 64, 32, dt);   // just past the gemv path's row limit
   }
 }
 

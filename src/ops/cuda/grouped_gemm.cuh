@@ -34,4 +34,12 @@ struct GroupedGemm {
 // plain fp32 FMA kernel.
 void grouped_gemm(const GroupedGemm& g, cudaStream_t s);
 
+// The same product for few rows per expert (decode), on CUDA cores with
+// fp32 activations, streaming each used expert's weights once (gemv.cu).
+// Needs bf16 weights, K % 8 == 0 and 16-byte aligned A rows and W
+// (grouped_gemv_ok); reads the expert row ranges from g.offsets only.
+constexpr int64_t kGroupedGemvMaxRows = 256;  // T * top_k up to which moe.cu uses it
+bool grouped_gemv_ok(const GroupedGemm& g);
+void grouped_gemv(const GroupedGemm& g, int num_experts, cudaStream_t s);
+
 }  // namespace mimo::cuda

@@ -7,7 +7,8 @@
 // device - count, scan (which also lays out a list of 64-row tiles per
 // expert), scatter - and two grouped GEMMs run over all experts at once
 // (gate_up with the token gather fused into the A loads, then down), with
-// SwiGLU between them. The combine sums each token's k results in k order
+// SwiGLU between them; for decode-sized batches the grouped products run
+// as gemv-style kernels that stream each used expert's weights once. The combine sums each token's k results in k order
 // (deterministic; no atomics on the output).
 #include <algorithm>
 #include <climits>
@@ -277,7 +278,14 @@ void moe_experts(const MoEArgs& a, void* scratch, cudaStream_t s) {
   g.K = a.H;
   g.C = gu;
   g.ldc = 2 * a.I;
-  grouped_gemm(g, s);
+  // Decode-sized batches stream each used expert once on CUDA cores; larger
+  // ones run the tensor-core tiles.
+  const bool small = l.R <= kGroupedGemvMaxRows;
+  auto product = [&] {
+    if (small && grouped_gemv_ok(g)) grouped_gemv(g, a.E, s);
+    else grouped_gemm(g, s);
+  };
+  product();
   // Only the rows that exist (offsets[E], on the device) are activated.
   silu_mul(gu, l.R, a.I, act, offsets + a.E, s);
   // down: y[r] = act[r] @ down[e]^T
@@ -290,7 +298,7 @@ void moe_experts(const MoEArgs& a, void* scratch, cudaStream_t s) {
   g.K = a.I;
   g.C = y;
   g.ldc = a.H;
-  grouped_gemm(g, s);
+  product();
   combine_kernel<<<unsigned(a.T), 256, 0, s>>>(y, slot_of, a.weights, a.K, a.H, a.out);
 }
 
