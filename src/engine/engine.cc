@@ -235,7 +235,7 @@ void Engine::loop() {
       std::vector<Req*> all;
       for (auto& [r, _] : live_) all.push_back(r);
       process_outputs();
-      for (Req* r : all) finish(r, "abort", "the server is shutting down");
+      for (Req* r : all) fail_request(r, EngineError::ShuttingDown, "the server is shutting down");
       update_stats();
       return;
     }

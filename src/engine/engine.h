@@ -51,9 +51,15 @@ struct EngineConfig {
 // A failed submit: the server maps kind to an HTTP status.
 class EngineError : public Error {
  public:
-  enum Kind { BadRequest, QueueFull, ShuttingDown };
+  enum Kind { BadRequest, QueueFull, ShuttingDown, Internal };
   EngineError(Kind k, const std::string& msg) : Error(msg), kind(k) {}
   Kind kind;
+};
+
+// Why a request ended in an error (empty message: it did not).
+struct EngineFailure {
+  EngineError::Kind kind = EngineError::Internal;
+  std::string message;
 };
 
 struct EngineRequest {
@@ -73,6 +79,7 @@ struct EngineOutput {
   std::string matched_stop;   // the stop string, or the stop token id as text
   int prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
   std::string error;          // set when the request failed
+  EngineError::Kind error_kind = EngineError::Internal;  // why, when `error` is set
   double spec_accept_length = 0;  // with speculation: (accepted drafts + 1) per verify step
 };
 
@@ -148,8 +155,15 @@ class Engine {
   void draft(const ScheduledBatch& b, int depth);
   void process_outputs();
   std::string advance_text(Req* r);  // returns the matched stop string, if any
-  void finish(Req* r, const std::string& reason, const std::string& error = "", const std::string& matched = "");
-  void emit(Req* r, bool finished, const std::string& reason, const std::string& matched, const std::string& error);
+  // Ends a request: reason "stop" | "length" | "abort"; a failed one carries
+  // an error message and its kind.
+  void finish(Req* r, const std::string& reason, const std::string& matched = "",
+              const EngineFailure& failure = EngineFailure());
+  void fail_request(Req* r, EngineError::Kind kind, const std::string& message) {
+    finish(r, "abort", "", EngineFailure{kind, message});
+  }
+  void emit(Req* r, bool finished, const std::string& reason, const std::string& matched,
+            const EngineFailure& failure);
   // The model thread: runs one job at a time, so the engine thread can
   // process outputs meanwhile.
   void model_loop();

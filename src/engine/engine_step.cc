@@ -81,7 +81,7 @@ void Engine::step() {
     // rather than wait forever.
     Req* stuck = !sched_->running().empty() ? sched_->running().front()
                  : !sched_->waiting().empty() ? sched_->waiting().front() : nullptr;
-    if (stuck) finish(stuck, "abort", "the request does not fit in the KV cache (raise --max-total-tokens)");
+    if (stuck) fail_request(stuck, EngineError::BadRequest, "the request does not fit in the KV cache (raise --max-total-tokens)");
     return;
   }
   Backend& be = model_.backend();
@@ -126,7 +126,7 @@ void Engine::step() {
   in_flight_.clear();
   if (!error.empty()) {
     spdlog::error("model step failed: {}", error);
-    for (auto& en : b.entries) finish(en.req, "abort", "internal error: " + error);
+    for (auto& en : b.entries) fail_request(en.req, EngineError::Internal, "internal error: " + error);
     return;
   }
   // Decide every request's tokens first: a verify's result says how much of
@@ -177,7 +177,7 @@ void Engine::step() {
     Req* r = b.entries[i].req;
     if (live_.find(r) == live_.end()) continue;
     if (r->stop_pending) {
-      finish(r, "stop", "", r->stop_matched);
+      finish(r, "stop", r->stop_matched);
       continue;
     }
     if (b.entries[i].samples && !r->aborted) commit(r, std::move(decisions[i]), &generated);
@@ -281,7 +281,7 @@ void Engine::commit(Req* r, Decision d, int64_t* generated) {
       // Tokens after the stop are dropped; KV past the kept ones is unused.
       r->computed = std::min<int64_t>(r->computed, int64_t(r->tokens.size()));
       r->drafts.clear();
-      finish(r, reason, "", reason == "stop" ? std::to_string(tok) : "");
+      finish(r, reason, reason == "stop" ? std::to_string(tok) : "");
       return;
     }
   }
@@ -339,16 +339,16 @@ void Engine::process_outputs() {
         r->stop_pending = true;
         r->stop_matched = matched;
       } else {
-        finish(r, "stop", "", matched);
+        finish(r, "stop", matched);
       }
       continue;
     }
-    emit(r, false, "", "", "");
+    emit(r, false, "", "", EngineFailure());
   }
 }
 
 void Engine::emit(Req* r, bool finished, const std::string& reason, const std::string& matched,
-                  const std::string& error) {
+                  const EngineFailure& failure) {
   auto it = live_.find(r);
   if (it == live_.end()) return;
   EngineOutput o;
@@ -369,7 +369,8 @@ void Engine::emit(Req* r, bool finished, const std::string& reason, const std::s
   o.finished = finished;
   o.finish_reason = reason;
   o.matched_stop = matched;
-  o.error = error;
+  o.error = failure.message;
+  o.error_kind = failure.kind;
   o.prompt_tokens = r->prompt_len;
   o.completion_tokens = int(out_len);
   o.cached_tokens = r->cached_tokens;
@@ -378,7 +379,7 @@ void Engine::emit(Req* r, bool finished, const std::string& reason, const std::s
   it->second.handle->push(std::move(o));
 }
 
-void Engine::finish(Req* r, const std::string& reason, const std::string& error, const std::string& matched) {
+void Engine::finish(Req* r, const std::string& reason, const std::string& matched, const EngineFailure& failure) {
   auto it = live_.find(r);
   if (it == live_.end()) return;
   r->aborted = reason == "abort";
@@ -394,7 +395,7 @@ void Engine::finish(Req* r, const std::string& reason, const std::string& error,
     }
   }
   sched_->finish(r);
-  emit(r, true, why, what, error);
+  emit(r, true, why, what, failure);
   {
     std::lock_guard<std::mutex> lk(mu_);
     stats_.finished_requests++;

@@ -21,6 +21,7 @@ struct ChoiceProgress {
   double spec_accept_length = 0;  // 0 without speculative decoding
   bool finished = false;
   std::string finish_reason, matched, error;
+  EngineError::Kind error_kind = EngineError::Internal;
 
   void add(const EngineOutput& o) {
     ids.insert(ids.end(), o.token_ids.begin(), o.token_ids.end());
@@ -33,6 +34,7 @@ struct ChoiceProgress {
       finish_reason = o.finish_reason;
       matched = o.matched_stop;
       error = o.error;
+      error_kind = o.error_kind;
     }
   }
 };
@@ -62,10 +64,8 @@ inline std::optional<ApiError> output_error(const ChoiceProgress& c) {
     return ApiError(503, "the server is shutting down; the request was aborted", "service_unavailable_error", "",
                     "shutting_down");
   if (c.error.empty()) return std::nullopt;
-  if (c.error.find("shutting down") != std::string::npos)
-    return ApiError(503, c.error, "service_unavailable_error", "", "shutting_down");
-  if (c.error.find("does not fit") != std::string::npos) return ApiError(400, c.error, "invalid_request_error");
-  return ApiError(500, c.error, "server_error");
+  if (c.error_kind == EngineError::Internal) return ApiError(500, c.error, "server_error");
+  return from_engine_error(c.error_kind, c.error);
 }
 
 }  // namespace mimo::server

@@ -400,6 +400,32 @@ TEST_F(EngineTest, SpeculativeRespectsStopsAndTinyBudgets) {
   expect_no_leaks(e);
 }
 
+// A request larger than the whole KV cache fails as the caller's fault
+// (the server answers 400), whether at submission or once it is scheduled.
+TEST_F(EngineTest, RequestLargerThanTheCacheFailsAsBadRequest) {
+  EngineConfig c = config();
+  c.max_total_tokens = 64;
+  Engine e(c, *tiny_->model);
+  EngineRequest r = greedy(prompt_of(100, 512, 3), 8);
+  try {
+    auto hs = e.submit(r);
+    EngineOutput o;
+    for (;;) {
+      ASSERT_TRUE(hs[0]->next(&o, std::chrono::seconds(60))) << "no answer";
+      if (o.finished) break;
+    }
+    EXPECT_EQ(o.finish_reason, "abort");
+    EXPECT_NE(o.error, "");
+    EXPECT_EQ(o.error_kind, EngineError::BadRequest) << o.error;
+  } catch (const EngineError& err) {
+    EXPECT_EQ(err.kind, EngineError::BadRequest) << err.what();
+  }
+  // The engine still serves requests that fit.
+  Result ok = run_all(e, {greedy(prompt_of(10, 512, 4), 4)})[0];
+  EXPECT_EQ(ok.error, "");
+  EXPECT_EQ(ok.ids.size(), 4u);
+}
+
 // The trained default model: its MTP layers really predict, so drafts are
 // accepted (and rejected) often; outputs must still equal plain greedy.
 TEST_F(EngineTest, SpeculativeGreedyEqualsPlainOnTheTrainedModel) {

@@ -235,8 +235,22 @@ TEST_F(ServerUnit, LogprobsNAndErrors) {
   ChatResponseBuilder y(ChatResponseOptions{});
   EngineOutput big = out("", true, "abort");
   big.error = "the request does not fit in the KV cache (raise --max-total-tokens)";
+  big.error_kind = EngineError::BadRequest;
   y.push(0, big);
   EXPECT_EQ(y.error()->status, 400);
+  // The status follows the engine's error kind, not the message's wording.
+  ChatResponseBuilder z(ChatResponseOptions{});
+  EngineOutput internal = out("", true, "abort");
+  internal.error = "internal error: does not fit anywhere";
+  internal.error_kind = EngineError::Internal;
+  z.push(0, internal);
+  EXPECT_EQ(z.error()->status, 500);
+  ChatResponseBuilder d(ChatResponseOptions{});
+  EngineOutput down = out("", true, "abort");
+  down.error = "going away";
+  down.error_kind = EngineError::ShuttingDown;
+  d.push(0, down);
+  EXPECT_EQ(d.error()->status, 503);
 }
 
 TEST_F(ServerUnit, CompletionsIndexPromptsTimesN) {
