@@ -151,6 +151,7 @@ ojson model_info(const ServerContext& ctx) {
           {"is_generation", true},
           {"preferred_sampling_params", nullptr},
           {"context_length", ctx.engine->context_length()},
+          {"vocab_size", ctx.model.model->spec().vocab_size},  // not in SGLang: bench-serving's random token ids
           {"has_chat_template", ctx.chat_template.has_value()}};
 }
 

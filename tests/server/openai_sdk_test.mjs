@@ -231,6 +231,7 @@ describe('native endpoints', () => {
     assert.equal(info.body.served_model_name, MODEL);
     assert.equal(info.body.is_generation, true);
     assert.ok(info.body.model_path.length > 0);
+    assert.ok(Number.isInteger(info.body.vocab_size) && info.body.vocab_size > 0, 'vocab_size');
     const s = await serverState(server.url, AUTH);
     assert.ok(s.kv_pools.full.capacity > 0 && s.kv_pools.swa.capacity > 0);
     assert.ok(!('avg_spec_accept_length' in s), 'no speculative decoding in this build');
