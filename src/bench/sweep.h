@@ -63,6 +63,7 @@ struct PrefillOptions {
   int warmup_len = 256;
   uint64_t seed = 1;
   bool all_full = true;          // also run the all-full-attention variant
+  int repeats = 1;               // runs per length and variant (alternating); the fastest is kept
 };
 
 struct PrefillPoint {

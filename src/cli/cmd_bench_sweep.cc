@@ -83,7 +83,7 @@ void write_json(const std::string& path, nlohmann::json j) {
 
 struct PrefillArgs : Common {
   std::string input_lens = "1024,2048,4096,8192";
-  int chunk = 0, page_size = 1, warmup_len = 256;
+  int chunk = 0, page_size = 1, warmup_len = 256, repeats = 1;
   bool hybrid_only = false;
 };
 
@@ -95,6 +95,7 @@ void prefill(const PrefillArgs& a) {
   opt.chunked_prefill_size = a.chunk;
   opt.page_size = a.page_size;
   opt.warmup_len = a.warmup_len;
+  opt.repeats = a.repeats;
   opt.seed = a.seed;
   opt.all_full = !a.hybrid_only;
   auto backend = make_backend("cpu");
@@ -124,6 +125,7 @@ void prefill(const PrefillArgs& a) {
   j["full_layers"] = s.count(AttnKind::Full);
   j["swa_layers"] = s.count(AttnKind::Sliding);
   j["page_size"] = a.page_size;
+  j["repeats"] = a.repeats;
   write_json(a.json, j);
   if (!a.plot.empty()) bench::chart::write(a.plot, bench::prefill_plot(pts));
 }
@@ -181,6 +183,8 @@ void register_bench_sweeps(CLI::App& app) {
         ->check(CLI::NonNegativeNumber);
     c->add_option("--page-size", a->page_size, "KV page size of the engine's pools")->check(CLI::PositiveNumber);
     c->add_option("--warmup-len", a->warmup_len, "prompt length of the untimed warm-up run")
+        ->check(CLI::PositiveNumber);
+    c->add_option("--repeats", a->repeats, "runs per length and variant, alternating; the fastest is kept")
         ->check(CLI::PositiveNumber);
     c->add_flag("--hybrid-only", a->hybrid_only, "skip the all-full-attention variant");
     c->callback([a] { prefill(*a); });
