@@ -206,6 +206,21 @@ TEST(BenchCli, DecodeWritesJsonAndPlot) {
   EXPECT_TRUE(std::filesystem::exists(dir / "d.svg"));
 }
 
+TEST(BenchCli, OneBatchWritesPlot) {
+  test::TempDir dir("bench-one-batch");
+  std::string model = tiny_checkpoint(dir, 0);
+  std::string out;
+  std::string cmd = test::binary() + " bench-one-batch --model-path " + model +
+                    " --batch-size 1,2 --input-len 16 --output-len 3 --threads 2 --skip-machine --no-paired-probes"
+                    " --plot " + (dir / "o.svg");
+  ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
+  std::ifstream f(dir / "o.svg");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_EQ(ss.str().rfind("<svg", 0), 0u);
+  EXPECT_NE(ss.str().find("Decode throughput vs batch size"), std::string::npos);
+}
+
 TEST(BenchCli, BadFlagsFailClearly) {
   test::TempDir dir("bench-flags");
   std::string model = tiny_checkpoint(dir, 0);
@@ -216,6 +231,7 @@ TEST(BenchCli, BadFlagsFailClearly) {
            {"bench-prefill --input-lens 32,abc", "--input-lens"},
            {"bench-prefill --input-lens 0", "--input-lens"},
            {"bench-prefill --page-size 0", "--page-size"},
+           {"bench-prefill --repeats 0", "--repeats"},
            {"bench-decode --batch-sizes 1,x", "--batch-sizes"},
            {"bench-decode --input-lens 1", "--input-lens"},
            {"bench-decode --mtp-steps 5", "--mtp-steps"},
