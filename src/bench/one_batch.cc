@@ -80,6 +80,11 @@ Run prefill(Model& model, CountingBackend& cb, const OneBatchOptions& opt, int B
     for (auto& t : prompt) t = tok(g);
     pb.add_contiguous(prompt, 0, false, b * run.cap);
   }
+  if (opt.synthetic_prefill) {
+    run.next.resize(size_t(B));
+    for (auto& t : run.next) t = tok(g);
+    return run;
+  }
   const double fma0 = opt.paired_probes ? fma_peak_flops(pool, 0.1) : 0;
   cb.counts().clear();
   double t0 = now(), c0 = cpu_now();

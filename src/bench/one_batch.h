@@ -43,6 +43,12 @@ struct OneBatchOptions {
   bool interleave = true;
   bool paired_probes = true;
   size_t probe_bytes = size_t(256) << 20;
+  // Decode-only sweeps (bench-decode): the prompts' KV is left zeroed instead
+  // of computed, and decoding starts at position input_len from a random
+  // token. A decode step reads the same weights and the same KV bytes either
+  // way (attention cost does not depend on the values), so decode figures
+  // hold while the run skips batch x input_len tokens of prefill.
+  bool synthetic_prefill = false;
 };
 
 struct OneBatchResult {

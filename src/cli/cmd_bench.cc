@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/one_batch.h"
+#include "bench/svg_chart.h"
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -23,7 +24,7 @@ struct BenchArgs {
   std::string batch_sizes = "1";
   int input_len = 512, output_len = 32;
   int threads = 0;
-  std::string json;
+  std::string json, plot;
   std::string dtype = "auto";
   std::string device = "auto";
   uint64_t seed = 1;
@@ -85,6 +86,21 @@ void run(const BenchArgs& a) {
     j["backend"] = backend->name();
     f << j.dump(2) << "\n";
   }
+  if (!a.plot.empty()) {
+    namespace ch = bench::chart;
+    ch::Panel pre = ch::panel("Prefill throughput vs batch size", "batch size", "prefill tok/s", true);
+    ch::Panel dec = ch::panel("Decode throughput vs batch size", "batch size", "decode tok/s", true);
+    ch::Series pt = ch::series(fmt::format("input {}", a.input_len)), dt = ch::series("total"),
+               dr = ch::series("per request");
+    for (auto& r : rs) {
+      pt.x.push_back(r.batch), pt.y.push_back(r.prefill_tok_s());
+      dt.x.push_back(r.batch), dt.y.push_back(r.decode_tok_s());
+      dr.x.push_back(r.batch), dr.y.push_back(r.decode_median_s > 0 ? 1 / r.decode_median_s : 0);
+    }
+    pre.series = {pt};
+    dec.series = {dt, dr};
+    ch::write(a.plot, {pre, dec});
+  }
 }
 
 }  // namespace
@@ -103,6 +119,7 @@ void register_bench_commands(CLI::App& app) {
   c->add_option("--device", a->device, "cpu | cuda | auto (cuda when built with it and a GPU is present)")
       ->capture_default_str();
   c->add_option("--json", a->json, "also write the results to this JSON file");
+  c->add_option("--plot", a->plot, "also write throughput vs batch size to this SVG file");
   c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
   c->add_option("--seed", a->seed, "seed of the random prompts");

@@ -14,5 +14,6 @@ void register_serve_commands(CLI::App& app);   // cmd_serve.cc: serve (alias lau
 void register_bench_commands(CLI::App& app);   // cmd_bench.cc: bench-one-batch
 void register_bench_spec(CLI::App& app);       // cmd_bench_spec.cc: speculative decoding
 void register_bench_serving(CLI::App& app);    // cmd_bench_serving.cc: HTTP serving benchmark
+void register_bench_sweeps(CLI::App& app);     // cmd_bench_sweep.cc: bench-prefill, bench-decode
 
 }  // namespace mimo::cli

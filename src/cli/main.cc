@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   mimo::cli::register_bench_commands(app);
   mimo::cli::register_bench_spec(app);
   mimo::cli::register_bench_serving(app);
+  mimo::cli::register_bench_sweeps(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

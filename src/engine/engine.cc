@@ -287,6 +287,10 @@ void Engine::update_stats() {
   stats_.new_token_ratio = sched_->new_token_ratio();
   stats_.kv_bytes = kv_->total_bytes();
   stats_.context_length = cfg_.context_length;
+  stats_.step_full_used_max = step_full_max_;
+  stats_.step_swa_used_max = step_swa_max_;
+  stats_.after_step_full_used = after_full_;
+  stats_.after_step_swa_used = after_swa_;
   stats_.model_busy_seconds = model_busy_;
   stats_.model_idle_seconds = model_idle_;
   int64_t toks = 0;

@@ -118,6 +118,13 @@ struct EngineStats {
   }
   int64_t kv_bytes = 0;
   int context_length = 0;
+  // KV slots in use, measured from the pools' allocators (bench-prefill's SWA
+  // memory check). step_*_max: the most held while a step ran (a prefill
+  // chunk holds SWA slots for all its tokens until the step ends).
+  // after_step_*: held right after the last step's KV bookkeeping (slid-out
+  // SWA slots freed), before any request it finished released its KV.
+  int64_t step_full_used_max = 0, step_swa_used_max = 0;
+  int64_t after_step_full_used = 0, after_step_swa_used = 0;
 };
 
 class Engine {
@@ -192,6 +199,7 @@ class Engine {
   double last_forward_s_ = 0, last_draft_s_ = 0;
   std::chrono::steady_clock::time_point last_forward_end_{};
   double model_busy_ = 0, model_idle_ = 0;
+  int64_t step_full_max_ = 0, step_swa_max_ = 0, after_full_ = 0, after_swa_ = 0;  // see EngineStats
 
   std::mutex model_mu_;
   std::condition_variable model_cv_;

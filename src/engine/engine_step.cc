@@ -75,6 +75,10 @@ void Engine::step() {
     b = sched_->schedule();
     if (!b.empty()) sched_->build_step(b, s);
   }
+  if (!b.empty()) {
+    step_full_max_ = std::max(step_full_max_, full_alloc_->capacity() - full_alloc_->free_slots());
+    if (swa_alloc_) step_swa_max_ = std::max(step_swa_max_, swa_alloc_->capacity() - swa_alloc_->free_slots());
+  }
   if (b.empty()) {
     process_outputs();
     // Nothing can run: a request larger than the whole KV cache. Fail it
@@ -158,6 +162,8 @@ void Engine::step() {
       }
     }
     sched_->after_step(b);
+    after_full_ = full_alloc_->capacity() - full_alloc_->free_slots();
+    after_swa_ = swa_alloc_ ? swa_alloc_->capacity() - swa_alloc_->free_slots() : 0;
   }
   if (spec) {
     // Keep the target's hidden states of the positions whose KV is now valid.
