@@ -15,7 +15,7 @@
 
 #include <httplib.h>
 
-#include "bench/svg_plot.h"
+#include "bench/svg_chart.h"
 #include "core/error.h"
 
 namespace mimo::bench::serving {
@@ -567,13 +567,20 @@ std::string cdf_plot_svg(const std::vector<RequestResult>& rs, const std::string
     for (const RequestResult& r : rs)
       if (r.ok) v.push_back(r.*field * 1000);
     std::sort(v.begin(), v.end());
-    svg::Series s{name, {}};
-    if (!v.empty()) s.pts.push_back({v.front(), 0.0});
-    for (size_t i = 0; i < v.size(); i++) s.pts.push_back({v[i], double(i + 1) / double(v.size())});
+    chart::Series s = chart::series(name);
+    if (!v.empty()) {
+      s.x.push_back(v.front());
+      s.y.push_back(0.0);
+    }
+    for (size_t i = 0; i < v.size(); i++) {
+      s.x.push_back(v[i]);
+      s.y.push_back(double(i + 1) / double(v.size()));
+    }
     return s;
   };
-  return svg::line_chart(title, "latency (ms)", "fraction of requests",
-                         {cdf("TTFT", &RequestResult::ttft), cdf("E2E latency", &RequestResult::e2e)});
+  chart::Panel p = chart::panel(title, "latency (ms)", "fraction of requests");
+  p.series = {cdf("TTFT", &RequestResult::ttft), cdf("E2E latency", &RequestResult::e2e)};
+  return chart::render({p});
 }
 
 std::optional<json> get_json(const Options& opt, const std::string& path, std::string* error) {

@@ -1,6 +1,6 @@
 // Unit tests of bench-serving's pure parts: dataset, arrivals, request
 // bodies, stream parsing and the statistics (src/bench/serving.*), and the
-// SVG chart writer (src/bench/svg_plot.*).
+// CDF plot (through src/bench/svg_chart.*).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +8,6 @@
 #include <numeric>
 
 #include "bench/serving.h"
-#include "bench/svg_plot.h"
 
 namespace sv = mimo::bench::serving;
 using nlohmann::json;
@@ -255,28 +254,6 @@ TEST(BenchServingStream, AcceptLengthFromEitherServerInfoForm) {
             3.25);
   EXPECT_FALSE(sv::accept_length_from_server_info(json{{"internal_states", json::array({json::object()})}}));
   EXPECT_FALSE(sv::accept_length_from_server_info(json::object()));
-}
-
-TEST(BenchSvg, LineChartHasSeriesLegendAndEscapedText) {
-  namespace svg = mimo::bench::svg;
-  std::vector<svg::Series> s = {{"TTFT", {{1, 0}, {2, 0.5}, {4, 1}}}, {"E2E <ms>", {{3, 0}, {8, 1}}}};
-  std::string out = svg::line_chart("a & b", "latency (ms)", "fraction", s);
-  EXPECT_EQ(out.rfind("<svg", 0), 0u);
-  EXPECT_NE(out.find("</svg>"), std::string::npos);
-  EXPECT_EQ(count(out, "<polyline"), 2u);
-  EXPECT_NE(out.find("a &amp; b"), std::string::npos);
-  EXPECT_NE(out.find("E2E &lt;ms&gt;"), std::string::npos);
-  EXPECT_EQ(out.find("nan"), std::string::npos);
-  // Log x drops x <= 0; empty and degenerate charts still render.
-  std::string lg = svg::line_chart("t", "x", "y", {{"a", {{0, 1}, {10, 2}, {1000, 3}}}}, true);
-  EXPECT_NE(lg.find("(log scale)"), std::string::npos);
-  EXPECT_NE(lg.find(">1000<"), std::string::npos);
-  EXPECT_EQ(lg.find("nan"), std::string::npos);
-  std::string empty = svg::line_chart("t", "x", "y", {});
-  EXPECT_EQ(count(empty, "<polyline"), 0u);
-  std::string flat = svg::line_chart("t", "x", "y", {{"a", {{5, 5}}}});
-  EXPECT_EQ(flat.find("nan"), std::string::npos);
-  EXPECT_EQ(flat.find("inf"), std::string::npos);
 }
 
 TEST(BenchSvg, CdfPlotOfRequests) {
