@@ -61,6 +61,7 @@ void run(const BenchArgs& a) {
   opt.seed = a.seed;
   opt.interleave = !a.no_interleave;
   opt.paired_probes = !a.no_probes;
+  opt.gemm_n = a.gemm_n;
   auto backend = make_backend("cpu");
   bench::CountingBackend counter(*backend);
   bench::MachineFigures m;
