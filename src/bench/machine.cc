@@ -23,10 +23,10 @@ std::atomic<float> g_sink{0};  // keeps results alive
 
 double read_bandwidth(ThreadPool& pool, size_t bytes, int reps) {
   const size_t n = bytes / sizeof(float) / 4096 * 4096;
-  // Allocated as the weights are (host_alloc: huge pages for big buffers),
+  // Allocated as the loader allocates weights (huge pages where allowed),
   // so the probe and the decode steps it is compared with stream the same
   // kind of memory.
-  std::unique_ptr<float, decltype(&std::free)> buf(static_cast<float*>(host_alloc(n * sizeof(float))), &std::free);
+  std::unique_ptr<float, decltype(&std::free)> buf(static_cast<float*>(host_alloc(n * sizeof(float), true)), &std::free);
   float* p = buf.get();
   const int nt = pool.size();
   // Each thread touches (and later reads) the same share, so pages are

@@ -26,9 +26,9 @@ std::string Tensor::shape_str() const {
   return s + "]";
 }
 
-void* host_alloc(size_t bytes) {
+void* host_alloc(size_t bytes, bool huge) {
   constexpr size_t kHuge = size_t(2) << 20;
-  if (bytes < 2 * kHuge) {
+  if (!huge || bytes < 2 * kHuge) {
     bytes = std::max<size_t>(64, (bytes + 63) / 64 * 64);
     void* p = std::aligned_alloc(64, bytes);
     MIMO_CHECK(p != nullptr, "out of host memory allocating {} bytes", bytes);
@@ -47,7 +47,7 @@ Tensor Tensor::empty(std::vector<int64_t> shape, DType dtype) {
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  void* p = host_alloc(t.nbytes());
+  void* p = host_alloc(t.nbytes(), false);
   t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   t.data_ = p;
   return t;
