@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "core/host_alloc.h"
 #include "core/thread_pool.h"
 #include "ops/backend.h"
 #include "ops/cpu/kernels.h"
@@ -22,8 +23,10 @@ std::atomic<float> g_sink{0};  // keeps results alive
 
 double read_bandwidth(ThreadPool& pool, size_t bytes, int reps) {
   const size_t n = bytes / sizeof(float) / 4096 * 4096;
-  std::unique_ptr<float, decltype(&std::free)> buf(static_cast<float*>(std::aligned_alloc(64, n * sizeof(float))),
-                                                   &std::free);
+  // Allocated as the loader allocates weights (huge pages where allowed),
+  // so the probe and the decode steps it is compared with stream the same
+  // kind of memory.
+  std::unique_ptr<float, decltype(&std::free)> buf(static_cast<float*>(host_alloc(n * sizeof(float), true)), &std::free);
   float* p = buf.get();
   const int nt = pool.size();
   // Each thread touches (and later reads) the same share, so pages are

@@ -86,6 +86,7 @@ Run prefill(Model& model, CountingBackend& cb, const OneBatchOptions& opt, int B
     return run;
   }
   const double fma0 = opt.paired_probes ? fma_peak_flops(pool, 0.1) : 0;
+  const double gemm0 = opt.paired_probes ? gemm_flops(cb.inner(), opt.gemm_n, 2) : 0;
   cb.counts().clear();
   double t0 = now(), c0 = cpu_now();
   cb.copy_to_host(logits.data(), model.forward(pb, *run.kv));
@@ -97,6 +98,8 @@ Run prefill(Model& model, CountingBackend& cb, const OneBatchOptions& opt, int B
   if (opt.paired_probes) {
     const double fma = 0.5 * (fma0 + fma_peak_flops(pool, 0.1));
     if (fma > 0) r.prefill_frac_fma_paired = r.prefill_flops / r.prefill_s / fma;
+    const double gemm = 0.5 * (gemm0 + gemm_flops(cb.inner(), opt.gemm_n, 2));
+    if (gemm > 0) r.prefill_frac_gemm_paired = r.prefill_flops / r.prefill_s / gemm;
   }
   return run;
 }
@@ -234,8 +237,9 @@ std::string format_report(const MachineFigures& m, const std::vector<OneBatchRes
                              "fp32 GEMM (linear {}^3) {:.1f} GFLOP/s\n",
                              m.threads, m.read_bw / 1e9, m.fma_peak / 1e9, m.gemm_n, m.gemm_peak / 1e9);
   s += fmt::format(
-      "{:>5} {:>6} {:>6} | {:>9} {:>9} {:>8} {:>6} {:>6} {:>6} | {:>9} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7} {:>6}\n",
-      "batch", "in", "out", "prefill_s", "tok/s", "GFLOP/s", "%fma", "%fma*", "%gemm", "decode_ms", "tok/s", "MB/step",
+      "{:>5} {:>6} {:>6} | {:>9} {:>9} {:>8} {:>6} {:>6} {:>6} {:>6} | {:>9} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7} "
+      "{:>6}\n",
+      "batch", "in", "out", "prefill_s", "tok/s", "GFLOP/s", "%fma", "%fma*", "%gemm", "%gemm*", "decode_ms", "tok/s", "MB/step",
       "GB/s", "%bw", "%bw*", "experts", "x b1");
   double b1 = 0;
   for (auto& r : rs)
@@ -243,16 +247,17 @@ std::string format_report(const MachineFigures& m, const std::vector<OneBatchRes
   for (auto& r : rs) {
     double pf = r.prefill_s > 0 ? r.prefill_flops / r.prefill_s : 0;
     s += fmt::format(
-        "{:>5} {:>6} {:>6} | {:>9.3f} {:>9.1f} {:>8.1f} {:>5.1f}% {:>5.1f}% {:>5.1f}% | {:>9.2f} {:>9.1f} {:>8.1f} "
+        "{:>5} {:>6} {:>6} | {:>9.3f} {:>9.1f} {:>8.1f} {:>5.1f}% {:>5.1f}% {:>5.1f}% {:>5.1f}% | {:>9.2f} {:>9.1f} "
+        "{:>8.1f} "
         "{:>6.2f} {:>5.1f}% {:>5.1f}% {:>7.1f} {:>6.2f}\n",
         r.batch, r.input_len, r.output_len, r.prefill_s, r.prefill_tok_s(), pf / 1e9,
         m.fma_peak > 0 ? 100 * pf / m.fma_peak : 0.0, 100 * r.prefill_frac_fma_paired,
-        m.gemm_peak > 0 ? 100 * pf / m.gemm_peak : 0.0, r.decode_median_s * 1e3, r.decode_tok_s(),
+        m.gemm_peak > 0 ? 100 * pf / m.gemm_peak : 0.0, 100 * r.prefill_frac_gemm_paired, r.decode_median_s * 1e3, r.decode_tok_s(),
         r.decode_bytes / 1e6, r.decode_bw / 1e9, m.read_bw > 0 ? 100 * r.decode_bw / m.read_bw : 0.0,
         100 * r.decode_frac_bw_paired, r.experts_per_layer, b1 > 0 ? r.decode_tok_s() / b1 : 0.0);
   }
-  s += "(* = against the machine probed right around that phase: FMA peak around the prefill, read bandwidth "
-       "around each round of decode steps)\n";
+  s += "(* = against the machine probed right around that phase: FMA and GEMM peaks around the prefill, read "
+       "bandwidth around each round of decode steps)\n";
   // Where the time went (op families as the model calls them; "moe" is
   // routing plus experts, "linear" includes the router and lm_head). On a
   // GPU ops are asynchronous, so host clocks around them mean nothing
@@ -301,6 +306,7 @@ nlohmann::json to_json(const MachineFigures& m, const std::vector<OneBatchResult
                             {"prefill_frac_fma_peak", m.fma_peak > 0 ? pf / m.fma_peak : 0.0},
                             {"prefill_frac_fma_peak_paired", r.prefill_frac_fma_paired},
                             {"prefill_frac_gemm_peak", m.gemm_peak > 0 ? pf / m.gemm_peak : 0.0},
+                            {"prefill_frac_gemm_peak_paired", r.prefill_frac_gemm_paired},
                             {"decode_steps", r.decode_steps},
                             {"median_decode_latency_s", r.decode_median_s},
                             {"median_decode_throughput_tok_s", r.decode_tok_s()},

@@ -37,7 +37,8 @@ struct OneBatchOptions {
   // On a shared machine other load changes over a run. Interleaving runs
   // the decode steps of all batch sizes in turns (so their throughputs are
   // compared under the same conditions), and paired probes measure the
-  // machine right before and after each prefill (FMA peak) and each round
+  // machine right before and after each prefill (FMA peak and GEMM peak,
+  // the latter an fp32 gemm_n^3 linear on the inner backend) and each round
   // of decode steps (read bandwidth), so each phase is divided by what the
   // machine gave at that moment.
   bool interleave = true;
@@ -49,6 +50,7 @@ struct OneBatchOptions {
   // way (attention cost does not depend on the values), so decode figures
   // hold while the run skips batch x input_len tokens of prefill.
   bool synthetic_prefill = false;
+  int64_t gemm_n = 1536;
 };
 
 struct OneBatchResult {
@@ -60,6 +62,7 @@ struct OneBatchResult {
   double decode_flops = 0;             // median over steps
   double experts_per_layer = 0;        // distinct routed experts per MoE layer and step (mean)
   double prefill_frac_fma_paired = 0;  // prefill FLOP/s over the FMA peak probed around it
+  double prefill_frac_gemm_paired = 0; // prefill FLOP/s over the GEMM peak probed around it
   double decode_frac_bw_paired = 0;    // median over steps of GB/s over the read bandwidth probed around it
   int decode_steps = 0;
   double prefill_cpu = 0, decode_cpu = 0;  // process CPU time / (wall time x threads): < 1 on a busy machine

@@ -63,6 +63,7 @@ void run(const BenchArgs& a) {
   opt.seed = a.seed;
   opt.interleave = !a.no_interleave;
   opt.paired_probes = !a.no_probes;
+  opt.gemm_n = a.gemm_n;
   auto backend = make_backend(a.device);
   // The paired probes are CPU ones (FMA loop, read bandwidth on the pool).
   if (backend->device() != Device::CPU) opt.paired_probes = false;

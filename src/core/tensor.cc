@@ -1,10 +1,14 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
 
+#include <sys/mman.h>
+
 #include "core/error.h"
+#include "core/host_alloc.h"
 
 namespace mimo {
 
@@ -22,14 +26,28 @@ std::string Tensor::shape_str() const {
   return s + "]";
 }
 
+void* host_alloc(size_t bytes, bool huge) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (!huge || bytes < 2 * kHuge) {
+    bytes = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+    void* p = std::aligned_alloc(64, bytes);
+    MIMO_CHECK(p != nullptr, "out of host memory allocating {} bytes", bytes);
+    return p;
+  }
+  bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, bytes);
+  MIMO_CHECK(p != nullptr, "out of host memory allocating {} bytes", bytes);
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without transparent huge pages nothing changes
+#endif
+  return p;
+}
+
 Tensor Tensor::empty(std::vector<int64_t> shape, DType dtype) {
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  size_t bytes = (t.nbytes() + 63) / 64 * 64;
-  if (bytes == 0) bytes = 64;
-  void* p = std::aligned_alloc(64, bytes);
-  MIMO_CHECK(p != nullptr, "out of host memory allocating {} bytes", bytes);
+  void* p = host_alloc(t.nbytes(), false);
   t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   t.data_ = p;
   return t;

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <regex>
 #include <set>
 
 #include "core/error.h"
+#include "core/host_alloc.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "loader/tensor_reader.h"
@@ -194,7 +196,12 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
     for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
       try {
         Job& j = jobs[i];
-        Tensor t = Tensor::empty(j.shape, j.dtype);
+        // Weights on huge pages (host_alloc.h): decode streams them.
+        int64_t numel = 1;
+        for (auto d : j.shape) numel *= d;
+        void* mem = host_alloc(size_t(numel) * dtype_size(j.dtype), true);
+        Tensor t = Tensor::from_storage(j.shape, j.dtype, Device::CPU,
+                                        std::shared_ptr<void>(mem, [](void* q) { std::free(q); }), mem);
         char* dst = static_cast<char*>(t.data());
         for (auto& part : j.parts) {
           reader.read(part.name, j.dtype, dst, part.slice, part.ro);

@@ -65,23 +65,51 @@ inline void scores_direct(const float* const* q, const KV* const* k, int64_t D, 
     }
 }
 
+// The next block's K and V rows, prefetched a few at a time while this
+// block's scores are computed: issued all at once (hundreds of lines) they
+// fill the miss queues and stall the loads that follow.
+template <typename KV>
+struct NextRows {
+  const KV* const* k = nullptr;
+  const KV* const* v = nullptr;
+  int64_t n = 0, kbytes = 0, vbytes = 0;
+  int64_t done = 0;
+  // Prefetches rows [done, upto) (clamped to n).
+  inline void upto(int64_t e) {
+    e = std::min(e, n);
+    for (; done < e; done++) {
+      const char* kr = reinterpret_cast<const char*>(k[done]);
+      const char* vr = reinterpret_cast<const char*>(v[done]);
+      for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(kr + o, _MM_HINT_T1);
+      for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(vr + o, _MM_HINT_T1);
+    }
+  }
+};
+
 template <int R, typename KV>
-void scores_rows(const float* const* q, const KV* const* k, int64_t nk, int64_t D, float* S, int64_t ldS) {
+void scores_rows(const float* const* q, const KV* const* k, int64_t nk, int64_t D, float* S, int64_t ldS,
+                 NextRows<KV>& next) {
   constexpr int NK = R <= 3 ? 4 : 2;  // enough independent chains to hide FMA latency
   int64_t j = 0;
-  for (; j + NK <= nk; j += NK) scores_direct<R, NK>(q, k + j, D, S + j, ldS);
+  for (; j + NK <= nk; j += NK) {
+    // Spread over this block's keys; a partial block leaves the rest for
+    // the caller's final upto().
+    next.upto((j + NK) * next.n / std::max<int64_t>(nk, 1));
+    scores_direct<R, NK>(q, k + j, D, S + j, ldS);
+  }
   for (; j < nk; j++) scores_direct<R, 1>(q, k + j, D, S + j, ldS);
 }
 
 template <typename KV>
-void scores_small(int R, const float* const* q, const KV* const* k, int64_t nk, int64_t D, float* S, int64_t ldS) {
+void scores_small(int R, const float* const* q, const KV* const* k, int64_t nk, int64_t D, float* S, int64_t ldS,
+                  NextRows<KV>& next) {
   switch (R) {
-    case 1: return scores_rows<1>(q, k, nk, D, S, ldS);
-    case 2: return scores_rows<2>(q, k, nk, D, S, ldS);
-    case 3: return scores_rows<3>(q, k, nk, D, S, ldS);
-    case 4: return scores_rows<4>(q, k, nk, D, S, ldS);
-    case 5: return scores_rows<5>(q, k, nk, D, S, ldS);
-    default: return scores_rows<6>(q, k, nk, D, S, ldS);
+    case 1: return scores_rows<1>(q, k, nk, D, S, ldS, next);
+    case 2: return scores_rows<2>(q, k, nk, D, S, ldS, next);
+    case 3: return scores_rows<3>(q, k, nk, D, S, ldS, next);
+    case 4: return scores_rows<4>(q, k, nk, D, S, ldS, next);
+    case 5: return scores_rows<5>(q, k, nk, D, S, ldS, next);
+    default: return scores_rows<6>(q, k, nk, D, S, ldS, next);
   }
 }
 
@@ -174,8 +202,8 @@ void attend(const AttnRows& a) {
   // (prefill): pack them once per block for all queries.
   const bool direct = R <= kMR && a.Dv % kNR == 0;
   const float* qptr[kMR];
-  const KV* krows[kKB];
-  const KV* vrows[kKB];
+  const KV* krows[2][kKB];  // this block's rows and the next one's
+  const KV* vrows[2][kKB];
   if (direct)
     for (int64_t i = 0; i < R; i++) qptr[i] = qrow(i);
   else
@@ -194,18 +222,31 @@ void attend(const AttnRows& a) {
       for (int64_t o = 0; o < int64_t(a.Dv * sizeof(KV)); o += 64) _mm_prefetch(vr + o, _MM_HINT_T1);
     }
   };
+  // Direct path: the rows of block b, in krows[b & 1] / vrows[b & 1].
+  auto block_rows = [&](int64_t b) {
+    const int64_t j0 = std::max(b * kKB, lo_all), j1 = std::min(b * kKB + kKB - 1, hi_all);
+    for (int64_t j = j0; j <= j1; j++) {
+      krows[b & 1][j - j0] = kc + (int64_t(a.slots[j]) * a.nkv + a.kh) * a.D;
+      vrows[b & 1][j - j0] = vc + (int64_t(a.slots[j]) * a.nkv + a.kh) * a.Dv;
+    }
+    return std::max<int64_t>(0, j1 - j0 + 1);
+  };
   if (b_end > 0) prefetch_block(lo_all / kKB);
+  if (direct && b_end > 0) block_rows(lo_all / kKB);
   for (int64_t b = hi_all >= 0 ? lo_all / kKB : 0; b < b_end; b++) {
     const int64_t j0 = std::max(b * kKB, lo_all), j1 = std::min(b * kKB + kKB - 1, hi_all), nk = j1 - j0 + 1;
     const int32_t* slots = a.slots + j0;
-    if (b + 1 < b_end) prefetch_block(b + 1);
     if (direct) {
-      for (int64_t j = 0; j < nk; j++) {
-        krows[j] = kc + (int64_t(slots[j]) * a.nkv + a.kh) * a.D;
-        vrows[j] = vc + (int64_t(slots[j]) * a.nkv + a.kh) * a.Dv;
+      NextRows<KV> next;
+      if (b + 1 < b_end) {
+        next.n = block_rows(b + 1);
+        next.k = krows[(b + 1) & 1], next.v = vrows[(b + 1) & 1];
+        next.kbytes = a.D * int64_t(sizeof(KV)), next.vbytes = a.Dv * int64_t(sizeof(KV));
       }
-      scores_small(int(R), qptr, krows, nk, a.D, S + (j0 - b * kKB), kKB);
+      scores_small(int(R), qptr, krows[b & 1], nk, a.D, S + (j0 - b * kKB), kKB, next);
+      next.upto(next.n);
     } else {
+      if (b + 1 < b_end) prefetch_block(b + 1);
       // K panels (keys as rows, chain-class-major over d) and V rows in fp32.
       for (int64_t p = 0; p * kNR < nk; p++)
         pack_panel([&](int i) { return kc + (int64_t(slots[p * kNR + i]) * a.nkv + a.kh) * a.D; },
@@ -271,7 +312,7 @@ void attend(const AttnRows& a) {
     }
     // O += P V.
     if (direct)
-      pv_small(int(R), nk, P, vrows, a.Dv, O, Dvp);
+      pv_small(int(R), nk, P, vrows[b & 1], a.Dv, O, Dvp);
     else
       for (int64_t s = 0; s < nsl; s++)
         for (int64_t d = 0; d < Dvp; d += kNR)

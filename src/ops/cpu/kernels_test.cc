@@ -79,6 +79,32 @@ TEST_P(Paths, LinearAllSmallAndGemmShapes) {
 
 // Every row of a product is bit-identical whatever M is and wherever the
 // row sits: the small-M and the GEMM kernel sum in one order.
+// One row against contiguous weights takes the linear-prefetch GEMV
+// (rows of up to 2 KB), strided weights the row-by-row one: bit-identical
+// results, over ranges that start and end off the 8-row tiles.
+TEST(Kernels, DecodeGemvPathsAgree) {
+  if (!cpu::cpu_features().avx2_fma) GTEST_SKIP() << "this CPU has no AVX2+FMA";
+  std::mt19937 g(21);
+  for (int64_t K : {8, 100, 512, 1024, 1031, 2048}) {
+    const int64_t N = 77, ld = K + 8;
+    Tensor wc = as(randn({N, K}, g), DType::BF16), x = randn({1, K}, g);
+    std::vector<uint16_t> ws(size_t(N * ld), 0);
+    for (int64_t n = 0; n < N; n++)
+      std::memcpy(ws.data() + n * ld, wc.ptr<uint16_t>() + n * K, size_t(K) * sizeof(uint16_t));
+    for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {3, 61}, {8, 16}, {70, 77}}) {
+      std::vector<float> a(size_t(N), 0.0f), b(size_t(N), 0.0f);
+      cpu::avx2::linear_bf16(x.ptr<float>(), K, wc.ptr<uint16_t>(), K, a.data(), N, 1, n0, n1, K);
+      cpu::avx2::linear_bf16(x.ptr<float>(), K, ws.data(), ld, b.data(), N, 1, n0, n1, K);
+      ASSERT_TRUE(same_bits(a.data(), b.data(), N)) << "K=" << K << " rows " << n0 << ".." << n1;
+      for (int64_t n = n0; n < n1; n++) {
+        double ref = 0;
+        for (int64_t k = 0; k < K; k++) ref += double(x.ptr<float>()[k]) * at(wc, n * K + k);
+        ASSERT_NEAR(a[size_t(n)], ref, 1e-4 * (1 + std::fabs(ref)) * std::sqrt(double(K))) << "K=" << K << " n=" << n;
+      }
+    }
+  }
+}
+
 TEST(Kernels, LinearBatchInvarianceAcrossKernels) {
   auto be = make_cpu_backend();
   std::mt19937 g(12);
