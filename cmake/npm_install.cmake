@@ -1,11 +1,14 @@
-# ctest fixture: installs the pinned npm packages the server tests drive
-# (the official OpenAI Node SDK, playwright-core) into PREFIX, a build-tree
-# folder never committed; skips the download when they are already there.
+# ctest fixture shared by the tests that drive npm packages (the server
+# tests: the OpenAI Node SDK, playwright-core; the tokenizer tests: the
+# Hugging Face reference tokenizer): installs the pinned PACKAGES into
+# PREFIX, a build-tree folder never committed, and skips the download when
+# the pinned versions are already there.
 #   cmake -DPREFIX=dir "-DPACKAGES=name@version;..." -P npm_install.cmake
 find_program(NPM npm)
 find_program(NODE node)
 if(NOT NPM OR NOT NODE)
-  message(FATAL_ERROR "node and npm are required for the server tests (scripts/install-deps.sh installs them)")
+  message(FATAL_ERROR "node and npm are required to install ${PACKAGES} for the tests "
+                      "(scripts/install-deps.sh installs them)")
 endif()
 set(missing "")
 foreach(spec IN LISTS PACKAGES)
