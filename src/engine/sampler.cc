@@ -54,9 +54,8 @@ void logprobs_of(const float* logits, int64_t V, int32_t token, int top_n, Token
   }
 }
 
-int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& prompt, const std::vector<int32_t>& output,
-                        const std::vector<int32_t>& forbid, TokenLogprob* lp) {
-  // Penalties first: they shape the distribution that logprobs report.
+void Sampler::apply_penalties(float* logits, int64_t V, const std::vector<int32_t>& prompt,
+                              const std::vector<int32_t>& output, const std::vector<int32_t>& forbid) const {
   if (p_.repetition_penalty != 1.0f) {
     std::vector<bool> seen(static_cast<size_t>(V), false);
     for (auto* list : {&prompt, &output})
@@ -75,46 +74,61 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& pr
   }
   for (int32_t t : forbid)
     if (t >= 0 && t < V) logits[t] = -INFINITY;
+}
 
-  int32_t tok;
-  if (p_.temperature <= 1e-6f || p_.top_k == 1) {
-    tok = argmax(logits, V);
+bool Sampler::greedy() const { return p_.temperature <= 1e-6f || p_.top_k == 1; }
+
+Sampler::Candidates Sampler::candidates(const float* logits, int64_t V) const {
+  Candidates c;
+  int64_t k = (p_.top_k > 0 && p_.top_k < V) ? p_.top_k : V;
+  c.idx.resize(static_cast<size_t>(V));
+  std::iota(c.idx.begin(), c.idx.end(), 0);
+  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  if (k < V) {
+    std::partial_sort(c.idx.begin(), c.idx.begin() + k, c.idx.end(), by_logit);
+    c.idx.resize(size_t(k));
   } else {
-    int64_t k = (p_.top_k > 0 && p_.top_k < V) ? p_.top_k : V;
-    std::vector<int32_t> idx(static_cast<size_t>(V));
-    std::iota(idx.begin(), idx.end(), 0);
-    auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-    if (k < V) {
-      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), by_logit);
-      idx.resize(size_t(k));
-    } else {
-      std::sort(idx.begin(), idx.end(), by_logit);
-    }
-    std::vector<double> prob(idx.size());
-    double mx = logits[idx[0]], sum = 0;
-    for (size_t i = 0; i < idx.size(); i++) sum += prob[i] = std::exp((double(logits[idx[i]]) - mx) / p_.temperature);
-    for (auto& q : prob) q /= sum;
-    size_t keep = prob.size();
-    if (p_.top_p < 1.0f) {  // smallest prefix with mass >= top_p
-      double c = 0;
-      for (size_t i = 0; i < prob.size(); i++) {
-        c += prob[i];
-        if (c >= p_.top_p) {
-          keep = i + 1;
-          break;
-        }
+    std::sort(c.idx.begin(), c.idx.end(), by_logit);
+  }
+  c.prob.resize(c.idx.size());
+  double mx = logits[c.idx[0]], sum = 0;
+  for (size_t i = 0; i < c.idx.size(); i++) sum += c.prob[i] = std::exp((double(logits[c.idx[i]]) - mx) / p_.temperature);
+  for (auto& q : c.prob) q /= sum;
+  size_t keep = c.prob.size();
+  if (p_.top_p < 1.0f) {  // smallest prefix with mass >= top_p
+    double acc = 0;
+    for (size_t i = 0; i < c.prob.size(); i++) {
+      acc += c.prob[i];
+      if (acc >= p_.top_p) {
+        keep = i + 1;
+        break;
       }
     }
-    if (p_.min_p > 0)
-      while (keep > 1 && prob[keep - 1] < p_.min_p * prob[0]) keep--;
-    double total = 0;
-    for (size_t i = 0; i < keep; i++) total += prob[i];
-    double u = std::uniform_real_distribution<double>(0.0, total)(rng_);
-    tok = idx[keep - 1];
-    for (size_t i = 0; i < keep; i++) {
-      u -= prob[i];
+  }
+  if (p_.min_p > 0)
+    while (keep > 1 && c.prob[keep - 1] < p_.min_p * c.prob[0]) keep--;
+  c.idx.resize(keep);
+  c.prob.resize(keep);
+  for (double q : c.prob) c.total += q;
+  return c;
+}
+
+int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& prompt, const std::vector<int32_t>& output,
+                        const std::vector<int32_t>& forbid, TokenLogprob* lp) {
+  // Penalties first: they shape the distribution that logprobs report.
+  apply_penalties(logits, V, prompt, output, forbid);
+  int32_t tok;
+  if (greedy()) {
+    tok = argmax(logits, V);
+  } else {
+    // One uniform draw over the kept mass, walked in logit order.
+    Candidates c = candidates(logits, V);
+    double u = std::uniform_real_distribution<double>(0.0, c.total)(rng_);
+    tok = c.idx.back();
+    for (size_t i = 0; i < c.idx.size(); i++) {
+      u -= c.prob[i];
       if (u < 0) {
-        tok = idx[i];
+        tok = c.idx[i];
         break;
       }
     }
@@ -123,58 +137,17 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& pr
   return tok;
 }
 
-}  // namespace mimo
-
-namespace mimo {
-
 Sampler::Dist Sampler::distribution(float* logits, int64_t V, const std::vector<int32_t>& prompt,
                                     const std::vector<int32_t>& output, const std::vector<int32_t>& forbid) {
+  apply_penalties(logits, V, prompt, output, forbid);
   Dist d;
-  if (p_.temperature <= 1e-6f || p_.top_k == 1) {
-    // Same penalties as sample(); then all mass on the argmax.
-    Sampler probe(p_);
-    d.push_back({probe.sample(logits, V, prompt, output, forbid), 1.0});
+  if (greedy()) {
+    d.push_back({argmax(logits, V), 1.0});
     return d;
   }
-  // Penalties (and forbidden tokens) in place, exactly as sample() does.
-  if (p_.repetition_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f || !forbid.empty()) {
-    SamplingParams only_pen = p_;
-    only_pen.temperature = 0;
-    Sampler ps(only_pen);
-    // sample() with temperature 0 applies the penalties in place and returns the argmax.
-    ps.sample(logits, V, prompt, output, forbid);
-  }
-  int64_t k = (p_.top_k > 0 && p_.top_k < V) ? p_.top_k : V;
-  std::vector<int32_t> idx(static_cast<size_t>(V));
-  std::iota(idx.begin(), idx.end(), 0);
-  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  if (k < V) {
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), by_logit);
-    idx.resize(size_t(k));
-  } else {
-    std::sort(idx.begin(), idx.end(), by_logit);
-  }
-  std::vector<double> prob(idx.size());
-  double mx = logits[idx[0]], sum = 0;
-  for (size_t i = 0; i < idx.size(); i++) sum += prob[i] = std::exp((double(logits[idx[i]]) - mx) / p_.temperature);
-  for (auto& q : prob) q /= sum;
-  size_t keep = prob.size();
-  if (p_.top_p < 1.0f) {
-    double c = 0;
-    for (size_t i = 0; i < prob.size(); i++) {
-      c += prob[i];
-      if (c >= p_.top_p) {
-        keep = i + 1;
-        break;
-      }
-    }
-  }
-  if (p_.min_p > 0)
-    while (keep > 1 && prob[keep - 1] < p_.min_p * prob[0]) keep--;
-  double total = 0;
-  for (size_t i = 0; i < keep; i++) total += prob[i];
-  for (size_t i = 0; i < keep; i++)
-    if (prob[i] > 0) d.push_back({idx[i], prob[i] / total});
+  Candidates c = candidates(logits, V);
+  for (size_t i = 0; i < c.idx.size(); i++)
+    if (c.prob[i] > 0) d.push_back({c.idx[i], c.prob[i] / c.total});
   std::sort(d.begin(), d.end());
   return d;
 }

@@ -63,6 +63,20 @@ class Sampler {
   int32_t draw_residual(const Dist& d, int32_t x);
 
  private:
+  // Repetition/frequency/presence penalties and forbidden tokens, in place.
+  void apply_penalties(float* logits, int64_t vocab, const std::vector<int32_t>& prompt,
+                       const std::vector<int32_t>& output, const std::vector<int32_t>& forbid) const;
+  bool greedy() const;
+  // The tokens top-k/top-p/min-p keep, most likely first, with their
+  // temperature-scaled probabilities (normalised over top-k; `total` is the
+  // kept mass). sample() and distribution() both draw on this.
+  struct Candidates {
+    std::vector<int32_t> idx;
+    std::vector<double> prob;
+    double total = 0;
+  };
+  Candidates candidates(const float* logits, int64_t vocab) const;
+
   SamplingParams p_;
   std::mt19937_64 rng_;
 };
