@@ -18,9 +18,12 @@
 
 namespace mimo::test {
 
+// The shared fixtures: $MIMOSERVE_FIXTURES_DIR when set (a GPU machine gets
+// a copy at another path), else ../shared/fixtures as configured.
 inline std::string fixture(const std::string& name) {
-  std::string p = std::string(MIMOSERVE_FIXTURES_DIR) + "/" + name;
-  if (!std::filesystem::exists(p)) ADD_FAILURE() << "fixture not found: " << p;
+  const char* env = std::getenv("MIMOSERVE_FIXTURES_DIR");
+  std::string p = std::string(env && *env ? env : MIMOSERVE_FIXTURES_DIR) + "/" + name;
+  if (!std::filesystem::exists(p)) ADD_FAILURE() << "fixture not found: " << p << " (set MIMOSERVE_FIXTURES_DIR)";
   return p;
 }
 inline std::string source_dir() { return MIMOSERVE_SOURCE_DIR; }
