@@ -23,6 +23,50 @@ __device__ __forceinline__ void unpack8(const uint4& v, float* f) {
   }
 }
 
+// The one summation order of every gemv-style kernel here: lane L takes the
+// 8-wide chunks k = 8L, 8L + 256, ... of a row in ascending order (then
+// warp_sum), whatever the number of activation rows. acc[m][r] accumulates
+// xr[m] . wr[r] for the rows m < mc; needs K % 8 == 0 and 16-byte alignment.
+template <int M, int UNROLL>
+__device__ __forceinline__ void accumulate_vec(const float* const (&xr)[M], int mc,
+                                               const uint16_t* const (&wr)[kRowsPerWarp], int64_t K, int lane,
+                                               float (&acc)[M][kRowsPerWarp]) {
+#pragma unroll(UNROLL)
+  for (int64_t k = int64_t(lane) * 8; k < K; k += 32 * 8) {
+    float wf[kRowsPerWarp][8];
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; r++) unpack8(__ldg(reinterpret_cast<const uint4*>(wr[r] + k)), wf[r]);
+#pragma unroll
+    for (int m = 0; m < M; m++) {
+      if (m >= mc) break;
+      float4 a = __ldg(reinterpret_cast<const float4*>(xr[m] + k));
+      float4 b = __ldg(reinterpret_cast<const float4*>(xr[m] + k + 4));
+      const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; r++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[m][r] = fmaf(xv[j], wf[r][j], acc[m][r]);
+    }
+  }
+}
+
+// Sums each accumulator over the warp; lane 0 writes out[m * ldo + n0 + r]
+// for the rows m < mc and the weight rows that exist.
+template <int M>
+__device__ __forceinline__ void reduce_store(float (&acc)[M][kRowsPerWarp], int mc, int lane, int64_t n0, int64_t N,
+                                             float* out, int64_t ldo) {
+#pragma unroll
+  for (int m = 0; m < M; m++)
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; r++) acc[m][r] = warp_sum(acc[m][r]);
+  if (lane == 0)
+#pragma unroll
+    for (int m = 0; m < M; m++)
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; r++)
+        if (m < mc && n0 + r < N) out[m * ldo + n0 + r] = acc[m][r];
+}
+
 // TILED: the grid is (row tiles of M, weight blocks), row tiles fastest, so
 // the blocks that share a weight block run together and all but the first
 // read it from L2.
@@ -48,22 +92,10 @@ __global__ void __launch_bounds__(kWarps * 32, (M <= 6 ? 2 : 1)) gemv_bf16_kerne
   for (int r = 0; r < kRowsPerWarp; r++) wr[r] = w + (n0 + r < N ? n0 + r : N - 1) * K;
 
   if constexpr (VEC) {
-#pragma unroll(M <= 4 ? 2 : 1)  // two loads in flight per row; wide M has enough already
-    for (int64_t k = int64_t(lane) * 8; k < K; k += 32 * 8) {
-      float wf[kRowsPerWarp][8];
+    const float* xr[M];
 #pragma unroll
-      for (int r = 0; r < kRowsPerWarp; r++) unpack8(__ldg(reinterpret_cast<const uint4*>(wr[r] + k)), wf[r]);
-#pragma unroll
-      for (int m = 0; m < M; m++) {
-        float4 a = __ldg(reinterpret_cast<const float4*>(x + m * K + k));
-        float4 b = __ldg(reinterpret_cast<const float4*>(x + m * K + k + 4));
-        const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-#pragma unroll
-        for (int r = 0; r < kRowsPerWarp; r++)
-#pragma unroll
-          for (int j = 0; j < 8; j++) acc[m][r] = fmaf(xv[j], wf[r][j], acc[m][r]);
-      }
-    }
+    for (int m = 0; m < M; m++) xr[m] = x + m * K;
+    accumulate_vec<M, (M <= 4 ? 2 : 1)>(xr, M, wr, K, lane, acc);  // two loads in flight per row for narrow M
   } else {
     for (int64_t k = lane; k < K; k += 32) {
       float wf[kRowsPerWarp];
@@ -77,17 +109,7 @@ __global__ void __launch_bounds__(kWarps * 32, (M <= 6 ? 2 : 1)) gemv_bf16_kerne
       }
     }
   }
-#pragma unroll
-  for (int m = 0; m < M; m++)
-#pragma unroll
-    for (int r = 0; r < kRowsPerWarp; r++) acc[m][r] = warp_sum(acc[m][r]);
-  if (lane == 0) {
-#pragma unroll
-    for (int m = 0; m < M; m++)
-#pragma unroll
-      for (int r = 0; r < kRowsPerWarp; r++)
-        if (n0 + r < N) out[m * N + n0 + r] = acc[m][r];
-  }
+  reduce_store<M>(acc, M, lane, n0, N, out, N);
 }
 
 template <int M>
@@ -130,32 +152,8 @@ __global__ void __launch_bounds__(kWarps * 32) ggemv_bf16_kernel(GroupedGemm g) 
     for (int m = 0; m < MT; m++)
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++) acc[m][r] = 0.0f;
-    for (int64_t k = int64_t(lane) * 8; k < K; k += 32 * 8) {
-      float wf[kRowsPerWarp][8];
-#pragma unroll
-      for (int r = 0; r < kRowsPerWarp; r++) unpack8(__ldg(reinterpret_cast<const uint4*>(wr[r] + k)), wf[r]);
-#pragma unroll
-      for (int m = 0; m < MT; m++) {
-        if (m >= mc) break;
-        float4 a = __ldg(reinterpret_cast<const float4*>(xr[m] + k));
-        float4 b = __ldg(reinterpret_cast<const float4*>(xr[m] + k + 4));
-        const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-#pragma unroll
-        for (int r = 0; r < kRowsPerWarp; r++)
-#pragma unroll
-          for (int j = 0; j < 8; j++) acc[m][r] = fmaf(xv[j], wf[r][j], acc[m][r]);
-      }
-    }
-#pragma unroll
-    for (int m = 0; m < MT; m++)
-#pragma unroll
-      for (int r = 0; r < kRowsPerWarp; r++) acc[m][r] = warp_sum(acc[m][r]);
-    if (lane == 0)
-#pragma unroll
-      for (int m = 0; m < MT; m++)
-#pragma unroll
-        for (int r = 0; r < kRowsPerWarp; r++)
-          if (m < mc && n0 + r < N) g.C[int64_t(m0 + m) * g.ldc + n0 + r] = acc[m][r];
+    accumulate_vec<MT, 1>(xr, mc, wr, K, lane, acc);
+    reduce_store<MT>(acc, mc, lane, n0, N, g.C + int64_t(m0) * g.ldc, g.ldc);
   }
 }
 
