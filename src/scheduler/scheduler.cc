@@ -90,7 +90,7 @@ ScheduledBatch Scheduler::schedule_prefill() {
     Req* r = chunked_;
     int64_t n = std::min<int64_t>(int64_t(r->tokens.size()) - r->computed, budget);
     if (!alloc(r, n)) return b;  // no room for the next chunk: decode the others first
-    b.entries.push_back({r, r->computed, n, r->computed + n == int64_t(r->tokens.size())});
+    b.entries.push_back({r, r->computed, n, r->computed + n == int64_t(r->tokens.size()), {}, -1});
     used += n;
     if (b.entries.back().samples) chunked_ = nullptr;
   }
@@ -131,7 +131,7 @@ ScheduledBatch Scheduler::schedule_prefill() {
       counters_.cached_prompt_tokens += r->prefix_len;
     }
     bool samples = r->computed + n == int64_t(r->tokens.size());
-    b.entries.push_back({r, r->computed, n, samples});
+    b.entries.push_back({r, r->computed, n, samples, {}, -1});
     waiting_.erase(std::find(waiting_.begin(), waiting_.end(), r));
     running_.push_back(r);
     r->status = ReqStatus::Running;
