@@ -28,8 +28,18 @@ class SpecDepthController {
   int last_ = 0;
   int64_t steps_ = 0;
   double accept_ = 0.7;  // per-draft acceptance probability (optimistic start, revised at once)
-  // EMA of step seconds by (batch bucket, depth).
-  std::map<int, std::array<double, 4>> cost_;
+  // Step seconds by (batch bucket, depth): the fastest of the last four
+  // samples (other load and warm-up only ever slow a step down; four samples
+  // still follow costs that grow with the context), and the step each depth
+  // was last measured at, so stale depths get measured again.
+  struct Cost {
+    std::array<double, 4> recent{};
+    int samples = 0;
+    int64_t at = 0;
+    double seconds() const;
+  };
+  std::map<int, std::array<Cost, 4>> cost_;
+  int best(const std::array<Cost, 4>& c) const;  // the depth with the most tokens per second
 };
 
 }  // namespace mimo
