@@ -205,6 +205,11 @@ if [ -x "$MS" ]; then
      step make_bench_6b 120 "$MS" make-checkpoint --preset bench-6b --out "$B6"; then
     step bench_one_batch_6b 150 "$MS" bench-one-batch --device cuda --model-path "$B6" --batch-size 1,16 \
       --input-len 1024 --output-len 24 --gemm-n 4096 --json "$LOGDIR/bench_one_batch_6b.json"
+    # The SWA prefill figure on the GPU: hybrid against all-full attention.
+    step bench_prefill_6b 120 "$MS" bench-prefill --device cuda --model-path "$B6" --input-lens 1024,4096,8192 \
+      --json "$LOGDIR/bench_prefill_6b.json"
+    step bench_decode_6b 120 "$MS" bench-decode --device cuda --model-path "$B6" --batch-sizes 1,4,16,32 \
+      --input-lens 1024,4096 --output-len 16 --json "$LOGDIR/bench_decode_6b.json"
     # Where a step's time goes, op family by op family (synchronising after
     # every op, so the totals are slower than the run above).
     MIMOSERVE_CUDA_SYNC=1 step profile_6b 90 "$MS" bench-one-batch --device cuda --model-path "$B6" \

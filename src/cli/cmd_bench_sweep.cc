@@ -22,7 +22,7 @@ namespace mimo::cli {
 namespace {
 
 struct Common {
-  std::string model_path, json, plot, dtype = "auto", log_level = "warning";
+  std::string model_path, json, plot, dtype = "auto", log_level = "warning", device = "auto";
   int threads = 0;
   uint64_t seed = 1;
   int64_t bw_mib = 1024, gemm_n = 1536;
@@ -52,6 +52,8 @@ std::vector<int> parse_ints(const std::string& s, const char* flag, int min_valu
 void add_common(CLI::App* c, Common& a) {
   c->add_option("--model-path", a.model_path, "checkpoint directory (default: the embedded model)");
   c->add_option("--threads", a.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  c->add_option("--device", a.device, "cpu | cuda | auto (cuda when built with it and a GPU is present)")
+      ->capture_default_str();
   c->add_option("--json", a.json, "also write the results to this JSON file");
   c->add_option("--plot", a.plot, "also write the curves to this SVG file");
   c->add_option("--dtype", a.dtype, "weight dtype: auto|float32|bfloat16")
@@ -98,7 +100,7 @@ void prefill(const PrefillArgs& a) {
   opt.repeats = a.repeats;
   opt.seed = a.seed;
   opt.all_full = !a.hybrid_only;
-  auto backend = make_backend("cpu");
+  auto backend = make_backend(a.device);
   bench::CountingBackend counter(*backend);
   ModelLoadOptions mo;
   mo.dtype = a.dtype;
@@ -150,7 +152,9 @@ void decode(const DecodeArgs& a) {
   opt.synthetic_prefill = !a.real_prefill;
   opt.paired_probes = !a.no_probes;
   opt.seed = a.seed;
-  auto backend = make_backend("cpu");
+  auto backend = make_backend(a.device);
+  // The paired probes are CPU ones (read bandwidth on the pool).
+  if (backend->device() != Device::CPU) opt.paired_probes = false;
   bench::CountingBackend counter(*backend);
   ModelLoadOptions mo;
   mo.dtype = a.dtype;
