@@ -158,6 +158,13 @@ class Engine {
     std::vector<TokenLogprob> logprobs;
   };
   Decision decide(const BatchEntry& e, const float* rows);
+  // Greedy requests with nothing that reads the distribution (penalties,
+  // logprobs, a pending min_new_tokens): their tokens are the argmax of
+  // each row, so a step of only such requests takes argmax on the device
+  // and copies ids instead of logits (decide_greedy).
+  bool plain_greedy(const BatchEntry& e) const;
+  Decision decide_greedy(const BatchEntry& e, const int32_t* ids) const;
+  Tensor argmax_ids_;  // device ids of the last such step (grown as needed)
   void commit(Req* r, Decision d, int64_t* generated);
   void draft(const ScheduledBatch& b, int depth);
   void process_outputs();

@@ -90,9 +90,13 @@ void Engine::step() {
   }
   Backend& be = model_.backend();
   std::vector<float> logits, hidden;
+  std::vector<int32_t> ids;
   const bool spec = cfg_.speculative_num_steps > 0;
-  bool any_verify = false;
-  for (auto& e : b.entries) any_verify |= e.verify();
+  bool any_verify = false, greedy_only = true;
+  for (auto& e : b.entries) {
+    any_verify |= e.verify();
+    if (e.samples) greedy_only &= plain_greedy(e);
+  }
   std::string error;
   in_flight_.clear();
   for (auto& e : b.entries) in_flight_.insert(e.req);
@@ -106,8 +110,18 @@ void Engine::step() {
       sp.args(fmt::format("{{\"tokens\":{},\"seqs\":{}}}", s.num_tokens(), s.num_seqs()));
       try {
         const Tensor& lg = model_.forward(s, *kv_);
-        logits.resize(size_t(lg.numel()));
-        be.copy_to_host(logits.data(), lg);
+        if (greedy_only) {
+          // Only ids cross to the host (a GPU's logits rows are vocab x 4 bytes each).
+          const int64_t R = lg.dim(0);
+          if (!argmax_ids_.defined() || argmax_ids_.numel() < R) argmax_ids_ = be.alloc({std::max<int64_t>(R, 64)}, DType::I32);
+          Tensor out = argmax_ids_.slice_rows(0, R);
+          be.argmax(lg, out);
+          ids.resize(size_t(R));
+          be.copy_to_host(ids.data(), out);
+        } else {
+          logits.resize(size_t(lg.numel()));
+          be.copy_to_host(logits.data(), lg);
+        }
         if (spec) {
           hidden.resize(size_t(model_.hidden().numel()));
           be.copy_to_host(hidden.data(), model_.hidden());
@@ -144,13 +158,14 @@ void Engine::step() {
       BatchEntry& e = b.entries[i];
       if (!e.samples) continue;
       int64_t rows = e.verify() ? e.len : 1;
-      const float* lrow = logits.data() + row * V;
+      const float* lrow = greedy_only ? nullptr : logits.data() + row * V;
+      const int32_t* irow = greedy_only ? ids.data() + row : nullptr;
       row += rows;
       if (e.req->aborted || e.req->stop_pending) {
         e.committed = 0;  // finishing: nothing of this step is kept
         continue;
       }
-      decisions[i] = decide(e, lrow);
+      decisions[i] = greedy_only ? decide_greedy(e, irow) : decide(e, lrow);
       if (e.verify()) {
         int64_t acc = int64_t(decisions[i].tokens.size()) - 1;
         e.committed = 1 + acc;  // the bonus that was run, plus the accepted drafts
@@ -221,6 +236,24 @@ void Engine::step() {
   auto now = std::chrono::steady_clock::now();
   tput_.push_back({now, generated});
   while (!tput_.empty() && now - tput_.front().first > std::chrono::seconds(5)) tput_.pop_front();
+}
+
+bool Engine::plain_greedy(const BatchEntry& e) const {
+  const SamplingParams& p = e.req->params;
+  return (p.temperature <= 1e-6f || p.top_k == 1) && p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f &&
+         p.presence_penalty == 0.0f && p.logprobs < 0 && e.req->output_len() >= p.min_new_tokens;
+}
+
+Engine::Decision Engine::decide_greedy(const BatchEntry& e, const int32_t* ids) const {
+  // What decide() gives for these requests: sample() and distribution()
+  // reduce to the argmax, and a draft is accepted exactly when it is the
+  // argmax (no random draws either way).
+  Decision d;
+  for (size_t i = 0; i <= e.drafts.size(); i++) {
+    d.tokens.push_back(ids[i]);
+    if (i == e.drafts.size() || e.drafts[i] != ids[i]) break;
+  }
+  return d;
 }
 
 Engine::Decision Engine::decide(const BatchEntry& e, const float* rows) {
