@@ -497,11 +497,13 @@ TEST_F(EngineTest, ProfileTraceShowsOutputsProcessedDuringTheForward) {
   std::vector<EngineRequest> reqs;
   for (int i = 0; i < 8; i++) reqs.push_back(greedy(prompt_of(30 + i, 1000, i), 40));
   double idle[2];
-  for (bool no_overlap : {false, true}) {
+  // Runs the load and counts output-processing spans that overlap a forward.
+  auto run = [&](bool no_overlap, int attempt) {
     EngineConfig c = config();
     c.disable_overlap_schedule = no_overlap;
     c.speculative_num_steps = 2;
-    c.profile_trace = (keep.empty() ? dir.path() : keep) + (no_overlap ? "/sync.json" : "/overlap.json");
+    c.profile_trace = (keep.empty() ? dir.path() : keep) + (no_overlap ? "/sync" : "/overlap") +
+                      std::to_string(attempt) + ".json";
     {
       Engine e(c, *gen_->model, &codec);
       run_all(e, reqs);
@@ -517,15 +519,23 @@ TEST_F(EngineTest, ProfileTraceShowsOutputsProcessedDuringTheForward) {
       if (name.rfind("target forward", 0) == 0 || name == "verify") forwards.push_back(span);
       if (name == "output processing") outputs.push_back(span);
     }
-    ASSERT_FALSE(forwards.empty());
-    ASSERT_FALSE(outputs.empty());
+    EXPECT_FALSE(forwards.empty());
+    EXPECT_FALSE(outputs.empty());
     int overlapped = 0;
     for (auto& o : outputs)
       for (auto& f : forwards)
         if (o.first < f.second && f.first < o.second) overlapped++;
-    if (no_overlap) EXPECT_EQ(overlapped, 0);
-    else EXPECT_GE(overlapped, 1) << "no output processing ran during a forward";
-  }
+    return overlapped;
+  };
+  // Without overlap, output processing never runs during a forward.
+  EXPECT_EQ(run(true, 0), 0);
+  // With it, output processing starts once the model has picked up the next
+  // forward; whether it also starts before that forward ends depends on the
+  // OS scheduling two threads on a busy machine, so a few attempts may be
+  // needed, but one must show it.
+  int overlapped = 0;
+  for (int attempt = 0; attempt < 5 && overlapped == 0; attempt++) overlapped = run(false, attempt);
+  EXPECT_GE(overlapped, 1) << "no output processing ran during a forward in 5 runs";
   std::printf("model idle between steps: %.1f%% with overlap, %.1f%% without\n", 100 * idle[0], 100 * idle[1]);
 }
 
