@@ -365,11 +365,11 @@ std::string Engine::advance_text(Req* r) {
 void Engine::process_outputs() {
   if (unprocessed_.empty()) return;
   TraceSpan sp(trace_.get(), "output processing", kTraceEngineThread);
-  std::vector<Req*> todo;
-  todo.swap(unprocessed_);
-  sp.args(fmt::format("{{\"requests\":{}}}", todo.size()));
+  std::vector<Req*> pending;
+  pending.swap(unprocessed_);
+  sp.args(fmt::format("{{\"requests\":{}}}", pending.size()));
   std::unordered_set<Req*> seen;
-  for (Req* r : todo) {
+  for (Req* r : pending) {
     if (!seen.insert(r).second || live_.find(r) == live_.end() || r->stop_pending) continue;
     std::string matched = advance_text(r);
     if (!matched.empty()) {
