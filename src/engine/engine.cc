@@ -213,6 +213,7 @@ void Engine::shutdown(bool drain) {
   }
   model_cv_.notify_all();
   model_thread_.join();
+  if (depth_ctl_) spdlog::debug("auto speculative depth: {}", depth_ctl_->summary());
   if (trace_) trace_->write();
 }
 

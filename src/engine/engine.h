@@ -3,6 +3,7 @@
 // scheduler; submit/abort/stats may be called from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -108,6 +109,7 @@ struct EngineStats {
   double gen_throughput = 0;  // tokens/s over the last few seconds
   double new_token_ratio = 0;
   int64_t spec_verifies = 0, spec_accepted = 0;  // accept length = (accepted + verifies) / verifies
+  std::array<int64_t, 4> decode_steps_by_depth{};  // decode steps by the draft depth they verified (0: none)
   double model_busy_seconds = 0, model_idle_seconds = 0;  // between the first and the last forward
   double model_idle_fraction() const {
     double t = model_busy_seconds + model_idle_seconds;
@@ -213,6 +215,7 @@ class Engine {
   std::function<void()> model_job_;
   bool model_busy_flag_ = false, model_stop_ = false;
   std::atomic<bool> model_job_ready_{false};
+  std::atomic<bool> model_done_{true};  // model_busy_flag_, readable without the lock
   std::thread model_thread_;
   uint64_t next_seq_ = 0;
   std::mt19937_64 seed_rng_;

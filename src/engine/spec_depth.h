@@ -3,31 +3,46 @@
 // verify steps and the measured cost of verify and draft steps. Deep when
 // a step is memory-bound (a verify of 4 tokens costs about one) and drafts
 // are accepted; off when compute-bound (verify cost grows with tokens).
+//
+// Acceptance is kept per draft position: p_k = P(draft k accepted | drafts
+// 1..k-1 accepted), counted from every verify (a verify of d drafts that
+// accepted a < d of them also says what any deeper depth would have got:
+// the same a). The expected tokens of a step at depth d are then
+// 1 + p_1 + p_1 p_2 + ... (the chain rule: no independence assumed), and
+// MTP layer k's own quality shows in its own p_k.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <string>
 
 namespace mimo {
 
 class SpecDepthController {
  public:
-  explicit SpecDepthController(int max_depth) : max_(max_depth) {}
+  static constexpr int kMaxDepth = 3;
+  explicit SpecDepthController(int max_depth);
   int choose(int batch);
-  // One decode step: depth used, batch size, drafts accepted, drafts offered,
-  // seconds in the target forward and in drafting.
-  void observe(int depth, int batch, int64_t accepted, int64_t offered, double forward_s, double draft_s);
-  double acceptance() const { return accept_; }
+  // One request's verify: `drafts` drafts offered, the first `accepted` of them accepted.
+  void record_verify(int drafts, int accepted);
+  // One decode step: the depth whose drafts it verified (0: none), the batch
+  // size, and the seconds in the target forward and in drafting.
+  void observe(int depth, int batch, double forward_s, double draft_s);
+  // Tokens a request gains per step at this depth, by the current estimate.
+  double expected_tokens(int depth) const;
   int last() const { return last_; }
+  // Acceptance per position, cost and samples per batch size and depth (for logs).
+  std::string summary() const;
 
  private:
   static int bucket(int batch);
-  double expected_tokens(int depth) const;  // per request per step
   int max_;
   int last_ = 0;
   int64_t steps_ = 0;
-  double accept_ = 0.7;  // per-draft acceptance probability (optimistic start, revised at once)
+  // Decayed counts per draft position (an optimistic prior of 0.7, revised
+  // within a few verifies).
+  std::array<double, kMaxDepth> trials_{}, hits_{};
   // Step seconds by (batch bucket, depth): the fastest of the last four
   // samples (other load and warm-up only ever slow a step down; four samples
   // still follow costs that grow with the context), and the step each depth
@@ -38,8 +53,8 @@ class SpecDepthController {
     int64_t at = 0;
     double seconds() const;
   };
-  std::map<int, std::array<Cost, 4>> cost_;
-  int best(const std::array<Cost, 4>& c) const;  // the depth with the most tokens per second
+  std::map<int, std::array<Cost, kMaxDepth + 1>> cost_;
+  int best(const std::array<Cost, kMaxDepth + 1>& c) const;  // the depth with the most tokens per second
 };
 
 }  // namespace mimo

@@ -6,23 +6,35 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <random>
 
 namespace mimo {
 namespace {
 
-// Runs `steps` decode steps at batch 1 in which a step at depth d costs
-// cost(d, step) seconds and each draft is accepted with probability `a`
-// (reported as counts); returns how often each depth was chosen in the
-// last `tail` steps.
-std::array<int, 4> simulate(SpecDepthController& c, int steps, int tail, double a,
+// Runs `steps` decode steps in which a step at depth d costs cost(d, step)
+// seconds and draft k is accepted with probability a[k] once the drafts
+// before it were (seeded draws, up to 8 requests a step); returns how often
+// each depth was chosen in the last `tail` steps.
+std::array<int, 4> simulate(SpecDepthController& c, int steps, int tail, std::array<double, 3> a,
                             const std::function<double(int, int)>& cost, int batch = 1) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> u(0, 1);
   std::array<int, 4> chosen{};
   for (int i = 0; i < steps; i++) {
     int d = c.choose(batch);
-    c.observe(d, batch, int64_t(a * 100 * d + 0.5), 100 * d, cost(d, i), 0.0);
+    for (int r = 0; d > 0 && r < std::min(batch, 8); r++) {
+      int acc = 0;
+      while (acc < d && u(rng) < a[size_t(acc)]) acc++;
+      c.record_verify(d, acc);
+    }
+    c.observe(d, batch, cost(d, i), 0.0);
     if (i >= steps - tail) chosen[size_t(d)]++;
   }
   return chosen;
+}
+std::array<int, 4> simulate(SpecDepthController& c, int steps, int tail, double a,
+                            const std::function<double(int, int)>& cost, int batch = 1) {
+  return simulate(c, steps, tail, {a, a, a}, cost, batch);
 }
 
 TEST(SpecDepth, ComputeBoundPicksNoDrafts) {
@@ -69,6 +81,41 @@ TEST(SpecDepth, ANewBatchSizeStartsFromTheNearestOneInsteadOfExploring) {
   // not be spent trying every depth twice.
   auto got = simulate(c, 20, 20, 0.7, compute_bound, 16);
   EXPECT_GE(got[0], 15) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+}
+
+TEST(SpecDepth, ReMeasuringClearlyWorseDepthsCostsLittle) {
+  SpecDepthController c(3);
+  // Compute-bound: depths 1-3 lose 0.5, 1.2 and 2.1 ms a step against
+  // depth 0's 1 ms, so each is re-measured every 50-210 steps (once every
+  // 16 steps, as a fixed schedule would, is 6% of all steps).
+  auto got = simulate(c, 1000, 800, 0.7, [](int d, int) { return 1e-3 * (1 + 1.2 * d); });
+  EXPECT_GE(got[0], 770) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+}
+
+TEST(SpecDepth, AcceptanceIsCountedPerPosition) {
+  SpecDepthController c(3);
+  // Draft 1 always right, draft 2 always wrong: a verify of 3 drafts
+  // accepts 1 and says nothing about draft 3.
+  for (int i = 0; i < 400; i++) c.record_verify(3, 1);
+  EXPECT_NEAR(c.expected_tokens(0), 1.0, 1e-9);
+  EXPECT_NEAR(c.expected_tokens(1), 2.0, 1e-3);
+  EXPECT_NEAR(c.expected_tokens(2), 2.0, 1e-3);
+  EXPECT_NEAR(c.expected_tokens(3), 2.0, 1e-3);
+  // A depth-1 verify that accepts its one draft is one more success for
+  // position 1 and no news for position 2.
+  SpecDepthController d(3);
+  for (int i = 0; i < 400; i++) d.record_verify(1, 1);
+  EXPECT_NEAR(d.expected_tokens(1), 2.0, 1e-3);
+  EXPECT_NEAR(d.expected_tokens(2) - d.expected_tokens(1), 0.7, 1e-3);  // still the prior
+}
+
+TEST(SpecDepth, AGoodFirstLayerAndPoorDeeperOnesPickDepthOne) {
+  SpecDepthController c(3);
+  // MTP layer 1 is right 90% of the time, layers 2 and 3 20%; drafting
+  // costs 30% of a step per layer. Depth 1: 1.9 tokens / 1.3; depth 2:
+  // 2.08 / 1.6; depth 3: 2.12 / 1.9; depth 0: 1 / 1.
+  auto got = simulate(c, 300, 100, {0.9, 0.2, 0.2}, [](int d, int) { return 1e-3 * (1 + 0.3 * d); });
+  EXPECT_GE(got[1], 80) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
 }
 
 }  // namespace

@@ -201,7 +201,9 @@ TEST_F(EngineTest, PrefixCacheHitEqualsMissEvenPastTombstones) {
     p.push_back(8);
     Result hit = run_all(e, {greedy(p, 10)})[0];
     EXPECT_EQ(hit.ids, alone(*gen_->model, p, 10)) << "prefix " << cut;
-    if (cut == cached_len) EXPECT_EQ(size_t(hit.cached), cached_len);
+    if (cut == cached_len) {
+      EXPECT_EQ(size_t(hit.cached), cached_len);
+    }
   }
   // A prompt-only prefix (no decode behind it) is served whole.
   auto q = base;
@@ -445,7 +447,9 @@ TEST_F(EngineTest, SpeculativeGreedyEqualsPlainOnTheTrainedModel) {
     Engine e(c, *lm.model);
     auto got = run_all(e, reqs);
     for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "steps " << steps << " request " << i;
-    if (steps == 3) EXPECT_GT(e.stats().avg_spec_accept_length(), 1.5) << "the trained MTP layers should be accepted";
+    if (steps == 3) {
+      EXPECT_GT(e.stats().avg_spec_accept_length(), 1.5) << "the trained MTP layers should be accepted";
+    }
     expect_no_leaks(e);
   }
 }
