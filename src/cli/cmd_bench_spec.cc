@@ -4,6 +4,8 @@
 // request, the accept length, and the model's idle time between steps with
 // and without overlap scheduling; then a mixed load (a burst of short
 // requests with one long one) where the best depth changes mid-run.
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -27,7 +29,8 @@ namespace {
 
 struct Args {
   std::string model_path, heldout, json_out, batch_sizes = "1,32", depths = "0,1,2,3,auto", device = "auto";
-  int input_len = 64, output_len = 64, threads = 0;
+  std::string sections = "decode,overlap,mixed";
+  int input_len = 64, output_len = 64, threads = 0, repeats = 3;
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -41,8 +44,39 @@ std::vector<std::string> split(const std::string& s) {
 
 struct RunResult {
   double decode_tps_per_req = 0, total_tps = 0, wall_s = 0, accept_len = 0, idle = 0;
+  std::array<int64_t, 4> steps_by_depth{};
   std::vector<std::vector<int32_t>> outputs;  // every request's tokens, to check against depth 0
 };
+
+// Runs of one configuration, interleaved with the others' (this machine's
+// speed drifts by tens of percent within seconds): the median of each figure.
+RunResult median(std::vector<RunResult> rs) {
+  auto med = [&](double RunResult::*f) {
+    std::vector<double> v;
+    for (auto& r : rs) v.push_back(r.*f);
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  };
+  RunResult m = rs.front();
+  m.decode_tps_per_req = med(&RunResult::decode_tps_per_req);
+  m.total_tps = med(&RunResult::total_tps);
+  m.wall_s = med(&RunResult::wall_s);
+  m.idle = med(&RunResult::idle);
+  m.accept_len = med(&RunResult::accept_len);
+  for (size_t d = 0; d < 4; d++) {
+    m.steps_by_depth[d] = 0;
+    for (auto& r : rs) m.steps_by_depth[d] += r.steps_by_depth[d];
+  }
+  return m;
+}
+
+std::string depth_mix(const std::array<int64_t, 4>& n) {
+  int64_t t = n[0] + n[1] + n[2] + n[3];
+  std::string s;
+  for (size_t d = 0; d < 4; d++)
+    if (n[d]) s += fmt::format("{}{}: {:.0f}%", s.empty() ? "" : ", ", d, 100.0 * double(n[d]) / double(std::max<int64_t>(t, 1)));
+  return s;
+}
 
 // Greedy requests, all submitted at once; decode rate counts tokens after
 // each request's first one.
@@ -100,6 +134,7 @@ RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, co
   EngineStats s = e.stats();
   r.accept_len = s.avg_spec_accept_length();
   r.idle = s.model_idle_fraction();
+  r.steps_by_depth = s.decode_steps_by_depth;
   r.outputs = std::move(outs);
   return r;
 }
@@ -138,50 +173,77 @@ void bench(const Args& a) {
   std::printf("\nmodel %s on %s\n", path.c_str(), be->name().c_str());
   std::printf("%-6s %-6s %14s %12s %12s %10s  %s\n", "batch", "depth", "tok/s per req", "total tok/s", "accept len",
               "idle %", "greedy = depth 0");
+  auto wants = [&](const char* section) {
+    for (auto& x : split(a.sections))
+      if (x == section) return true;
+    return false;
+  };
+  const int R = std::max(1, a.repeats);
+  // Every depth of a batch size runs once per round, R rounds: each figure
+  // is the median of R runs interleaved with the other depths'.
+  auto rounds = [&](const std::vector<std::vector<int32_t>>& ps, const std::vector<int>& lens) {
+    std::vector<std::vector<RunResult>> rs(depths.size());
+    for (int round = 0; round < R; round++)
+      for (size_t i = 0; i < depths.size(); i++)
+        if (depths[i] <= m.num_mtp_layers()) rs[i].push_back(run(m, ps, lens, depths[i], true));
+    return rs;
+  };
   int mismatches = 0;
-  for (auto& bs_s : split(a.batch_sizes)) {
+  for (auto& bs_s : wants("decode") ? split(a.batch_sizes) : std::vector<std::string>{}) {
     int bs = std::stoi(bs_s);
     auto ps = prompts_for(bs, a.input_len);
     std::vector<int> lens(size_t(bs), a.output_len);
     // Greedy outputs must not depend on the depth: every run is checked
     // against plain decoding of the same prompts.
     std::vector<std::vector<int32_t>> plain = run(m, ps, lens, 0, true).outputs;
-    for (int d : depths) {
-      if (d > m.num_mtp_layers()) continue;
-      RunResult r = run(m, ps, lens, d, true);
-      std::string dn = d < 0 ? "auto" : std::to_string(d);
+    auto rs = rounds(ps, lens);
+    for (size_t i = 0; i < depths.size(); i++) {
+      if (rs[i].empty()) continue;
       int differ = 0;
-      for (size_t i = 0; i < plain.size(); i++) differ += r.outputs[i] != plain[i];
+      for (auto& r : rs[i])
+        for (size_t j = 0; j < plain.size(); j++) differ += r.outputs[j] != plain[j];
       mismatches += differ;
+      RunResult r = median(rs[i]);
+      std::string dn = depths[i] < 0 ? "auto" : std::to_string(depths[i]);
       std::printf("%-6d %-6s %14.1f %12.1f %12.2f %10.1f  %s\n", bs, dn.c_str(), r.decode_tps_per_req, r.total_tps,
                   r.accept_len, 100 * r.idle,
-                  differ ? fmt::format("NO ({} of {} requests differ)", differ, plain.size()).c_str() : "yes");
+                  differ ? fmt::format("NO ({} of {} request outputs differ)", differ, plain.size() * rs[i].size()).c_str()
+                         : "yes");
+      if (depths[i] < 0) std::printf("%-6s auto's decode steps by depth: %s\n", "", depth_mix(r.steps_by_depth).c_str());
       out["decode"][std::to_string(bs)][dn] = {{"tok_s_per_req", r.decode_tps_per_req}, {"total_tok_s", r.total_tps},
-                                               {"accept_length", r.accept_len}, {"model_idle_fraction", r.idle}};
+                                               {"accept_length", r.accept_len}, {"model_idle_fraction", r.idle},
+                                               {"steps_by_depth", r.steps_by_depth}};
     }
   }
   // Overlap: the model's idle time between steps, same load, on and off.
-  {
+  if (wants("overlap")) {
     int d = std::min(3, m.num_mtp_layers());
     auto ps = prompts_for(4, a.input_len);
     std::vector<int> lens(4, a.output_len);
-    RunResult on = run(m, ps, lens, d, true), off = run(m, ps, lens, d, false);
+    std::vector<RunResult> on, off;
+    for (int round = 0; round < R; round++) {
+      on.push_back(run(m, ps, lens, d, true));
+      off.push_back(run(m, ps, lens, d, false));
+    }
+    double idle_on = median(on).idle, idle_off = median(off).idle;
     std::printf("\nmodel idle between steps (batch 4, depth %d): %.1f%% with overlap, %.1f%% without\n", d,
-                100 * on.idle, 100 * off.idle);
-    out["overlap"] = {{"idle_with", on.idle}, {"idle_without", off.idle}};
+                100 * idle_on, 100 * idle_off);
+    out["overlap"] = {{"idle_with", idle_on}, {"idle_without", idle_off}};
   }
   // Mixed load: 32 short requests and one long one; the batch shrinks to 1.
-  {
+  if (wants("mixed")) {
     auto ps = prompts_for(33, a.input_len);
     std::vector<int> lens(33, 16);
     lens[0] = 8 * a.output_len;
     std::printf("\nmixed load (32 x 16 tokens + 1 x %d tokens):\n", lens[0]);
-    for (int d : depths) {
-      if (d > m.num_mtp_layers()) continue;
-      RunResult r = run(m, ps, lens, d, true);
-      std::string dn = d < 0 ? "auto" : std::to_string(d);
-      std::printf("  depth %-5s wall %.2f s  total %.1f tok/s\n", dn.c_str(), r.wall_s, r.total_tps);
-      out["mixed"][dn] = {{"wall_s", r.wall_s}, {"total_tok_s", r.total_tps}};
+    auto rs = rounds(ps, lens);
+    for (size_t i = 0; i < depths.size(); i++) {
+      if (rs[i].empty()) continue;
+      RunResult r = median(rs[i]);
+      std::string dn = depths[i] < 0 ? "auto" : std::to_string(depths[i]);
+      std::printf("  depth %-5s wall %.2f s  total %.1f tok/s%s\n", dn.c_str(), r.wall_s, r.total_tps,
+                  depths[i] < 0 ? ("  (decode steps by depth: " + depth_mix(r.steps_by_depth) + ")").c_str() : "");
+      out["mixed"][dn] = {{"wall_s", r.wall_s}, {"total_tok_s", r.total_tps}, {"steps_by_depth", r.steps_by_depth}};
     }
   }
   if (!a.json_out.empty()) std::ofstream(a.json_out) << out.dump(2) << "\n";
@@ -200,6 +262,10 @@ void register_bench_spec(CLI::App& app) {
   c->add_option("--input-len", a->input_len);
   c->add_option("--output-len", a->output_len);
   c->add_option("--threads", a->threads);
+  c->add_option("--repeats", a->repeats, "runs of each configuration, interleaved; figures are their medians")
+      ->capture_default_str();
+  c->add_option("--sections", a->sections, "what to run: decode, overlap, mixed (comma-separated)")
+      ->capture_default_str();
   c->add_option("--device", a->device, "cpu | cuda | auto")->capture_default_str();
   c->add_option("--json", a->json_out, "write the figures here");
   c->callback([a] { bench(*a); });
