@@ -205,8 +205,8 @@ class Engine {
   std::unique_ptr<TraceRecorder> trace_;
   std::unique_ptr<SpecDepthController> depth_ctl_;
   int depth_ = 0;                 // drafts made for the coming step
-  double last_forward_s_ = 0, last_draft_s_ = 0;
   std::chrono::steady_clock::time_point last_forward_end_{};
+  std::chrono::steady_clock::time_point cycle_mark_{};  // auto depth: when the last decode step's draft began
   double model_busy_ = 0, model_idle_ = 0;
   int64_t step_full_max_ = 0, step_swa_max_ = 0, after_full_ = 0, after_swa_ = 0;  // see EngineStats
 

@@ -111,10 +111,10 @@ int SpecDepthController::choose(int batch) {
   return last_ = top;
 }
 
-void SpecDepthController::observe(int depth, int batch, double forward_s, double draft_s) {
+void SpecDepthController::observe(int depth, int batch, double step_s) {
   if (depth < 0 || depth > max_) return;
   Cost& e = cost_[bucket(batch)][size_t(depth)];
-  e.recent[size_t(e.samples % 4)] = forward_s + draft_s;
+  e.recent[size_t(e.samples % 4)] = step_s;
   e.samples++;
   e.at = steps_;
 }

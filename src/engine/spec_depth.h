@@ -27,8 +27,8 @@ class SpecDepthController {
   // One request's verify: `drafts` drafts offered, the first `accepted` of them accepted.
   void record_verify(int drafts, int accepted);
   // One decode step: the depth whose drafts it verified (0: none), the batch
-  // size, and the seconds in the target forward and in drafting.
-  void observe(int depth, int batch, double forward_s, double draft_s);
+  // size, and its seconds from the draft before it to the next one.
+  void observe(int depth, int batch, double step_s);
   // Tokens a request gains per step at this depth, by the current estimate.
   double expected_tokens(int depth) const;
   int last() const { return last_; }

@@ -27,7 +27,7 @@ std::array<int, 4> simulate(SpecDepthController& c, int steps, int tail, std::ar
       while (acc < d && u(rng) < a[size_t(acc)]) acc++;
       c.record_verify(d, acc);
     }
-    c.observe(d, batch, cost(d, i), 0.0);
+    c.observe(d, batch, cost(d, i));
     if (i >= steps - tail) chosen[size_t(d)]++;
   }
   return chosen;
