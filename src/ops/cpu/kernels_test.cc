@@ -87,21 +87,26 @@ TEST(Kernels, DecodeGemvPathsAgree) {
   std::mt19937 g(21);
   for (int64_t K : {8, 100, 512, 1024, 1031, 2048}) {
     const int64_t N = 77, ld = K + 8;
-    Tensor wc = as(randn({N, K}, g), DType::BF16), x = randn({1, K}, g);
+    Tensor wc = as(randn({N, K}, g), DType::BF16), x = randn({4, K}, g);
     std::vector<uint16_t> ws(size_t(N * ld), 0);
     for (int64_t n = 0; n < N; n++)
       std::memcpy(ws.data() + n * ld, wc.ptr<uint16_t>() + n * K, size_t(K) * sizeof(uint16_t));
-    for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {3, 61}, {8, 16}, {70, 77}}) {
-      std::vector<float> a(size_t(N), 0.0f), b(size_t(N), 0.0f);
-      cpu::avx2::linear_bf16(x.ptr<float>(), K, wc.ptr<uint16_t>(), K, a.data(), N, 1, n0, n1, K);
-      cpu::avx2::linear_bf16(x.ptr<float>(), K, ws.data(), ld, b.data(), N, 1, n0, n1, K);
-      ASSERT_TRUE(same_bits(a.data(), b.data(), N)) << "K=" << K << " rows " << n0 << ".." << n1;
-      for (int64_t n = n0; n < n1; n++) {
-        double ref = 0;
-        for (int64_t k = 0; k < K; k++) ref += double(x.ptr<float>()[k]) * at(wc, n * K + k);
-        ASSERT_NEAR(a[size_t(n)], ref, 1e-4 * (1 + std::fabs(ref)) * std::sqrt(double(K))) << "K=" << K << " n=" << n;
+    // Contiguous rows take the linear-prefetch tiles (K <= 1024), strided
+    // ones tile(): the same sums, bit for bit, for 1 to 4 rows of x.
+    for (int64_t M = 1; M <= 4; M++)
+      for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {3, 61}, {8, 16}, {70, 77}}) {
+        std::vector<float> a(size_t(M * N), 0.0f), b(size_t(M * N), 0.0f);
+        cpu::avx2::linear_bf16(x.ptr<float>(), K, wc.ptr<uint16_t>(), K, a.data(), N, M, n0, n1, K);
+        cpu::avx2::linear_bf16(x.ptr<float>(), K, ws.data(), ld, b.data(), N, M, n0, n1, K);
+        ASSERT_TRUE(same_bits(a.data(), b.data(), M * N)) << "K=" << K << " M=" << M << " rows " << n0 << ".." << n1;
+        for (int64_t m = 0; m < M; m++)
+          for (int64_t n = n0; n < n1; n++) {
+            double ref = 0;
+            for (int64_t k = 0; k < K; k++) ref += double(x.ptr<float>()[m * K + k]) * at(wc, n * K + k);
+            ASSERT_NEAR(a[size_t(m * N + n)], ref, 1e-4 * (1 + std::fabs(ref)) * std::sqrt(double(K)))
+                << "K=" << K << " M=" << M << " n=" << n;
+          }
       }
-    }
   }
 }
 
@@ -109,12 +114,12 @@ TEST(Kernels, LinearBatchInvarianceAcrossKernels) {
   auto be = make_cpu_backend();
   std::mt19937 g(12);
   for (DType dt : {DType::F32, DType::BF16})
-    for (int64_t K : {3, 8, 100, 1031, 4100}) {
+    for (int64_t K : {3, 8, 100, 512, 1031, 4100}) {
       const int64_t N = 35, R = 83;
       Tensor w = as(randn({N, K}, g), dt), x = randn({R, K}, g);
       Tensor all = be->alloc({R, N}, DType::F32);
       be->linear(x, w, all);
-      for (int64_t M : {1, 2, 3, 5, 7, 8, 13, 39, 40, 41, 64}) {
+      for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 13, 39, 40, 41, 64}) {
         const int64_t r0 = (M * 7) % (R - M + 1);
         Tensor part = be->alloc({M, N}, DType::F32);
         be->linear(x.slice_rows(r0, r0 + M), w, part);
