@@ -91,7 +91,13 @@ std::string Metrics::prometheus(const EngineStats& s, const std::string& model_n
   w.counter("sglang:num_retracted_reqs_total", "Requests retracted (KV freed and requeued) when memory ran out.",
             double(s.retractions));
   w.counter("sglang:forward_steps_total", "Model steps run.", double(s.steps));
-  if (auto a = spec_accept_length(s)) w.gauge("sglang:spec_accept_length", "Average speculative accept length.", *a);
+  if (auto a = spec_accept_length(s)) {
+    w.gauge("sglang:spec_accept_length", "Average speculative accept length.", *a);
+    // Which draft depth the steps used (fixed, or chosen by --speculative-num-steps auto).
+    w.header("mimoserve:spec_decode_steps_total", "counter", "Decode steps by the draft depth they verified.");
+    for (size_t d = 0; d < s.decode_steps_by_depth.size(); d++)
+      w.sample("mimoserve:spec_decode_steps_total", double(s.decode_steps_by_depth[d]), fmt::format("depth=\"{}\"", d));
+  }
   std::lock_guard<std::mutex> lk(mu_);
   w.header("sglang:num_requests_total", "counter", "Finished requests (per choice) by finish reason.");
   for (const char* r : {"stop", "length", "abort", "error"}) {

@@ -140,7 +140,10 @@ ojson engine_state(const ServerContext& ctx) {
               {"new_token_ratio", s.new_token_ratio},
               {"kv_bytes", s.kv_bytes},
               {"context_length", s.context_length}};
-  if (auto a = spec_accept_length(s)) st["avg_spec_accept_length"] = *a;
+  if (auto a = spec_accept_length(s)) {
+    st["avg_spec_accept_length"] = *a;
+    st["spec_decode_steps_by_depth"] = s.decode_steps_by_depth;  // index = draft depth verified (0: none)
+  }
   return st;
 }
 

@@ -356,6 +356,15 @@ TEST(ServerMetrics, PrometheusText) {
                            "finish_reason=\"stop\"} 1", "status=\"503\"} 1", "le=\"0.5\"} 1", "le=\"+Inf\"} 2",
                            "# TYPE sglang:e2e_request_latency_seconds histogram"})
     EXPECT_NE(t.find(want), std::string::npos) << want << "\n" << t;
+  EXPECT_EQ(t.find("spec_"), std::string::npos) << "no speculative figures without speculation";
+  s.spec_verifies = 4;
+  s.spec_accepted = 6;
+  s.decode_steps_by_depth = {1, 0, 3, 0};
+  t = m.prometheus(s, "m");
+  for (const char* want : {"sglang:spec_accept_length{model_name=\"m\"} 2.5",
+                           "mimoserve:spec_decode_steps_total{model_name=\"m\",depth=\"2\"} 3",
+                           "mimoserve:spec_decode_steps_total{model_name=\"m\",depth=\"0\"} 1"})
+    EXPECT_NE(t.find(want), std::string::npos) << want << "\n" << t;
 }
 
 }  // namespace
