@@ -50,9 +50,10 @@ double SpecDepthController::expected_tokens(int depth) const {
 }
 
 int SpecDepthController::best(const std::array<Cost, kMaxDepth + 1>& c) const {
-  int best = 0;
+  int best = -1;
   double best_rate = -1;
   for (int d = 0; d <= max_; d++) {
+    if (c[size_t(d)].samples == 0) continue;
     double rate = expected_tokens(d) / c[size_t(d)].seconds();
     if (rate > best_rate) {
       best_rate = rate;
@@ -64,55 +65,68 @@ int SpecDepthController::best(const std::array<Cost, kMaxDepth + 1>& c) const {
 
 int SpecDepthController::choose(int batch) {
   steps_++;
+  if (hold_ > 0) {
+    hold_--;
+    return last_;
+  }
   const int b = bucket(batch);
   auto& c = cost_[b];
-  auto measured = [&](const std::array<Cost, kMaxDepth + 1>& t, int n) {
-    for (int d = 0; d <= max_; d++)
-      if (t[size_t(d)].samples < n) return false;
-    return true;
-  };
-  if (!measured(c, 1)) {
-    // A batch size not seen yet: decide with the nearest batch size whose
-    // depths are all measured (the ranking of depths changes slowly with the
-    // batch), and measure this one's depths now and then; with none, measure
-    // every depth twice (the first step pays warm-up).
-    const std::array<Cost, kMaxDepth + 1>* ref = nullptr;
+  int top = best(c);
+  if (top < 0) {
+    // A batch size not seen yet: start from the best depth of the nearest
+    // batch size seen (the ranking of depths changes slowly with the batch),
+    // else from no drafts; using a depth measures it.
     int dist = 1 << 30;
+    top = 0;
     for (auto& [ob, t] : cost_)
-      if (ob != b && measured(t, 2) && std::abs(ob - b) < dist) dist = std::abs(ob - b), ref = &t;
-    if (!ref || steps_ % 4 == 0) {
-      for (int d = 0; d <= max_; d++)
-        if (c[size_t(d)].samples < (ref ? 1 : 2)) return last_ = d;
-    }
-    if (ref) return last_ = best(*ref);
+      if (int r = best(t); r >= 0 && std::abs(ob - b) < dist) dist = std::abs(ob - b), top = r;
+    return last_ = top;
   }
-  // Costs and acceptance drift, so depths that look worse are measured
+  // Tokens per second are unimodal in the depth (each draft adds a verify
+  // token and an MTP pass and earns less than the one before), so only the
+  // best depth's neighbours are measured: a compute-bound batch never pays
+  // for a depth-3 step to learn that depth 1 already loses.
+  //
+  // Costs and acceptance drift, so a neighbour that looks worse is measured
   // again now and then, at a price: a step at depth d loses
-  // L = t_d (1 - rate_d / rate_best) seconds against the best. Each depth
-  // may spend ~1% of the time on that: it is due again after
-  // L / (1% of the best step) steps, at least 16 and at most 256 (16 while
-  // it has under 3 samples: slow first ones must not lock it out). At most
-  // one re-measure per 16 steps, the most overdue first.
-  const int top = best(c);
-  if (steps_ % 16 == 0) {
+  // L = t_d (1 - rate_d / rate_best) seconds against the best. Each may
+  // spend ~1% of the time on that: it is due again after L / (1% of the best
+  // step) steps, at least 16 and at most 256 (16 while it has under 3
+  // samples: slow first ones must not lock it out; at once if it has none).
+  // At most one re-measure per 16 steps (per 4 while this batch size is new),
+  // the most overdue first.
+  const int tick = c[size_t(top)].samples < 8 ? 4 : 16;
+  if (steps_ % tick == 0) {
     const double t_best = c[size_t(top)].seconds(), rate_best = expected_tokens(top) / t_best;
     int due = -1;
     double most = 1.0;
-    for (int d = 0; d <= max_; d++) {
-      if (d == top) continue;
+    for (int d : {top - 1, top + 1}) {
+      if (d < 0 || d > max_) continue;
       const Cost& k = c[size_t(d)];
-      double t = k.seconds(), loss = t * (1 - expected_tokens(d) / t / rate_best);
-      double every = k.samples < 3 ? 16.0 : std::clamp(loss / (0.01 * t_best), 16.0, 256.0);
-      double overdue = double(steps_ - k.at) / every;
+      double overdue = 2.0;
+      if (k.samples > 0) {
+        double t = k.seconds(), loss = t * (1 - expected_tokens(d) / t / rate_best);
+        double every = k.samples < 3 ? 16.0 : std::clamp(loss / (0.01 * t_best), 16.0, 256.0);
+        overdue = double(steps_ - k.at) / every;
+      }
       if (overdue >= most) most = overdue, due = d;
     }
-    if (due >= 0) return last_ = due;
+    if (due >= 0) {
+      hold_ = 1;  // two steps: the first one at a new depth is a switch, not a sample (see observe)
+      return last_ = due;
+    }
   }
   return last_ = top;
 }
 
 void SpecDepthController::observe(int depth, int batch, double step_s) {
   if (depth < 0 || depth > max_) return;
+  // The first step after a switch is not what the depth costs: MTP layers
+  // that sat idle catch up on the positions they skipped. Only steps at the
+  // same depth as the one before are samples.
+  const bool settled = depth == prev_depth_;
+  prev_depth_ = depth;
+  if (!settled) return;
   Cost& e = cost_[bucket(batch)][size_t(depth)];
   e.recent[size_t(e.samples % 4)] = step_s;
   e.samples++;

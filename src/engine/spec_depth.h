@@ -10,6 +10,11 @@
 // the same a). The expected tokens of a step at depth d are then
 // 1 + p_1 + p_1 p_2 + ... (the chain rule: no independence assumed), and
 // MTP layer k's own quality shows in its own p_k.
+//
+// Costs are measured per batch-size bucket (powers of two) and depth by
+// running that depth: a new batch size starts from the nearest known one's
+// best depth, and only the best depth's neighbours are re-measured, on a
+// schedule that caps what re-measuring a worse depth may cost (spec_depth.cc).
 #pragma once
 
 #include <array>
@@ -39,6 +44,8 @@ class SpecDepthController {
   static int bucket(int batch);
   int max_;
   int last_ = 0;
+  int hold_ = 0;         // steps to stay at last_ (a re-measure runs two)
+  int prev_depth_ = -1;  // the depth the previous observed step verified
   int64_t steps_ = 0;
   // Decayed counts per draft position (an optimistic prior of 0.7, revised
   // within a few verifies).
@@ -54,7 +61,8 @@ class SpecDepthController {
     double seconds() const;
   };
   std::map<int, std::array<Cost, kMaxDepth + 1>> cost_;
-  int best(const std::array<Cost, kMaxDepth + 1>& c) const;  // the depth with the most tokens per second
+  // The measured depth with the most tokens per second; -1 if none is measured.
+  int best(const std::array<Cost, kMaxDepth + 1>& c) const;
 };
 
 }  // namespace mimo

@@ -86,10 +86,20 @@ TEST(SpecDepth, ANewBatchSizeStartsFromTheNearestOneInsteadOfExploring) {
 TEST(SpecDepth, ReMeasuringClearlyWorseDepthsCostsLittle) {
   SpecDepthController c(3);
   // Compute-bound: depths 1-3 lose 0.5, 1.2 and 2.1 ms a step against
-  // depth 0's 1 ms, so each is re-measured every 50-210 steps (once every
-  // 16 steps, as a fixed schedule would, is 6% of all steps).
+  // depth 0's 1 ms; depth 1 (the only neighbour) is re-measured, two
+  // steps at a time, every ~50 steps (a fixed 16-step schedule over all
+  // depths was 6% of all steps, 12% with pairs).
   auto got = simulate(c, 1000, 800, 0.7, [](int d, int) { return 1e-3 * (1 + 1.2 * d); });
-  EXPECT_GE(got[0], 770) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  EXPECT_GE(got[0], 760) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+}
+
+TEST(SpecDepth, OnlyTheBestDepthsNeighboursAreMeasured) {
+  SpecDepthController c(3);
+  // Compute-bound: depth 1 already loses to depth 0, so depths 2 and 3
+  // (which would cost 4x and 5.5x a plain step) are never run.
+  auto got = simulate(c, 300, 300, 0.7, [](int d, int) { return 1e-3 * (1 + 1.5 * d); });
+  EXPECT_EQ(got[2] + got[3], 0) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  EXPECT_GT(got[1], 0) << "depth 1 is measured";
 }
 
 TEST(SpecDepth, AcceptanceIsCountedPerPosition) {
