@@ -34,23 +34,20 @@ inline float tail(float s, const float* x, const W* w, int64_t k8, int64_t K) {
   return s;
 }
 
-template <int MR, int NR, typename W>
-inline void tile(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t K) {
+// An MR x NR tile in the backend's order; prefetch(k) runs once per 64 bytes
+// of each weight row consumed (k a multiple of a cache line's elements).
+template <int MR, int NR, typename W, typename Prefetch>
+inline void tile_with(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t K,
+                      Prefetch&& prefetch) {
   __m256 acc[MR][NR];
   #pragma GCC unroll 16
   for (int i = 0; i < MR; i++)
     #pragma GCC unroll 16
     for (int j = 0; j < NR; j++) acc[i][j] = _mm256_setzero_ps();
   const int64_t k8 = K / 8 * 8;
-  // Weight rows are short (a few KB) and read as NR interleaved streams,
-  // too short for the hardware prefetcher to ramp up on: fetch the next
-  // tile's rows (the next NR rows, usually adjacent in memory) one cache
-  // line per row per 64 bytes consumed.
   constexpr int64_t kLine = 64 / int64_t(sizeof(W));
   for (int64_t k = 0; k < k8; k += 8) {
-    if (k % kLine == 0)
-      #pragma GCC unroll 16
-      for (int j = 0; j < NR; j++) _mm_prefetch(reinterpret_cast<const char*>(w + (j + NR) * ldw + k), _MM_HINT_T0);
+    if (k % kLine == 0) prefetch(k);
     if constexpr (MR == 1) {
       // One row: NR independent chains hide the FMA latency; each weight
       // vector is used once, so load it straight into the FMA.
@@ -73,6 +70,18 @@ inline void tile(const float* x, int64_t ldx, const W* w, int64_t ldw, float* ou
   for (int i = 0; i < MR; i++)
     #pragma GCC unroll 16
     for (int j = 0; j < NR; j++) out[i * ldo + j] = tail(hsum(acc[i][j]), x + i * ldx, w + j * ldw, k8, K);
+}
+
+// Weight rows are short (a few KB) and read as NR interleaved streams, too
+// short for the hardware prefetcher to ramp up on: fetch the next tile's rows
+// (the next NR rows, usually adjacent in memory) one line per row per 64
+// bytes consumed.
+template <int MR, int NR, typename W>
+inline void tile(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t K) {
+  tile_with<MR, NR>(x, ldx, w, ldw, out, ldo, K, [&](int64_t k) {
+    #pragma GCC unroll 16
+    for (int j = 0; j < NR; j++) _mm_prefetch(reinterpret_cast<const char*>(w + (j + NR) * ldw + k), _MM_HINT_T0);
+  });
 }
 
 template <int MR, int NR, typename W>
@@ -98,45 +107,17 @@ void tiles(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int
 template <int MR, int NR, typename W>
 inline void tile_linear(const float* x, int64_t ldx, const W* w, int64_t K, float* out, int64_t ldo, const char*& pf,
                         const char*& rd, const char* pf_end, int64_t dist) {
-  __m256 acc[MR][NR];
-  #pragma GCC unroll 16
-  for (int i = 0; i < MR; i++)
-    #pragma GCC unroll 16
-    for (int j = 0; j < NR; j++) acc[i][j] = _mm256_setzero_ps();
-  const int64_t k8 = K / 8 * 8;
-  constexpr int64_t kLine = 64 / int64_t(sizeof(W));
-  for (int64_t k = 0; k < k8; k += 8) {
-    if (k % kLine == 0) {
-      // NR lines are read per kLine of k: prefetch as many, in order.
-      rd += 64 * NR;
-      for (int twice = 0; twice < 2; twice++) {
-        #pragma GCC unroll 16
-        for (int j = 0; j < NR; j++)
-          if (pf + 64 * j < pf_end) _mm_prefetch(pf + 64 * j, _MM_HINT_T1);
-        pf += 64 * NR;
-        if (pf >= rd + dist) break;
-      }
+  tile_with<MR, NR>(x, ldx, w, K, out, ldo, K, [&](int64_t) {
+    // NR lines are read per line's worth of k: prefetch as many, in order.
+    rd += 64 * NR;
+    for (int twice = 0; twice < 2; twice++) {
+      #pragma GCC unroll 16
+      for (int j = 0; j < NR; j++)
+        if (pf + 64 * j < pf_end) _mm_prefetch(pf + 64 * j, _MM_HINT_T1);
+      pf += 64 * NR;
+      if (pf >= rd + dist) break;
     }
-    if constexpr (MR == 1) {
-      __m256 xv = _mm256_loadu_ps(x + k);
-      #pragma GCC unroll 16
-      for (int j = 0; j < NR; j++) acc[0][j] = _mm256_fmadd_ps(xv, load8(w + j * K + k), acc[0][j]);
-    } else {
-      __m256 wv[NR];
-      #pragma GCC unroll 16
-      for (int j = 0; j < NR; j++) wv[j] = load8(w + j * K + k);
-      #pragma GCC unroll 16
-      for (int i = 0; i < MR; i++) {
-        __m256 xv = _mm256_loadu_ps(x + i * ldx + k);
-        #pragma GCC unroll 16
-        for (int j = 0; j < NR; j++) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
-      }
-    }
-  }
-  #pragma GCC unroll 16
-  for (int i = 0; i < MR; i++)
-    #pragma GCC unroll 16
-    for (int j = 0; j < NR; j++) out[i * ldo + j] = tail(hsum(acc[i][j]), x + i * ldx, w + j * K, k8, K);
+  });
 }
 
 // Whether rows [n0, n1) of w are one contiguous run short enough for
