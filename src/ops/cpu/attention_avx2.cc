@@ -114,7 +114,7 @@ void scores_small(int R, const float* const* q, const KV* const* k, int64_t nk, 
 }
 
 // O[i][d] (i < R, 8 NV dims from d) continues its FMA chains over keys with
-// V rows read from the cache: the packed path's ukernel_acc, with row
+// V rows read from the cache: the packed path's ukernel_6x16, with row
 // pointers, widening in place and only the live query rows.
 template <int R, int NV, typename KV>
 inline void pv_chunk(int64_t nk, const float* p, const KV* const* v, int64_t d, float* o, int64_t ldo) {
@@ -316,7 +316,7 @@ void attend(const AttnRows& a) {
     else
       for (int64_t s = 0; s < nsl; s++)
         for (int64_t d = 0; d < Dvp; d += kNR)
-          ukernel_acc(nk, P + s * kKB * kMR, V + d, Dvp, O + s * kMR * Dvp + d, Dvp);
+          ukernel_6x16(nk, P + s * kKB * kMR, V + d, Dvp, O + s * kMR * Dvp + d, Dvp, true);
   }
   for (int64_t i = 0; i < R; i++) {
     const int h = a.kh * G + int(i % G);

@@ -80,21 +80,24 @@ inline void pack_panel(RowFn row, int rows, int64_t K, float* dst) {
   pack_panel(row, rows, K, 0, K / 8, true, dst);
 }
 
-// One chain class: tile[i][j] += sum over q of a[q][i] * b[q][j], FMA
-// chains in q order starting from zero, or from the tile when `resume`.
-inline void ukernel_chain(int64_t kq, const float* a, const float* b, float* tile, bool resume = false) {
+// The 6x16 micro-kernel: c[i][j] = fma(a[k][i], b[k][j], c[i][j]) for k in
+// [0, kc), one FMA chain per output in k order, starting from zero or, with
+// `resume`, from the values in C. a: packed [kc][6]; b and C rows ldb and
+// ldc floats apart. (Every product of the backend goes through this one
+// chain order: linears' packed GEMM, attention's scores and P.V.)
+inline void ukernel_6x16(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, bool resume) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
          c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   if (resume) {
-    c00 = _mm256_load_ps(tile), c01 = _mm256_load_ps(tile + 8);
-    c10 = _mm256_load_ps(tile + 16), c11 = _mm256_load_ps(tile + 24);
-    c20 = _mm256_load_ps(tile + 32), c21 = _mm256_load_ps(tile + 40);
-    c30 = _mm256_load_ps(tile + 48), c31 = _mm256_load_ps(tile + 56);
-    c40 = _mm256_load_ps(tile + 64), c41 = _mm256_load_ps(tile + 72);
-    c50 = _mm256_load_ps(tile + 80), c51 = _mm256_load_ps(tile + 88);
+    c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
+    c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
+    c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
+    c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
+    c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
+    c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
   }
-  for (int64_t q = 0; q < kq; q++) {
-    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+  for (int64_t k = 0; k < kc; k++) {
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + 1);
     c00 = _mm256_fmadd_ps(a0, b0, c00);
     c01 = _mm256_fmadd_ps(a0, b1, c01);
@@ -113,14 +116,20 @@ inline void ukernel_chain(int64_t kq, const float* a, const float* b, float* til
     c50 = _mm256_fmadd_ps(a1, b0, c50);
     c51 = _mm256_fmadd_ps(a1, b1, c51);
     a += kMR;
-    b += kNR;
+    b += ldb;
   }
-  _mm256_store_ps(tile, c00), _mm256_store_ps(tile + 8, c01);
-  _mm256_store_ps(tile + 16, c10), _mm256_store_ps(tile + 24, c11);
-  _mm256_store_ps(tile + 32, c20), _mm256_store_ps(tile + 40, c21);
-  _mm256_store_ps(tile + 48, c30), _mm256_store_ps(tile + 56, c31);
-  _mm256_store_ps(tile + 64, c40), _mm256_store_ps(tile + 72, c41);
-  _mm256_store_ps(tile + 80, c50), _mm256_store_ps(tile + 88, c51);
+  _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01), c += ldc;
+  _mm256_storeu_ps(c, c10), _mm256_storeu_ps(c + 8, c11), c += ldc;
+  _mm256_storeu_ps(c, c20), _mm256_storeu_ps(c + 8, c21), c += ldc;
+  _mm256_storeu_ps(c, c30), _mm256_storeu_ps(c + 8, c31), c += ldc;
+  _mm256_storeu_ps(c, c40), _mm256_storeu_ps(c + 8, c41), c += ldc;
+  _mm256_storeu_ps(c, c50), _mm256_storeu_ps(c + 8, c51);
+}
+
+// One chain class of a packed tile: tile[i][j] += sum over q of a[q][i] *
+// b[q][j] (b: a packed panel, rows kNR apart; tile: [6][16]).
+inline void ukernel_chain(int64_t kq, const float* a, const float* b, float* tile, bool resume = false) {
+  ukernel_6x16(kq, a, b, kNR, tile, kNR, resume);
 }
 
 // Eight partial tiles (one per chain class) in the order's tree, plus the
@@ -180,44 +189,5 @@ inline void pack_a_impl(RowFn row, int64_t M, int64_t K, int64_t s0, int64_t s1,
   }
 }
 
-
-// C[6][16] continues its FMA chains over k: c = fma(a[k][i], b[k][j], c),
-// starting from the values in C (rows ldc apart); b rows are ldb apart.
-inline void ukernel_acc(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc) {
-  __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
-  __m256 c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
-  __m256 c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
-  __m256 c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
-  __m256 c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
-  __m256 c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
-  for (int64_t k = 0; k < kc; k++) {
-    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + 1);
-    c00 = _mm256_fmadd_ps(a0, b0, c00);
-    c01 = _mm256_fmadd_ps(a0, b1, c01);
-    c10 = _mm256_fmadd_ps(a1, b0, c10);
-    c11 = _mm256_fmadd_ps(a1, b1, c11);
-    a0 = _mm256_broadcast_ss(a + 2);
-    a1 = _mm256_broadcast_ss(a + 3);
-    c20 = _mm256_fmadd_ps(a0, b0, c20);
-    c21 = _mm256_fmadd_ps(a0, b1, c21);
-    c30 = _mm256_fmadd_ps(a1, b0, c30);
-    c31 = _mm256_fmadd_ps(a1, b1, c31);
-    a0 = _mm256_broadcast_ss(a + 4);
-    a1 = _mm256_broadcast_ss(a + 5);
-    c40 = _mm256_fmadd_ps(a0, b0, c40);
-    c41 = _mm256_fmadd_ps(a0, b1, c41);
-    c50 = _mm256_fmadd_ps(a1, b0, c50);
-    c51 = _mm256_fmadd_ps(a1, b1, c51);
-    a += kMR;
-    b += ldb;
-  }
-  _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01), c += ldc;
-  _mm256_storeu_ps(c, c10), _mm256_storeu_ps(c + 8, c11), c += ldc;
-  _mm256_storeu_ps(c, c20), _mm256_storeu_ps(c + 8, c21), c += ldc;
-  _mm256_storeu_ps(c, c30), _mm256_storeu_ps(c + 8, c31), c += ldc;
-  _mm256_storeu_ps(c, c40), _mm256_storeu_ps(c + 8, c41), c += ldc;
-  _mm256_storeu_ps(c, c50), _mm256_storeu_ps(c + 8, c51);
-}
 
 }  // namespace mimo::cpu::avx2
