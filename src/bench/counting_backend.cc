@@ -62,7 +62,7 @@ void CountingBackend::attention(const Tensor& q, const Tensor& k_cache, const Te
     in_.attention(q, k_cache, v_cache, sinks, meta, p, out);
   }
   auto pos = host_ints(*this, meta.positions), qs = host_ints(*this, meta.q_start), kvl = host_ints(*this, meta.kv_len);
-  const int64_t H = q.dim(1), D = q.dim(2), Dv = v_cache.dim(2), nkv = k_cache.dim(1);
+  const int64_t H = q.dim(1), D = q.dim(2), Dv = v_cache.dim(2), nkv = k_cache.dim(0);  // caches: [nkv, slots, D]
   const double kv_token_bytes = double(nkv * (D + Dv)) * double(dtype_size(k_cache.dtype()));
   for (int s = 0; s < meta.num_seqs; s++) {
     // Keys visible to any row of the sequence are read once (per kv head,

@@ -1,4 +1,6 @@
-// KV storage: one K and one V buffer per attention layer, [slots, nkv, D],
+// KV storage: one K and one V buffer per attention layer, [nkv, slots, D]
+// (head-major: one KV head's rows of a sequence's contiguous slots are one
+// contiguous run, which is how decode attention reads them),
 // grouped in pools that share slot numbering: pool 0 holds the
 // full-attention layers, pool 1 the sliding-window layers, pool 2 + k the
 // k-th MTP layer. Which slot a token uses is the runtime's business; the

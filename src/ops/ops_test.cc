@@ -124,7 +124,7 @@ TEST(Ops, AttentionWindowsSinksGqaAndScatteredSlots) {
         // One sequence; its positions live at scattered slots (paged layout).
         std::vector<int32_t> table(L);
         for (int j = 0; j < L; j++) table[size_t(j)] = (j * 37 + 5) % slots;
-        Tensor kc = be->alloc({slots, nkv, D}, kvdt), vc = be->alloc({slots, nkv, Dv}, kvdt);
+        Tensor kc = be->alloc({nkv, slots, D}, kvdt), vc = be->alloc({nkv, slots, Dv}, kvdt);
         std::vector<std::vector<float>> K(L), V(L);
         Tensor kall = randn({L, nkv, D}, g), vall = randn({L, nkv, Dv}, g);
         AttnMeta meta;

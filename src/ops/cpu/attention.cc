@@ -21,7 +21,7 @@ namespace {
 
 template <typename KV>
 void attend_portable(const float* q, const KV* kc, const KV* vc, const float* sinks, const AttnMeta& meta,
-                     const AttnParams& p, int H, int nkv, int D, int Dv, float* out, ThreadPool& pool,
+                     const AttnParams& p, int H, int nkv, int64_t n_slots, int D, int Dv, float* out, ThreadPool& pool,
                      const std::vector<int32_t>& seq_of) {
   const int G = H / nkv;
   const int32_t* pos = meta.positions.ptr<int32_t>();
@@ -43,7 +43,7 @@ void attend_portable(const float* q, const KV* kc, const KV* vc, const float* si
       scores.resize(size_t(G * L));
       const float* qrow = q + (row * H + int64_t(kh) * G) * D;
       for (int64_t j = 0; j < L; j++) {
-        const KV* k = kc + (int64_t(slots[j]) * nkv + kh) * D;
+        const KV* k = kc + (int64_t(kh) * n_slots + slots[j]) * D;
         for (int g = 0; g < G; g++) scores[size_t(g * L + j)] = cpu::dot(qrow + g * D, k, D) * p.scale;
       }
       std::fill(acc.begin(), acc.end(), 0.0f);
@@ -62,7 +62,7 @@ void attend_portable(const float* q, const KV* kc, const KV* vc, const float* si
         denom[size_t(g)] = l;
       }
       for (int64_t j = 0; j < L; j++) {
-        const KV* v = vc + (int64_t(slots[j]) * nkv + kh) * Dv;
+        const KV* v = vc + (int64_t(kh) * n_slots + slots[j]) * Dv;
         for (int g = 0; g < G; g++) cpu::axpy(scores[size_t(g * L + j)], v, acc.data() + g * Dv, Dv);
       }
       for (int g = 0; g < G; g++) {
@@ -78,8 +78,10 @@ void attend_portable(const float* q, const KV* kc, const KV* vc, const float* si
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                            const AttnMeta& meta, const AttnParams& p, Tensor& out) {
-  const int H = int(q.dim(1)), D = int(q.dim(2)), nkv = int(k_cache.dim(1)), Dv = int(v_cache.dim(2));
-  MIMO_ASSERT(H % nkv == 0 && k_cache.dim(2) == D && out.dim(2) == Dv);
+  // Caches are [nkv, slots, D | Dv] (kv_cache.h).
+  const int H = int(q.dim(1)), D = int(q.dim(2)), nkv = int(k_cache.dim(0)), Dv = int(v_cache.dim(2));
+  const int64_t n_slots = k_cache.dim(1);
+  MIMO_ASSERT(H % nkv == 0 && k_cache.dim(2) == D && out.dim(2) == Dv && v_cache.dim(1) == n_slots);
   const float* sk = sinks.numel() > 0 && sinks.data() ? sinks.ptr<float>() : nullptr;
   const bool bf = k_cache.dtype() == DType::BF16;
   const int32_t* qs = meta.q_start.ptr<int32_t>();
@@ -90,10 +92,10 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor&
     for (int s = 0; s < S; s++)
       for (int32_t r = qs[s]; r < qs[s + 1]; r++) seq_of_[size_t(r)] = s;
     if (bf)
-      attend_portable(q.ptr<float>(), k_cache.ptr<uint16_t>(), v_cache.ptr<uint16_t>(), sk, meta, p, H, nkv, D, Dv,
+      attend_portable(q.ptr<float>(), k_cache.ptr<uint16_t>(), v_cache.ptr<uint16_t>(), sk, meta, p, H, nkv, n_slots, D, Dv,
                       out.ptr<float>(), pool_, seq_of_);
     else
-      attend_portable(q.ptr<float>(), k_cache.ptr<float>(), v_cache.ptr<float>(), sk, meta, p, H, nkv, D, Dv,
+      attend_portable(q.ptr<float>(), k_cache.ptr<float>(), v_cache.ptr<float>(), sk, meta, p, H, nkv, n_slots, D, Dv,
                       out.ptr<float>(), pool_, seq_of_);
     return;
   }
@@ -116,10 +118,11 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor&
     const int32_t* item = seq_of_.data() + (it / nkv) * 3;
     cpu::AttnRows a;
     a.q = q.ptr<float>();
-    a.k_cache = k_cache.data();
-    a.v_cache = v_cache.data();
-    a.bf16 = bf;
     a.H = H, a.nkv = nkv, a.D = D, a.Dv = Dv, a.kh = int(it % nkv);
+    const int64_t es = bf ? 2 : 4;
+    a.k_cache = static_cast<const char*>(k_cache.data()) + a.kh * n_slots * D * es;  // this head's plane
+    a.v_cache = static_cast<const char*>(v_cache.data()) + a.kh * n_slots * Dv * es;
+    a.bf16 = bf;
     a.slots = meta.table.ptr<int32_t>() + ts[item[0]];
     a.pos = meta.positions.ptr<int32_t>();
     a.row0 = item[1], a.nrows = item[2], a.kv_len = kvl[item[0]];

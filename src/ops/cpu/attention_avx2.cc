@@ -216,8 +216,8 @@ void attend(const AttnRows& a) {
   // key, which the hardware prefetcher does not follow.
   auto prefetch_block = [&](int64_t b) {
     for (int64_t j = std::max(b * kKB, lo_all), je = std::min(b * kKB + kKB - 1, hi_all); j <= je; j++) {
-      const char* kr = reinterpret_cast<const char*>(kc + (int64_t(a.slots[j]) * a.nkv + a.kh) * a.D);
-      const char* vr = reinterpret_cast<const char*>(vc + (int64_t(a.slots[j]) * a.nkv + a.kh) * a.Dv);
+      const char* kr = reinterpret_cast<const char*>(kc + int64_t(a.slots[j]) * a.D);
+      const char* vr = reinterpret_cast<const char*>(vc + int64_t(a.slots[j]) * a.Dv);
       for (int64_t o = 0; o < int64_t(a.D * sizeof(KV)); o += 64) _mm_prefetch(kr + o, _MM_HINT_T1);
       for (int64_t o = 0; o < int64_t(a.Dv * sizeof(KV)); o += 64) _mm_prefetch(vr + o, _MM_HINT_T1);
     }
@@ -226,8 +226,8 @@ void attend(const AttnRows& a) {
   auto block_rows = [&](int64_t b) {
     const int64_t j0 = std::max(b * kKB, lo_all), j1 = std::min(b * kKB + kKB - 1, hi_all);
     for (int64_t j = j0; j <= j1; j++) {
-      krows[b & 1][j - j0] = kc + (int64_t(a.slots[j]) * a.nkv + a.kh) * a.D;
-      vrows[b & 1][j - j0] = vc + (int64_t(a.slots[j]) * a.nkv + a.kh) * a.Dv;
+      krows[b & 1][j - j0] = kc + int64_t(a.slots[j]) * a.D;
+      vrows[b & 1][j - j0] = vc + int64_t(a.slots[j]) * a.Dv;
     }
     return std::max<int64_t>(0, j1 - j0 + 1);
   };
@@ -249,10 +249,10 @@ void attend(const AttnRows& a) {
       if (b + 1 < b_end) prefetch_block(b + 1);
       // K panels (keys as rows, chain-class-major over d) and V rows in fp32.
       for (int64_t p = 0; p * kNR < nk; p++)
-        pack_panel([&](int i) { return kc + (int64_t(slots[p * kNR + i]) * a.nkv + a.kh) * a.D; },
+        pack_panel([&](int i) { return kc + int64_t(slots[p * kNR + i]) * a.D; },
                    int(std::min<int64_t>(kNR, nk - p * kNR)), a.D, kp + p * SW);
       for (int64_t j = 0; j < nk; j++) {
-        const KV* src = vc + (int64_t(slots[j]) * a.nkv + a.kh) * a.Dv;
+        const KV* src = vc + int64_t(slots[j]) * a.Dv;
         float* dst = V + j * Dvp;
         int64_t d = 0;
         for (; d + 8 <= a.Dv; d += 8) _mm256_storeu_ps(dst + d, load8(src + d));

@@ -108,20 +108,26 @@ void CpuBackend::rope_(Tensor& x, const Tensor& positions, int rot_dim, double t
 
 void CpuBackend::store_kv(const Tensor& k, const Tensor& v, float v_scale, const AttnMeta& meta, Tensor& k_cache,
                           Tensor& v_cache) {
-  int64_t T = k.dim(0), kw = k.numel() / T, vw = v.numel() / T;
-  int64_t slots = k_cache.dim(0);
+  // Caches are [nkv, slots, D]: head h of token t goes to row (h, slot).
+  const int64_t T = k.dim(0), nkv = k_cache.dim(0), slots = k_cache.dim(1), D = k_cache.dim(2), Dv = v_cache.dim(2);
+  MIMO_ASSERT(k.numel() == T * nkv * D && v.numel() == T * nkv * Dv, "store_kv k{} v{} into {} / {}", k.shape_str(),
+              v.shape_str(), k_cache.shape_str(), v_cache.shape_str());
   const int32_t* s = meta.out_slots.ptr<int32_t>();
+  const bool bf = k_cache.dtype() == DType::BF16;
   for (int64_t t = 0; t < T; t++) {
     MIMO_ASSERT(s[t] >= 0 && s[t] < slots, "kv slot {} outside [0, {})", s[t], slots);
-    const float* kr = k.ptr<float>() + t * kw;
-    const float* vr = v.ptr<float>() + t * vw;
-    if (k_cache.dtype() == DType::BF16) {
-      cpu::to_bf16_row(kr, 1.0f, k_cache.ptr<uint16_t>() + int64_t(s[t]) * kw, kw);
-      cpu::to_bf16_row(vr, v_scale, v_cache.ptr<uint16_t>() + int64_t(s[t]) * vw, vw);
-    } else {
-      std::memcpy(k_cache.ptr<float>() + int64_t(s[t]) * kw, kr, size_t(kw) * 4);
-      float* vd = v_cache.ptr<float>() + int64_t(s[t]) * vw;
-      for (int64_t i = 0; i < vw; i++) vd[i] = vr[i] * v_scale;
+    for (int64_t h = 0; h < nkv; h++) {
+      const float* kr = k.ptr<float>() + (t * nkv + h) * D;
+      const float* vr = v.ptr<float>() + (t * nkv + h) * Dv;
+      const int64_t krow = (h * slots + s[t]) * D, vrow = (h * slots + s[t]) * Dv;
+      if (bf) {
+        cpu::to_bf16_row(kr, 1.0f, k_cache.ptr<uint16_t>() + krow, D);
+        cpu::to_bf16_row(vr, v_scale, v_cache.ptr<uint16_t>() + vrow, Dv);
+      } else {
+        std::memcpy(k_cache.ptr<float>() + krow, kr, size_t(D) * 4);
+        float* vd = v_cache.ptr<float>() + vrow;
+        for (int64_t i = 0; i < Dv; i++) vd[i] = vr[i] * v_scale;
+      }
     }
   }
 }

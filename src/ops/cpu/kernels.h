@@ -80,8 +80,8 @@ void axpy_bf16(float a, const uint16_t* x, float* y, int64_t n);
 // row sees (positions lo..hi, lo = pos - window + 1 when windowed).
 struct AttnRows {
   const float* q = nullptr;  // [T, H, D]
-  const void* k_cache = nullptr;
-  const void* v_cache = nullptr;  // [slots, nkv, D | Dv], bf16 or fp32
+  const void* k_cache = nullptr;  // kv head kh's plane of the cache: [slots, D | Dv], bf16 or fp32
+  const void* v_cache = nullptr;
   bool bf16 = false;
   int H = 0, nkv = 0, D = 0, Dv = 0, kh = 0;
   const int32_t* slots = nullptr;  // slot of each key position of the sequence

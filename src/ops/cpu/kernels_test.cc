@@ -186,7 +186,7 @@ TEST_P(AttentionPaths, LongContextsWindowsGqaOddDims) {
   for (const AttnCase& c : cases) {
     const int slots = c.L + 17;
     Tensor kf = randn({c.L, c.nkv, c.D}, g), vf = randn({c.L, c.nkv, c.Dv}, g);
-    Tensor kc = be->alloc({slots, c.nkv, c.D}, c.kv), vc = be->alloc({slots, c.nkv, c.Dv}, c.kv);
+    Tensor kc = be->alloc({c.nkv, slots, c.D}, c.kv), vc = be->alloc({c.nkv, slots, c.Dv}, c.kv);
     Seq s;
     s.start = 0;
     s.n = c.L;
@@ -196,12 +196,14 @@ TEST_P(AttentionPaths, LongContextsWindowsGqaOddDims) {
     s.slots.assign(perm.begin(), perm.begin() + c.L);
     Tensor kq = as(kf, c.kv), vq = as(vf, c.kv);  // cache rows in order of position
     const size_t es = dtype_size(c.kv);
-    for (int j = 0; j < c.L; j++) {
-      std::memcpy(static_cast<char*>(kc.data()) + size_t(s.slots[size_t(j)]) * c.nkv * c.D * es,
-                  static_cast<char*>(kq.data()) + size_t(j) * c.nkv * c.D * es, size_t(c.nkv * c.D) * es);
-      std::memcpy(static_cast<char*>(vc.data()) + size_t(s.slots[size_t(j)]) * c.nkv * c.Dv * es,
-                  static_cast<char*>(vq.data()) + size_t(j) * c.nkv * c.Dv * es, size_t(c.nkv * c.Dv) * es);
-    }
+    for (int j = 0; j < c.L; j++)  // caches are [nkv, slots, D]
+      for (int h = 0; h < c.nkv; h++) {
+        const size_t row = size_t(h) * size_t(slots) + size_t(s.slots[size_t(j)]);
+        std::memcpy(static_cast<char*>(kc.data()) + row * c.D * es,
+                    static_cast<char*>(kq.data()) + (size_t(j) * c.nkv + h) * c.D * es, size_t(c.D) * es);
+        std::memcpy(static_cast<char*>(vc.data()) + row * c.Dv * es,
+                    static_cast<char*>(vq.data()) + (size_t(j) * c.nkv + h) * c.Dv * es, size_t(c.Dv) * es);
+      }
     Tensor q = randn({c.L, c.H, c.D}, g), sinks = randn({c.H}, g);
     std::vector<int64_t> rows(static_cast<size_t>(c.L));
     for (int i = 0; i < c.L; i++) rows[size_t(i)] = i;
@@ -239,7 +241,7 @@ TEST(Kernels, AttentionBatchInvariance) {
   for (int window : {0, 50})
     for (DType dt : {DType::BF16, DType::F32}) {
       const int H = 8, nkv = 2, D = 64, Dv = 32, L = 180, slots = 2 * L;
-      Tensor kc = as(randn({slots, nkv, D}, g), dt), vc = as(randn({slots, nkv, Dv}, g), dt);
+      Tensor kc = as(randn({nkv, slots, D}, g), dt), vc = as(randn({nkv, slots, Dv}, g), dt);
       Tensor q = randn({2 * L, H, D}, g), sinks = randn({H}, g);
       Seq a, b;
       for (int j = 0; j < L; j++) a.slots.push_back(2 * j), b.slots.push_back(2 * j + 1);
@@ -437,12 +439,12 @@ TEST_P(Paths, RopeStoreKvConvert) {
   AttnMeta m;
   m.out_slots = Tensor::wrap({T}, DType::I32, slots.data());
   for (DType dt : {DType::BF16, DType::F32}) {
-    Tensor kc = be->alloc({10, 2, 9}, dt), vc = be->alloc({10, 2, 9}, dt);
+    Tensor kc = be->alloc({2, 10, 9}, dt), vc = be->alloc({2, 10, 9}, dt);  // [nkv, slots, D]
     be->store_kv(k, v, 0.7f, m, kc, vc);
     for (int64_t t = 0; t < T; t++)
       for (int64_t i = 0; i < 18; i++) {
         float kv = k.ptr<float>()[t * 18 + i], vv = v.ptr<float>()[t * 18 + i] * 0.7f;
-        int64_t o = int64_t(slots[size_t(t)]) * 18 + i;
+        int64_t o = (i / 9 * 10 + slots[size_t(t)]) * 9 + i % 9;
         if (dt == DType::BF16) {
           ASSERT_EQ(kc.ptr<uint16_t>()[o], f32_to_bf16(kv));
           ASSERT_EQ(vc.ptr<uint16_t>()[o], f32_to_bf16(vv));

@@ -117,11 +117,11 @@ __global__ void __launch_bounds__(kThreads, 2) attn_kernel(AttnArgs a, int tiles
     __syncthreads();
     for (int i = tid; i < kBK * D; i += kThreads) {
       int j = i / D, d = i - j * D, sl = slot_s[j];
-      Ks[j * DP + d] = sl >= 0 ? load_f32(kc, (int64_t(sl) * a.nkv + kh) * D + d) : 0.0f;
+      Ks[j * DP + d] = sl >= 0 ? load_f32(kc, (int64_t(kh) * a.n_slots + sl) * D + d) : 0.0f;
     }
     for (int i = tid; i < kBK * Dv; i += kThreads) {
       int j = i / Dv, d = i - j * Dv, sl = slot_s[j];
-      Vs[j * Dv + d] = sl >= 0 ? load_f32(vc, (int64_t(sl) * a.nkv + kh) * Dv + d) : 0.0f;
+      Vs[j * Dv + d] = sl >= 0 ? load_f32(vc, (int64_t(kh) * a.n_slots + sl) * Dv + d) : 0.0f;
     }
     __syncthreads();
 

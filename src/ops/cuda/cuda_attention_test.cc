@@ -58,7 +58,7 @@ class CudaAttention : public CudaParity {
     }
     const int64_t T = int64_t(positions.size());
     Tensor q = rand_host({T, c.H, c.D}, r);
-    Tensor kc = rand_host({n_slots, c.nkv, c.D}, r, 1.0f, c.kv), vc = rand_host({n_slots, c.nkv, c.Dv}, r, 1.0f, c.kv);
+    Tensor kc = rand_host({c.nkv, n_slots, c.D}, r, 1.0f, c.kv), vc = rand_host({c.nkv, n_slots, c.Dv}, r, 1.0f, c.kv);
     Tensor sinks = c.sinks ? rand_host({c.H}, r, 1.5f) : Tensor();
 
     AttnMeta hm;

@@ -238,9 +238,11 @@ void CudaBackend::store_kv(const Tensor& k, const Tensor& v, float v_scale, cons
                            Tensor& v_cache) {
   int64_t T = k.dim(0);
   if (T == 0) return;
-  int64_t kw = k.numel() / T, vw = v.numel() / T, slots = k_cache.dim(0);
-  MIMO_ASSERT(k_cache.numel() == slots * kw && v_cache.numel() == slots * vw && k_cache.dtype() == v_cache.dtype());
-  cuda::store_kv(k.ptr<float>(), v.ptr<float>(), v_scale, meta.out_slots.ptr<int32_t>(), T, kw, vw, slots,
+  // Caches are [nkv, slots, D | Dv] (kv_cache.h).
+  const int64_t nkv = k_cache.dim(0), slots = k_cache.dim(1), D = k_cache.dim(2), Dv = v_cache.dim(2);
+  MIMO_ASSERT(k.numel() == T * nkv * D && v.numel() == T * nkv * Dv && v_cache.dim(1) == slots &&
+              k_cache.dtype() == v_cache.dtype());
+  cuda::store_kv(k.ptr<float>(), v.ptr<float>(), v_scale, meta.out_slots.ptr<int32_t>(), T, nkv, D, Dv, slots,
                  k_cache.data(), v_cache.data(), is_bf16(k_cache), stream_);
   after_launch("store_kv");
 }
@@ -251,7 +253,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
   a.T = int(q.dim(0));
   a.H = int(q.dim(1));
   a.D = int(q.dim(2));
-  a.nkv = int(k_cache.dim(1));
+  a.nkv = int(k_cache.dim(0));  // caches are [nkv, slots, D | Dv]
+  a.n_slots = k_cache.dim(1);
   a.Dv = int(v_cache.dim(2));
   MIMO_ASSERT(a.H % a.nkv == 0 && k_cache.dim(2) == a.D && out.dim(2) == a.Dv && k_cache.dtype() == v_cache.dtype());
   MIMO_CHECK(a.D <= cuda::kAttnMaxHeadDim && a.Dv <= cuda::kAttnMaxHeadDim,

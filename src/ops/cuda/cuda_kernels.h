@@ -26,9 +26,9 @@ void add(float* x, const float* y, int64_t n, cudaStream_t s);
 // inv_freq [rot_dim / 2] is computed on the host exactly as the CPU does.
 void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t T, int64_t H, int64_t D, int rot_dim,
           cudaStream_t s);
-// k [T, kw], v [T, vw] (kw = nkv * D); caches [n_slots, kw|vw], F32 or BF16.
-void store_kv(const float* k, const float* v, float v_scale, const int32_t* slots, int64_t T, int64_t kw,
-              int64_t vw, int64_t n_slots, void* kc, void* vc, bool bf16, cudaStream_t s);
+// k [T, nkv, D], v [T, nkv, Dv]; caches [nkv, n_slots, D | Dv], F32 or BF16.
+void store_kv(const float* k, const float* v, float v_scale, const int32_t* slots, int64_t T, int64_t nkv, int64_t D,
+              int64_t Dv, int64_t n_slots, void* kc, void* vc, bool bf16, cudaStream_t s);
 // out[T, I] = silu(gu[:, :I]) * gu[:, I:]; when rows_dev is set, only the
 // first *rows_dev rows are computed (MoE: the row count lives on the device).
 void silu_mul(const float* gu, int64_t T, int64_t I, float* out, const int32_t* rows_dev, cudaStream_t s);
@@ -49,8 +49,9 @@ void gemv_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t 
 // ---- attention.cu ---------------------------------------------------------
 struct AttnArgs {
   const float* q = nullptr;      // [T, H, D]
-  const void* k_cache = nullptr; // [slots, nkv, D]
-  const void* v_cache = nullptr; // [slots, nkv, Dv]
+  const void* k_cache = nullptr; // [nkv, n_slots, D] (kv_cache.h)
+  const void* v_cache = nullptr; // [nkv, n_slots, Dv]
+  int64_t n_slots = 0;
   bool kv_bf16 = false;
   const float* sinks = nullptr;  // [H] or null
   const int32_t *positions = nullptr, *q_start = nullptr, *kv_len = nullptr, *table_start = nullptr,

@@ -191,7 +191,7 @@ TEST_F(CudaOps, StoreKvScatteredSlots) {
       AttnMeta hm, dm;
       hm.out_slots = i32_host(out_slots);
       dm.out_slots = up(hm.out_slots);
-      Tensor kc = Tensor::zeros({slots, nkv, D}, dt), vc = Tensor::zeros({slots, nkv, Dv}, dt);
+      Tensor kc = Tensor::zeros({nkv, slots, D}, dt), vc = Tensor::zeros({nkv, slots, Dv}, dt);
       Tensor dkc = up(kc), dvc = up(vc);
       C().store_kv(k, v, 0.707f, hm, kc, vc);
       G().store_kv(up(k), up(v), 0.707f, dm, dkc, dvc);

@@ -69,16 +69,22 @@ template <> __device__ __forceinline__ void put<uint16_t>(uint16_t* p, int64_t i
   p[i] = f32_to_bf16_bits(v);
 }
 
+// Caches are [nkv, n_slots, D | Dv]: element c of token t's K row (head
+// c / D) goes to row (head, slot).
 template <typename C>
 __global__ void store_kv_kernel(const float* k, const float* v, float v_scale, const int32_t* slots, int64_t T,
-                                int64_t kw, int64_t vw, int64_t n_slots, C* kc, C* vc) {
-  int64_t w = kw + vw, n = T * w;
+                                int64_t nkv, int64_t D, int64_t Dv, int64_t n_slots, C* kc, C* vc) {
+  const int64_t kw = nkv * D, vw = nkv * Dv, w = kw + vw, n = T * w;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t t = i / w, c = i % w;
     int64_t s = slots[t];
     if (s < 0 || s >= n_slots) continue;  // the host validated slots; never write out of bounds
-    if (c < kw) put(kc, s * kw + c, k[t * kw + c]);
-    else put(vc, s * vw + (c - kw), v[t * vw + (c - kw)] * v_scale);
+    if (c < kw) {
+      put(kc, (c / D * n_slots + s) * D + c % D, k[t * kw + c]);
+    } else {
+      c -= kw;
+      put(vc, (c / Dv * n_slots + s) * Dv + c % Dv, v[t * vw + c] * v_scale);
+    }
   }
 }
 
@@ -178,15 +184,15 @@ void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t T, int64_
   if (n > 0) rope_kernel<<<grid_for(n), kThreads, 0, s>>>(x, pos, inv_freq, T, H, D, half);
 }
 
-void store_kv(const float* k, const float* v, float v_scale, const int32_t* slots, int64_t T, int64_t kw,
-              int64_t vw, int64_t n_slots, void* kc, void* vc, bool bf16, cudaStream_t s) {
-  int64_t n = T * (kw + vw);
+void store_kv(const float* k, const float* v, float v_scale, const int32_t* slots, int64_t T, int64_t nkv, int64_t D,
+              int64_t Dv, int64_t n_slots, void* kc, void* vc, bool bf16, cudaStream_t s) {
+  int64_t n = T * nkv * (D + Dv);
   if (n == 0) return;
   if (bf16)
-    store_kv_kernel<<<grid_for(n), kThreads, 0, s>>>(k, v, v_scale, slots, T, kw, vw, n_slots,
+    store_kv_kernel<<<grid_for(n), kThreads, 0, s>>>(k, v, v_scale, slots, T, nkv, D, Dv, n_slots,
                                                      static_cast<uint16_t*>(kc), static_cast<uint16_t*>(vc));
   else
-    store_kv_kernel<<<grid_for(n), kThreads, 0, s>>>(k, v, v_scale, slots, T, kw, vw, n_slots,
+    store_kv_kernel<<<grid_for(n), kThreads, 0, s>>>(k, v, v_scale, slots, T, nkv, D, Dv, n_slots,
                                                      static_cast<float*>(kc), static_cast<float*>(vc));
 }
 

@@ -46,7 +46,7 @@ void attn_case(const std::string& name, int H, int nkv, int D, int Dv, int windo
     max_q = std::max(max_q, s.q); max_kv = std::max(max_kv, L);
   }
   int64_t T = int64_t(positions.size());
-  Tensor q = rand_host({T, H, D}, r), kc = rand_host({n_slots, nkv, D}, r, 1.0f, kvdt), vc = rand_host({n_slots, nkv, Dv}, r, 1.0f, kvdt);
+  Tensor q = rand_host({T, H, D}, r), kc = rand_host({nkv, n_slots, D}, r, 1.0f, kvdt), vc = rand_host({nkv, n_slots, Dv}, r, 1.0f, kvdt);
   Tensor sk = sinks ? rand_host({H}, r, 1.5f) : Tensor();
   AttnMeta m;
   m.positions = i32_host(positions); m.q_start = i32_host(q_start); m.kv_len = i32_host(kv_len);
@@ -56,7 +56,7 @@ void attn_case(const std::string& name, int H, int nkv, int D, int Dv, int windo
   Tensor want = nanlike({T, H, Dv}, DType::F32);
   cpu->attention(q, kc, vc, sk, m, p, want);
   cuda::AttnArgs a;
-  a.q = q.ptr<float>(); a.k_cache = kc.data(); a.v_cache = vc.data(); a.kv_bf16 = kvdt == DType::BF16;
+  a.q = q.ptr<float>(); a.k_cache = kc.data(); a.v_cache = vc.data(); a.n_slots = n_slots; a.kv_bf16 = kvdt == DType::BF16;
   a.sinks = sinks ? sk.ptr<float>() : nullptr;
   a.positions = m.positions.ptr<int32_t>(); a.q_start = m.q_start.ptr<int32_t>(); a.kv_len = m.kv_len.ptr<int32_t>();
   a.table_start = m.table_start.ptr<int32_t>(); a.table = m.table.ptr<int32_t>();
@@ -126,9 +126,9 @@ int main() {
   for (DType dt : {DType::F32, DType::BF16}) {
     Tensor k = rand_host({6, 2, 48}, r), v = rand_host({6, 2, 32}, r);
     std::vector<int32_t> sl = {3, 9, 0, 4, 11, 7}; AttnMeta m; m.out_slots = i32_host(sl);
-    Tensor kc = Tensor::zeros({12, 2, 48}, dt), vc = Tensor::zeros({12, 2, 32}, dt), kc2 = Tensor::zeros({12, 2, 48}, dt), vc2 = Tensor::zeros({12, 2, 32}, dt);
+    Tensor kc = Tensor::zeros({2, 12, 48}, dt), vc = Tensor::zeros({2, 12, 32}, dt), kc2 = Tensor::zeros({2, 12, 48}, dt), vc2 = Tensor::zeros({2, 12, 32}, dt);
     cpu->store_kv(k, v, 0.707f, m, kc, vc);
-    cuda::store_kv(k.ptr<float>(), v.ptr<float>(), 0.707f, m.out_slots.ptr<int32_t>(), 6, 96, 64, 12, kc2.data(), vc2.data(), dt == DType::BF16, nullptr);
+    cuda::store_kv(k.ptr<float>(), v.ptr<float>(), 0.707f, m.out_slots.ptr<int32_t>(), 6, 2, 48, 32, 12, kc2.data(), vc2.data(), dt == DType::BF16, nullptr);
     close(kc2, kc, 0, 0, "store_kv k"); close(vc2, vc, 0, 0, "store_kv v");
   }
   {
