@@ -94,7 +94,11 @@ __global__ void __launch_bounds__(kThreads, 2) attn_kernel(AttnArgs a, int tiles
     }
   }
   __syncthreads();
-  int kb = range[0], ke = range[1] + 1;  // [kb, ke); empty when ke <= kb
+  // Key tiles start at multiples of kBK, not at the block's first key: a
+  // vector then meets the same tiles whichever vectors share its block
+  // (tiles it cannot see leave its sums untouched), so a decode row and the
+  // same row inside a verify or a prefill give the same bits.
+  int kb = range[0] / kBK * kBK, ke = range[1] + 1;  // [kb, ke); empty when ke <= kb
   if (a.nsplit > 1 && ke > kb) {
     int chunk = int(ceil_div(ceil_div(ke - kb, a.nsplit), kBK) * kBK);
     int b = kb + split * chunk;
