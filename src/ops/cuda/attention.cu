@@ -7,10 +7,13 @@
 // scores never touch device memory. Keys are looked up through the
 // sequence's slot table, so contiguous and paged caches are the same path.
 //
-// When the grid is too small to fill the GPU (decode with long contexts) the
-// key range of each block is split across blockIdx.z (flash-decoding); each
-// split writes its unnormalised sum with its max and denominator and a
-// second kernel merges them and adds the sink.
+// Steps of few rows per sequence (decode, speculative verify) split each
+// block's keys across blockIdx.z (flash-decoding) in chunks of kSplitKeys
+// keys at absolute positions; each split writes its unnormalised sum with
+// its max and denominator and a second kernel merges them and adds the sink.
+// Fixed chunks keep a row's arithmetic independent of the batch (a chunk a
+// row cannot see adds exact zeros to the merge), so a decode row and the same
+// row in a verify give the same bits whatever else runs in the step.
 //
 // Arithmetic is plain fp32 FMA on CUDA cores: q.k and p.v match the CPU
 // backend to rounding for F32 and BF16 caches (bf16 is widened on load).
@@ -28,6 +31,9 @@ constexpr int kQV = 64;       // query vectors per block
 constexpr int kBK = 32;       // keys per tile
 constexpr int kThreads = 256; // 16 x 16 threads; see the mappings below
 constexpr int kSP = kBK + 1;  // score row stride (odd: no bank conflicts)
+constexpr int kSplitKeys = 256;  // keys per split (a multiple of kBK)
+constexpr int kSplitMaxQ = 8;    // steps with at most this many rows per sequence split
+constexpr int64_t kSplitBudgetBytes = int64_t(512) << 20;  // partial sums beyond this: no split
 
 size_t smem_floats(int D, int Dv) {
   return size_t(kQV) * (D + 1) + size_t(kBK) * (D + 1) + size_t(kBK) * Dv + size_t(kQV) * kSP + 3 * kQV +
@@ -100,10 +106,10 @@ __global__ void __launch_bounds__(kThreads, 2) attn_kernel(AttnArgs a, int tiles
   // same row inside a verify or a prefill give the same bits.
   int kb = range[0] / kBK * kBK, ke = range[1] + 1;  // [kb, ke); empty when ke <= kb
   if (a.nsplit > 1 && ke > kb) {
-    int chunk = int(ceil_div(ceil_div(ke - kb, a.nsplit), kBK) * kBK);
-    int b = kb + split * chunk;
-    ke = min(ke, b + chunk);
-    kb = b;
+    // Split z takes the z-th absolute chunk from the one holding the block's first key.
+    int b = (range[0] / kSplitKeys + split) * kSplitKeys;
+    kb = max(kb, b);
+    ke = min(ke, b + kSplitKeys);
   }
 
   // Thread (mg, cg): query vectors mg + 16 i (i < 4); keys cg + 16 c (c < 2)
@@ -233,11 +239,11 @@ __global__ void __launch_bounds__(kThreads, 2) attn_kernel(AttnArgs a, int tiles
 }
 
 // Merges the splits of one (row, head): rescale each split's sum to the
-// common max, add the sink to the denominator, normalise.
+// common max, add the sink to the denominator, normalise. Splits in z order;
+// an empty split (max -inf) weighs exactly 0.
 __global__ void attn_combine_kernel(const float* part_acc, const float* part_ml, const float* sinks, int nsplit,
                                     int64_t T, int H, int Dv, float* out) {
-  __shared__ float w[64];
-  __shared__ float inv_den;
+  __shared__ float inv_den, m_final;
   const int64_t rh = blockIdx.x;
   const int h = int(rh % H);
   if (threadIdx.x == 0) {
@@ -247,21 +253,23 @@ __global__ void attn_combine_kernel(const float* part_acc, const float* part_ml,
     float den = 0.0f;
     for (int z = 0; z < nsplit; z++) {
       float mz = part_ml[(z * T * H + rh) * 2], lz = part_ml[(z * T * H + rh) * 2 + 1];
-      w[z] = mz == -INFINITY ? 0.0f : expf(mz - Mf);
-      den += lz * w[z];
+      den += lz * (mz == -INFINITY ? 0.0f : expf(mz - Mf));
     }
     if (sinks) den += expf(sk - Mf);
     inv_den = den > 0.0f ? 1.0f / den : 0.0f;
+    m_final = Mf;
   }
   __syncthreads();
   for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
     float o = 0.0f;
-    for (int z = 0; z < nsplit; z++) o += part_acc[(z * T * H + rh) * Dv + d] * w[z];
+    for (int z = 0; z < nsplit; z++) {
+      float mz = part_ml[(z * T * H + rh) * 2];
+      o += part_acc[(z * T * H + rh) * Dv + d] * (mz == -INFINITY ? 0.0f : expf(mz - m_final));
+    }
     out[rh * Dv + d] = o * inv_den;
   }
 }
 
-constexpr int kMaxSplits = 64;
 
 template <typename KV, int DVI>
 void launch(const AttnArgs& a, cudaStream_t s) {
@@ -291,17 +299,15 @@ void set_smem_limit() {
 
 }  // namespace
 
-int attention_splits(const AttnArgs& a, int num_sms) {
-  int G = a.H / a.nkv;
-  int64_t blocks = int64_t(a.num_seqs) * ceil_div(int64_t(a.max_q_len) * G, kQV) * a.nkv;
-  int64_t keys = a.max_kv_len;
-  if (a.window > 0) keys = std::min<int64_t>(keys, int64_t(a.window) + a.max_q_len);
-  // Two blocks fit on a multiprocessor; keep at least 4 key tiles per split
-  // so the merge stays cheap next to the work it splits.
-  int64_t want = ceil_div(2 * int64_t(num_sms), blocks);
-  int64_t by_len = ceil_div(keys, 4 * kBK);
-  int64_t n = std::min<int64_t>(std::min(want, by_len), kMaxSplits);
-  return n < 1 ? 1 : int(n);
+int attention_splits(const AttnArgs& a) {
+  if (a.max_q_len > kSplitMaxQ) return 1;
+  // Keys a block can span: a sliding window plus the block's rows, or the context.
+  int64_t span = a.max_kv_len;
+  if (a.window > 0) span = std::min<int64_t>(span, int64_t(a.window) + a.max_q_len - 1);
+  // Chunks from the one holding the block's first key to the one holding its last.
+  int64_t n = (std::max<int64_t>(span, 1) - 1) / kSplitKeys + 2;
+  if (n * a.T * a.H * (a.Dv + 2) * 4 > kSplitBudgetBytes) return 1;
+  return int(n);
 }
 
 void attention_prepare() {

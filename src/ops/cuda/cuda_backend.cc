@@ -278,7 +278,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
   a.window = p.window;
   a.scale = p.scale;
   a.out = out.ptr<float>();
-  a.nsplit = cuda::attention_splits(a, num_sms_);
+  a.nsplit = cuda::attention_splits(a);
   if (a.nsplit > 1) {
     size_t acc = size_t(a.nsplit) * size_t(a.T) * size_t(a.H) * size_t(a.Dv);
     size_t ml = size_t(a.nsplit) * size_t(a.T) * size_t(a.H) * 2;

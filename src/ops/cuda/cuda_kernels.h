@@ -69,9 +69,11 @@ struct AttnArgs {
   float* part_ml = nullptr;
 };
 constexpr int kAttnMaxHeadDim = 256;
-// How many KV splits to use for these shapes on a device with `num_sms`
-// multiprocessors (1 when the grid already fills the device).
-int attention_splits(const AttnArgs& a, int num_sms);
+// How many KV splits a step uses: steps of at most 8 rows per sequence split
+// keys in absolute 256-key chunks (enough splits for the widest block, at
+// least 2), unless the partial sums would pass 512 MB; other steps do not
+// split. A caller that forces nsplit > 1 must give at least this many.
+int attention_splits(const AttnArgs& a);
 // Dynamic shared memory the attention kernel needs; the backend raises the
 // kernel's limit once (attention_prepare).
 void attention_prepare();

@@ -64,7 +64,7 @@ void attn_case(const std::string& name, int H, int nkv, int D, int Dv, int windo
   a.T = int(T); a.H = H; a.nkv = nkv; a.D = D; a.Dv = Dv; a.window = window; a.scale = p.scale;
   Tensor got = nanlike({T, H, Dv}, DType::F32);
   a.out = got.ptr<float>();
-  a.nsplit = force_split > 0 ? force_split : cuda::attention_splits(a, 132);
+  a.nsplit = force_split > 0 ? force_split : cuda::attention_splits(a);
   std::vector<float> pa(size_t(a.nsplit) * T * H * Dv, NAN), pm(size_t(a.nsplit) * T * H * 2, NAN);
   a.part_acc = pa.data(); a.part_ml = pm.data();
   cuda::attention(a, nullptr);
@@ -72,37 +72,55 @@ void attn_case(const std::string& name, int H, int nkv, int D, int Dv, int windo
 }
 
 // A decode row's output is bit-identical to the same row computed as the
-// last of a 4-row verify (the speculative decoding contract): the rows of a
-// block see different key ranges, so key tiles must not start where the
-// block's own range does.
-void attn_verify_row_invariant(int H, int nkv, int D, int Dv, int window, DType kvdt, uint64_t seed) {
+// last of a 4-row verify (the speculative decoding contract), and to the
+// same decode row next to a much longer sequence (which changes the grid's
+// split count): the rows of a block see different key ranges, so key tiles
+// and KV splits must not depend on where the block's own range starts.
+void attn_verify_row_invariant(int H, int nkv, int D, int Dv, int window, DType kvdt, int ctx, bool split,
+                               uint64_t seed) {
   Rng r(seed);
-  const int ctx = 100, L = ctx + 4;
-  Tensor q = rand_host({4, H, D}, r), kc = rand_host({nkv, L, D}, r, 1.0f, kvdt), vc = rand_host({nkv, L, Dv}, r, 1.0f, kvdt);
-  std::vector<int32_t> table(L); std::iota(table.begin(), table.end(), 0);
-  auto run = [&](int first, int rows) {
-    std::vector<int32_t> pos; for (int i = first; i < 4; i++) pos.push_back(ctx + i);
-    std::vector<int32_t> qs = {0, rows}, kvl = {L}, ts = {0};
+  const int L = ctx + 4, other = 3 * ctx + 50, n_slots = L + other;
+  Tensor q = rand_host({5, H, D}, r), kc = rand_host({nkv, n_slots, D}, r, 1.0f, kvdt),
+         vc = rand_host({nkv, n_slots, Dv}, r, 1.0f, kvdt);
+  // Sequence A: slots [0, L); sequence B (the long one): slots [L, L + other).
+  std::vector<int32_t> table(static_cast<size_t>(n_slots));
+  std::iota(table.begin(), table.end(), 0);
+  auto run = [&](int first, int rows, bool with_other) {
+    std::vector<int32_t> pos, qs = {0, rows}, kvl = {L}, ts = {0};
+    for (int i = first; i < 4; i++) pos.push_back(ctx + i);
+    if (with_other) pos.push_back(other - 1), qs.push_back(rows + 1), kvl.push_back(other), ts.push_back(L);
+    const int T = int(pos.size());
     Tensor tp = i32_host(pos), tq = i32_host(qs), tk = i32_host(kvl), tt = i32_host(ts), tb = i32_host(table);
+    Tensor qq = Tensor::empty({T, H, D}, DType::F32);
+    std::memcpy(qq.data(), q.ptr<float>() + int64_t(first) * H * D, size_t(rows) * H * D * 4);
+    if (with_other) std::memcpy(qq.ptr<float>() + int64_t(rows) * H * D, q.ptr<float>() + 4 * H * D, size_t(H) * D * 4);
     cuda::AttnArgs a;
-    a.q = q.ptr<float>() + int64_t(first) * H * D; a.k_cache = kc.data(); a.v_cache = vc.data(); a.n_slots = L;
+    a.q = qq.ptr<float>(); a.k_cache = kc.data(); a.v_cache = vc.data(); a.n_slots = n_slots;
     a.kv_bf16 = kvdt == DType::BF16;
     a.positions = tp.ptr<int32_t>(); a.q_start = tq.ptr<int32_t>(); a.kv_len = tk.ptr<int32_t>();
     a.table_start = tt.ptr<int32_t>(); a.table = tb.ptr<int32_t>();
-    a.num_seqs = 1; a.max_q_len = rows; a.max_kv_len = L;
-    a.T = rows; a.H = H; a.nkv = nkv; a.D = D; a.Dv = Dv; a.window = window; a.scale = float(1.0 / std::sqrt(double(D)));
-    Tensor out = nanlike({rows, H, Dv}, DType::F32);
+    a.num_seqs = with_other ? 2 : 1; a.max_q_len = rows; a.max_kv_len = with_other ? other : L;
+    a.T = T; a.H = H; a.nkv = nkv; a.D = D; a.Dv = Dv; a.window = window; a.scale = float(1.0 / std::sqrt(double(D)));
+    Tensor out = nanlike({T, H, Dv}, DType::F32);
     a.out = out.ptr<float>();
-    a.nsplit = 1;
+    a.nsplit = split ? cuda::attention_splits(a) : 1;
+    std::vector<float> pa(size_t(a.nsplit) * T * H * Dv, NAN), pm(size_t(a.nsplit) * T * H * 2, NAN);
+    a.part_acc = pa.data(); a.part_ml = pm.data();
     cuda::attention(a, nullptr);
-    return out;
+    return std::make_pair(out, a.nsplit);
   };
-  Tensor verify = run(0, 4), decode = run(3, 1);
+  auto [verify, nv] = run(0, 4, false);
+  auto [decode, nd] = run(3, 1, false);
+  auto [batched, nb] = run(3, 1, true);
   const int64_t n = int64_t(H) * Dv;
   bool same = std::memcmp(verify.ptr<float>() + 3 * n, decode.ptr<float>(), size_t(n) * 4) == 0;
-  std::printf("%s attention verify row = decode row, window %d%s\n", same ? "ok  " : "FAIL", window,
-              kvdt == DType::BF16 ? " bf16" : " f32");
-  failures += !same;
+  bool same_b = std::memcmp(batched.ptr<float>(), decode.ptr<float>(), size_t(n) * 4) == 0;
+  std::string what = "window " + std::to_string(window) + " ctx " + std::to_string(ctx) + " splits " +
+                     std::to_string(nv) + "/" + std::to_string(nd) + "/" + std::to_string(nb) +
+                     (kvdt == DType::BF16 ? " bf16" : " f32");
+  std::printf("%s attention verify row = decode row, %s\n", same ? "ok  " : "FAIL", what.c_str());
+  std::printf("%s attention decode row alone = next to a longer sequence, %s\n", same_b ? "ok  " : "FAIL", what.c_str());
+  failures += !same + !same_b;
 }
 
 void moe_case(int64_t T, int E, int total, int begin, int K, int64_t H, int64_t I, DType dt, uint64_t seed) {
@@ -208,7 +226,9 @@ int main() {
   attn_case("full dims decode", 64, 4, 192, 128, 0, false, DType::BF16, {{300, 1}}, 0, seed++);
   attn_case("swa dims mixed", 64, 8, 192, 128, 128, true, DType::F32, {{300, 1}, {20, 6}}, 0, seed++);
   for (int window : {0, 16, 37})
-    for (DType kvdt : {DType::F32, DType::BF16}) attn_verify_row_invariant(16, 4, 64, 48, window, kvdt, seed++);
+    for (DType kvdt : {DType::F32, DType::BF16}) attn_verify_row_invariant(16, 4, 64, 48, window, kvdt, 100, false, seed++);
+  for (int window : {0, 128})
+    for (int ctx : {300, 700}) attn_verify_row_invariant(16, 4, 64, 48, window, DType::BF16, ctx, true, seed++);
   std::printf("%s: %d failing checks\n", failures ? "FAILED" : "ALL OK", failures);
   return failures ? 1 : 0;
 }
