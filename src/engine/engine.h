@@ -213,9 +213,9 @@ class Engine {
   std::mutex model_mu_;
   std::condition_variable model_cv_;
   std::function<void()> model_job_;
-  bool model_busy_flag_ = false, model_stop_ = false;
+  bool model_stop_ = false;
+  std::atomic<bool> model_busy_flag_{false};  // set under model_mu_; read without it while spinning
   std::atomic<bool> model_job_ready_{false};
-  std::atomic<bool> model_done_{true};  // model_busy_flag_, readable without the lock
   std::thread model_thread_;
   uint64_t next_seq_ = 0;
   std::mt19937_64 seed_rng_;

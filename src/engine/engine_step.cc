@@ -46,8 +46,7 @@ void Engine::model_loop() {
     job();
     {
       std::lock_guard<std::mutex> lk(model_mu_);
-      model_busy_flag_ = false;
-      model_done_.store(true, std::memory_order_release);
+      model_busy_flag_.store(false, std::memory_order_release);
     }
     model_cv_.notify_all();
   }
@@ -57,8 +56,7 @@ void Engine::launch(std::function<void()> job) {
   {
     std::lock_guard<std::mutex> lk(model_mu_);
     model_job_ = std::move(job);
-    model_busy_flag_ = true;
-    model_done_.store(false, std::memory_order_relaxed);
+    model_busy_flag_.store(true, std::memory_order_relaxed);
     model_job_ready_.store(true, std::memory_order_release);
   }
   model_cv_.notify_all();
@@ -72,12 +70,12 @@ void Engine::wait_model() {
   // slow down (on 2 cores, 300 us vs 2 ms vs none: within this machine's
   // noise at batch 1 on the default model).
   auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
-  for (int i = 0; !model_done_.load(std::memory_order_acquire); i++) {
+  for (int i = 0; model_busy_flag_.load(std::memory_order_acquire); i++) {
     std::this_thread::yield();
     if (i % 64 == 63 && std::chrono::steady_clock::now() > until) break;
   }
   std::unique_lock<std::mutex> lk(model_mu_);
-  model_cv_.wait(lk, [&] { return !model_busy_flag_; });
+  model_cv_.wait(lk, [&] { return !model_busy_flag_.load(std::memory_order_acquire); });
 }
 
 void Engine::step() {
@@ -227,8 +225,6 @@ void Engine::step() {
       depth_ctl_->observe(verifies ? depth_verified : 0, int(b.entries.size()),
                           std::chrono::duration<double>(now - cycle_mark_).count());
     cycle_mark_ = b.prefill ? std::chrono::steady_clock::time_point{} : now;
-  }
-  if (depth_ctl_) {
     int decoding = 0;
     for (Req* r : sched_->running()) decoding += int64_t(r->tokens.size()) == r->computed + 1;
     depth_ = depth_ctl_->choose(std::max(1, decoding));
