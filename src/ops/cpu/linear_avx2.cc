@@ -141,53 +141,51 @@ void rows_linear(const float* x, int64_t ldx, const W* w, float* out, int64_t ld
   for (; n < n1; n++) tile<MR, 1>(x, ldx, w + n * K, K, out + n, ldo, K);
 }
 
-template <typename W>
-void rows_m1(const float* x, const W* w, int64_t ldw, float* out, int64_t n0, int64_t n1, int64_t K) {
-  if (!linear_prefetch_pays<W>(ldw, K)) return tiles<1, 8>(x, 0, w, ldw, out, 0, n0, n1, K);
-  rows_linear<1, 8>(x, 0, w, out, 0, n0, n1, K);
+// One group of MR rows of x against weight rows [nb, ne), with the linear
+// prefetch when those rows are one short contiguous run.
+template <int MR, int NR, typename W>
+void group(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t nb, int64_t ne,
+           int64_t K, bool linear) {
+  if (linear) rows_linear<MR, NR>(x, ldx, w, out, ldo, nb, ne, K);
+  else tiles<MR, NR>(x, ldx, w, ldw, out, ldo, nb, ne, K);
 }
 
-// Rows of x in groups of at most 4 (a 4x3 tile fills the 16 registers).
+// The tile shape for a group of g <= 4 rows (a 4x3 tile fills the 16
+// registers; one row keeps 8 independent chains).
 template <typename W>
-void groups(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t M, int64_t nb,
-            int64_t ne, int64_t K) {
-  int64_t m = 0;
-  while (m < M) {
-    const int64_t left = M - m;
-    const int g = left >= 7 ? 4 : left >= 5 ? 3 : int(left);
-    const float* xm = x + m * ldx;
-    float* om = out + m * ldo;
-    switch (g) {
-      case 4: tiles<4, 3>(xm, ldx, w, ldw, om, ldo, nb, ne, K); break;
-      case 3: tiles<3, 3>(xm, ldx, w, ldw, om, ldo, nb, ne, K); break;
-      case 2: tiles<2, 4>(xm, ldx, w, ldw, om, ldo, nb, ne, K); break;
-      default: tiles<1, 8>(xm, ldx, w, ldw, om, ldo, nb, ne, K); break;
-    }
-    m += g;
+void group_of(int g, const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t nb,
+              int64_t ne, int64_t K, bool linear) {
+  switch (g) {
+    case 4: return group<4, 3>(x, ldx, w, ldw, out, ldo, nb, ne, K, linear);
+    case 3: return group<3, 3>(x, ldx, w, ldw, out, ldo, nb, ne, K, linear);
+    case 2: return group<2, 4>(x, ldx, w, ldw, out, ldo, nb, ne, K, linear);
+    default: return group<1, 8>(x, ldx, w, ldw, out, ldo, nb, ne, K, linear);
   }
 }
 
 template <typename W>
 void linear_impl(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t M, int64_t n0,
                  int64_t n1, int64_t K) {
-  if (M == 1) return rows_m1(x, w, ldw, out, n0, n1, K);
-  // A few rows (an expert's share of a decode batch): one group, so no slab
-  // is reused and the weights are one stream, prefetched like M = 1's.
-  // Measured with M = 2..4 rows against 1-2 MB of bf16 weights in 256 KB -
-  // 512 KB row runs, cold, 2 threads, A/B alternated: K = 512 +20-40%, K =
-  // 1024 +0-10% over tile()'s next-rows prefetch.
-  if (M <= 4 && linear_prefetch_pays<W>(ldw, K)) {
-    switch (M) {
-      case 4: return rows_linear<4, 3>(x, ldx, w, out, ldo, n0, n1, K);
-      case 3: return rows_linear<3, 3>(x, ldx, w, out, ldo, n0, n1, K);
-      default: return rows_linear<2, 4>(x, ldx, w, out, ldo, n0, n1, K);
-    }
-  }
-  // Walk columns in slabs whose weight rows (~32 KB) stay in L1 while
-  // every group of rows uses them.
+  // Up to 4 rows (decode, an expert's share of a decode batch) are one
+  // group: no weights are reused across groups, so they are one stream,
+  // prefetched linearly when contiguous. Measured with M = 2..4 rows against
+  // 1-2 MB of bf16 weights in 256 KB - 512 KB row runs, cold, 2 threads, A/B
+  // alternated: K = 512 +20-40%, K = 1024 +0-10% over tile()'s next-rows
+  // prefetch.
+  if (M <= 4) return group_of(int(M), x, ldx, w, ldw, out, ldo, n0, n1, K, linear_prefetch_pays<W>(ldw, K));
+  // More rows go in groups of at most 4 over column slabs whose weight rows
+  // (~32 KB) stay in L1 while every group uses them.
   const int64_t es = int64_t(sizeof(W));
   const int64_t slab = std::max<int64_t>(12, (32768 / std::max<int64_t>(K * es, 1)) / 12 * 12);
-  for (int64_t nb = n0; nb < n1; nb += slab) groups(x, ldx, w, ldw, out, ldo, M, nb, std::min(n1, nb + slab), K);
+  for (int64_t nb = n0; nb < n1; nb += slab) {
+    const int64_t ne = std::min(n1, nb + slab);
+    for (int64_t m = 0; m < M;) {
+      const int64_t left = M - m;
+      const int g = left >= 7 ? 4 : left >= 5 ? 3 : int(left);
+      group_of(g, x + m * ldx, ldx, w, ldw, out + m * ldo, ldo, nb, ne, K, false);
+      m += g;
+    }
+  }
 }
 
 template <typename W>
