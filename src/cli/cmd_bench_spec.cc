@@ -5,11 +5,11 @@
 // and without overlap scheduling; then a mixed load (a burst of short
 // requests with one long one) where the best depth changes mid-run.
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -44,7 +44,7 @@ std::vector<std::string> split(const std::string& s) {
 
 struct RunResult {
   double decode_tps_per_req = 0, total_tps = 0, wall_s = 0, accept_len = 0, idle = 0;
-  std::array<int64_t, 4> steps_by_depth{};
+  SpecDepthController::PerDepth steps_by_depth{};
   std::vector<std::vector<int32_t>> outputs;  // every request's tokens, to check against depth 0
 };
 
@@ -63,17 +63,16 @@ RunResult median(std::vector<RunResult> rs) {
   m.wall_s = med(&RunResult::wall_s);
   m.idle = med(&RunResult::idle);
   m.accept_len = med(&RunResult::accept_len);
-  for (size_t d = 0; d < 4; d++) {
-    m.steps_by_depth[d] = 0;
-    for (auto& r : rs) m.steps_by_depth[d] += r.steps_by_depth[d];
-  }
+  m.steps_by_depth = {};
+  for (auto& r : rs)
+    for (size_t d = 0; d < m.steps_by_depth.size(); d++) m.steps_by_depth[d] += r.steps_by_depth[d];
   return m;
 }
 
-std::string depth_mix(const std::array<int64_t, 4>& n) {
-  int64_t t = n[0] + n[1] + n[2] + n[3];
+std::string depth_mix(const SpecDepthController::PerDepth& n) {
+  const int64_t t = std::accumulate(n.begin(), n.end(), int64_t(0));
   std::string s;
-  for (size_t d = 0; d < 4; d++)
+  for (size_t d = 0; d < n.size(); d++)
     if (n[d]) s += fmt::format("{}{}: {:.0f}%", s.empty() ? "" : ", ", d, 100.0 * double(n[d]) / double(std::max<int64_t>(t, 1)));
   return s;
 }
@@ -140,6 +139,10 @@ RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, co
 }
 
 void bench(const Args& a) {
+  const std::vector<std::string> sections = split(a.sections);
+  for (auto& x : sections)
+    if (x != "decode" && x != "overlap" && x != "mixed")
+      fail("--sections: unknown section '{}' (decode, overlap, mixed)", x);
   if (a.threads > 0) ThreadPool::set_global_threads(a.threads);
   auto be = make_backend(a.device);
   std::string path = resolve_model_path(a.model_path);
@@ -173,11 +176,7 @@ void bench(const Args& a) {
   std::printf("\nmodel %s on %s\n", path.c_str(), be->name().c_str());
   std::printf("%-6s %-6s %14s %12s %12s %10s  %s\n", "batch", "depth", "tok/s per req", "total tok/s", "accept len",
               "idle %", "greedy = depth 0");
-  auto wants = [&](const char* section) {
-    for (auto& x : split(a.sections))
-      if (x == section) return true;
-    return false;
-  };
+  auto wants = [&](const char* section) { return std::find(sections.begin(), sections.end(), section) != sections.end(); };
   const int R = std::max(1, a.repeats);
   // Every depth of a batch size runs once per round, R rounds: each figure
   // is the median of R runs interleaved with the other depths'.

@@ -109,7 +109,7 @@ struct EngineStats {
   double gen_throughput = 0;  // tokens/s over the last few seconds
   double new_token_ratio = 0;
   int64_t spec_verifies = 0, spec_accepted = 0;  // accept length = (accepted + verifies) / verifies
-  std::array<int64_t, 4> decode_steps_by_depth{};  // decode steps by the draft depth they verified (0: none)
+  SpecDepthController::PerDepth decode_steps_by_depth{};  // decode steps by the draft depth they verified (0: none)
   double model_busy_seconds = 0, model_idle_seconds = 0;  // between the first and the last forward
   double model_idle_fraction() const {
     double t = model_busy_seconds + model_idle_seconds;

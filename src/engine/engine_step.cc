@@ -249,7 +249,7 @@ void Engine::step() {
   stats_.generated_tokens += generated;
   stats_.spec_verifies += verifies;
   stats_.spec_accepted += accepted;
-  if (!b.prefill) stats_.decode_steps_by_depth[size_t(std::clamp(verifies ? depth_verified : 0, 0, 3))]++;
+  if (!b.prefill) stats_.decode_steps_by_depth[size_t(verifies ? depth_verified : 0)]++;
   auto now = std::chrono::steady_clock::now();
   tput_.push_back({now, generated});
   while (!tput_.empty() && now - tput_.front().first > std::chrono::seconds(5)) tput_.pop_front();

@@ -26,7 +26,9 @@ namespace mimo {
 
 class SpecDepthController {
  public:
-  static constexpr int kMaxDepth = 3;
+  static constexpr int kMaxDepth = 3;  // MiMo-V2-Flash has 3 MTP layers
+  // Counts indexed by draft depth 0..kMaxDepth.
+  using PerDepth = std::array<int64_t, kMaxDepth + 1>;
   explicit SpecDepthController(int max_depth);
   int choose(int batch);
   // One request's verify: `drafts` drafts offered, the first `accepted` of them accepted.
@@ -36,7 +38,6 @@ class SpecDepthController {
   void observe(int depth, int batch, double step_s);
   // Tokens a request gains per step at this depth, by the current estimate.
   double expected_tokens(int depth) const;
-  int last() const { return last_; }
   // Acceptance per position, cost and samples per batch size and depth (for logs).
   std::string summary() const;
 
