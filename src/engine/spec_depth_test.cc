@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <random>
+#include <string>
 
 namespace mimo {
 namespace {
@@ -37,18 +38,29 @@ std::array<int, 4> simulate(SpecDepthController& c, int steps, int tail, double 
   return simulate(c, steps, tail, {a, a, a}, cost, batch);
 }
 
+// A step at depth d costs (1 + per_draft * d) ms.
+std::function<double(int, int)> linear_cost(double per_draft) {
+  return [per_draft](int d, int) { return 1e-3 * (1 + per_draft * d); };
+}
+
+// "n0 n1 n2 n3" for failure messages.
+std::string mix(const std::array<int, 4>& got) {
+  return std::to_string(got[0]) + " " + std::to_string(got[1]) + " " + std::to_string(got[2]) + " " +
+         std::to_string(got[3]);
+}
+
 TEST(SpecDepth, ComputeBoundPicksNoDrafts) {
   SpecDepthController c(3);
   // Each drafted token costs more than it is likely to earn.
-  auto got = simulate(c, 200, 100, 0.7, [](int d, int) { return 1e-3 * (1 + 1.2 * d); });
-  EXPECT_GE(got[0], 85) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  auto got = simulate(c, 200, 100, 0.7, linear_cost(1.2));
+  EXPECT_GE(got[0], 85) << mix(got);
 }
 
 TEST(SpecDepth, MemoryBoundPicksFullDepth) {
   SpecDepthController c(3);
   // A verify of 4 tokens costs about one: deep drafting pays.
-  auto got = simulate(c, 200, 100, 0.8, [](int d, int) { return 1e-3 * (1 + 0.1 * d); });
-  EXPECT_GE(got[3], 85) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  auto got = simulate(c, 200, 100, 0.8, linear_cost(0.1));
+  EXPECT_GE(got[3], 85) << mix(got);
 }
 
 TEST(SpecDepth, SlowFirstSamplesDoNotLockADepthOut) {
@@ -61,7 +73,7 @@ TEST(SpecDepth, SlowFirstSamplesDoNotLockADepthOut) {
     if (d == 0 && seen0++ < 2) t *= 5;
     return t;
   });
-  EXPECT_GE(got[0], 85) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  EXPECT_GE(got[0], 85) << mix(got);
 }
 
 TEST(SpecDepth, FollowsACostThatChanges) {
@@ -70,17 +82,17 @@ TEST(SpecDepth, FollowsACostThatChanges) {
   auto got = simulate(c, 400, 100, 0.8, [](int d, int step) {
     return step < 200 ? 1e-3 * (1 + 0.1 * d) : 1e-3 * (1 + 1.5 * d);
   });
-  EXPECT_GE(got[0], 85) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  EXPECT_GE(got[0], 85) << mix(got);
 }
 
 TEST(SpecDepth, ANewBatchSizeStartsFromTheNearestOneInsteadOfExploring) {
   SpecDepthController c(3);
-  auto compute_bound = [](int d, int) { return 1e-3 * (1 + 1.2 * d); };
+  auto compute_bound = linear_cost(1.2);
   simulate(c, 100, 0, 0.7, compute_bound, 32);
   // The batch shrinks (requests finish): the first steps at batch 16 must
   // not be spent trying every depth twice.
   auto got = simulate(c, 20, 20, 0.7, compute_bound, 16);
-  EXPECT_GE(got[0], 15) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  EXPECT_GE(got[0], 15) << mix(got);
 }
 
 TEST(SpecDepth, ReMeasuringClearlyWorseDepthsCostsLittle) {
@@ -89,16 +101,16 @@ TEST(SpecDepth, ReMeasuringClearlyWorseDepthsCostsLittle) {
   // depth 0's 1 ms; depth 1 (the only neighbour) is re-measured, two
   // steps at a time, every ~50 steps (a fixed 16-step schedule over all
   // depths was 6% of all steps, 12% with pairs).
-  auto got = simulate(c, 1000, 800, 0.7, [](int d, int) { return 1e-3 * (1 + 1.2 * d); });
-  EXPECT_GE(got[0], 760) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  auto got = simulate(c, 1000, 800, 0.7, linear_cost(1.2));
+  EXPECT_GE(got[0], 760) << mix(got);
 }
 
 TEST(SpecDepth, OnlyTheBestDepthsNeighboursAreMeasured) {
   SpecDepthController c(3);
   // Compute-bound: depth 1 already loses to depth 0, so depths 2 and 3
   // (which would cost 4x and 5.5x a plain step) are never run.
-  auto got = simulate(c, 300, 300, 0.7, [](int d, int) { return 1e-3 * (1 + 1.5 * d); });
-  EXPECT_EQ(got[2] + got[3], 0) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  auto got = simulate(c, 300, 300, 0.7, linear_cost(1.5));
+  EXPECT_EQ(got[2] + got[3], 0) << mix(got);
   EXPECT_GT(got[1], 0) << "depth 1 is measured";
 }
 
@@ -124,8 +136,8 @@ TEST(SpecDepth, AGoodFirstLayerAndPoorDeeperOnesPickDepthOne) {
   // MTP layer 1 is right 90% of the time, layers 2 and 3 20%; drafting
   // costs 30% of a step per layer. Depth 1: 1.9 tokens / 1.3; depth 2:
   // 2.08 / 1.6; depth 3: 2.12 / 1.9; depth 0: 1 / 1.
-  auto got = simulate(c, 300, 100, {0.9, 0.2, 0.2}, [](int d, int) { return 1e-3 * (1 + 0.3 * d); });
-  EXPECT_GE(got[1], 80) << got[0] << " " << got[1] << " " << got[2] << " " << got[3];
+  auto got = simulate(c, 300, 100, {0.9, 0.2, 0.2}, linear_cost(0.3));
+  EXPECT_GE(got[1], 80) << mix(got);
 }
 
 }  // namespace
