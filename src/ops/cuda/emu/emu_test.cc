@@ -25,6 +25,31 @@ void close(const Tensor& got, const Tensor& want, double atol, double rtol, cons
 }
 Tensor nanlike(std::vector<int64_t> s, DType d) { Tensor t = Tensor::empty(s, d); std::memset(t.data(), 0xff, t.nbytes()); return t; }
 
+// The CUDA attention kernels on host tensors, set up as CudaBackend::attention
+// does; splits = 0: attention_splits' choice, else that many. Returns the
+// output and sets *nsplit to the split count used.
+Tensor cuda_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor& sinks, const AttnMeta& m,
+                      const AttnParams& p, int splits, int* nsplit = nullptr) {
+  const int64_t T = q.dim(0);
+  cuda::AttnArgs a;
+  a.q = q.ptr<float>(); a.k_cache = kc.data(); a.v_cache = vc.data(); a.n_slots = kc.dim(1);
+  a.kv_bf16 = kc.dtype() == DType::BF16;
+  a.sinks = sinks.numel() > 0 && sinks.data() ? sinks.ptr<float>() : nullptr;
+  a.positions = m.positions.ptr<int32_t>(); a.q_start = m.q_start.ptr<int32_t>(); a.kv_len = m.kv_len.ptr<int32_t>();
+  a.table_start = m.table_start.ptr<int32_t>(); a.table = m.table.ptr<int32_t>();
+  a.num_seqs = m.num_seqs; a.max_q_len = m.max_q_len; a.max_kv_len = m.max_kv_len;
+  a.T = int(T); a.H = int(q.dim(1)); a.nkv = int(kc.dim(0)); a.D = int(q.dim(2)); a.Dv = int(vc.dim(2));
+  a.window = p.window; a.scale = p.scale;
+  Tensor got = nanlike({T, a.H, a.Dv}, DType::F32);
+  a.out = got.ptr<float>();
+  a.nsplit = splits > 0 ? splits : cuda::attention_splits(a);
+  std::vector<float> pa(size_t(a.nsplit) * T * a.H * a.Dv, NAN), pm(size_t(a.nsplit) * T * a.H * 2, NAN);
+  a.part_acc = pa.data(); a.part_ml = pm.data();
+  cuda::attention(a, nullptr);
+  if (nsplit) *nsplit = a.nsplit;
+  return got;
+}
+
 struct Seq { int ctx, q; };
 void attn_case(const std::string& name, int H, int nkv, int D, int Dv, int window, bool sinks, DType kvdt,
                std::vector<Seq> seqs, int force_split, uint64_t seed) {
@@ -55,20 +80,9 @@ void attn_case(const std::string& name, int H, int nkv, int D, int Dv, int windo
   AttnParams p; p.window = window; p.scale = float(1.0 / std::sqrt(double(D)));
   Tensor want = nanlike({T, H, Dv}, DType::F32);
   cpu->attention(q, kc, vc, sk, m, p, want);
-  cuda::AttnArgs a;
-  a.q = q.ptr<float>(); a.k_cache = kc.data(); a.v_cache = vc.data(); a.n_slots = n_slots; a.kv_bf16 = kvdt == DType::BF16;
-  a.sinks = sinks ? sk.ptr<float>() : nullptr;
-  a.positions = m.positions.ptr<int32_t>(); a.q_start = m.q_start.ptr<int32_t>(); a.kv_len = m.kv_len.ptr<int32_t>();
-  a.table_start = m.table_start.ptr<int32_t>(); a.table = m.table.ptr<int32_t>();
-  a.num_seqs = m.num_seqs; a.max_q_len = max_q; a.max_kv_len = max_kv;
-  a.T = int(T); a.H = H; a.nkv = nkv; a.D = D; a.Dv = Dv; a.window = window; a.scale = p.scale;
-  Tensor got = nanlike({T, H, Dv}, DType::F32);
-  a.out = got.ptr<float>();
-  a.nsplit = force_split > 0 ? force_split : cuda::attention_splits(a);
-  std::vector<float> pa(size_t(a.nsplit) * T * H * Dv, NAN), pm(size_t(a.nsplit) * T * H * 2, NAN);
-  a.part_acc = pa.data(); a.part_ml = pm.data();
-  cuda::attention(a, nullptr);
-  close(got, want, 3e-5, 1e-4, "attention " + name + " split=" + std::to_string(a.nsplit) + (kvdt == DType::BF16 ? " bf16" : " f32"));
+  int nsplit = 0;
+  Tensor got = cuda_attention(q, kc, vc, sk, m, p, force_split, &nsplit);
+  close(got, want, 3e-5, 1e-4, "attention " + name + " split=" + std::to_string(nsplit) + (kvdt == DType::BF16 ? " bf16" : " f32"));
 }
 
 // A decode row's output is bit-identical to the same row computed as the
@@ -85,29 +99,24 @@ void attn_verify_row_invariant(int H, int nkv, int D, int Dv, int window, DType 
   // Sequence A: slots [0, L); sequence B (the long one): slots [L, L + other).
   std::vector<int32_t> table(static_cast<size_t>(n_slots));
   std::iota(table.begin(), table.end(), 0);
+  AttnParams p;
+  p.window = window;
+  p.scale = float(1.0 / std::sqrt(double(D)));
   auto run = [&](int first, int rows, bool with_other) {
     std::vector<int32_t> pos, qs = {0, rows}, kvl = {L}, ts = {0};
     for (int i = first; i < 4; i++) pos.push_back(ctx + i);
     if (with_other) pos.push_back(other - 1), qs.push_back(rows + 1), kvl.push_back(other), ts.push_back(L);
     const int T = int(pos.size());
-    Tensor tp = i32_host(pos), tq = i32_host(qs), tk = i32_host(kvl), tt = i32_host(ts), tb = i32_host(table);
+    AttnMeta m;
+    m.positions = i32_host(pos); m.q_start = i32_host(qs); m.kv_len = i32_host(kvl);
+    m.table_start = i32_host(ts); m.table = i32_host(table);
+    m.num_seqs = with_other ? 2 : 1; m.max_q_len = rows; m.max_kv_len = with_other ? other : L;
     Tensor qq = Tensor::empty({T, H, D}, DType::F32);
     std::memcpy(qq.data(), q.ptr<float>() + int64_t(first) * H * D, size_t(rows) * H * D * 4);
     if (with_other) std::memcpy(qq.ptr<float>() + int64_t(rows) * H * D, q.ptr<float>() + 4 * H * D, size_t(H) * D * 4);
-    cuda::AttnArgs a;
-    a.q = qq.ptr<float>(); a.k_cache = kc.data(); a.v_cache = vc.data(); a.n_slots = n_slots;
-    a.kv_bf16 = kvdt == DType::BF16;
-    a.positions = tp.ptr<int32_t>(); a.q_start = tq.ptr<int32_t>(); a.kv_len = tk.ptr<int32_t>();
-    a.table_start = tt.ptr<int32_t>(); a.table = tb.ptr<int32_t>();
-    a.num_seqs = with_other ? 2 : 1; a.max_q_len = rows; a.max_kv_len = with_other ? other : L;
-    a.T = T; a.H = H; a.nkv = nkv; a.D = D; a.Dv = Dv; a.window = window; a.scale = float(1.0 / std::sqrt(double(D)));
-    Tensor out = nanlike({T, H, Dv}, DType::F32);
-    a.out = out.ptr<float>();
-    a.nsplit = split ? cuda::attention_splits(a) : 1;
-    std::vector<float> pa(size_t(a.nsplit) * T * H * Dv, NAN), pm(size_t(a.nsplit) * T * H * 2, NAN);
-    a.part_acc = pa.data(); a.part_ml = pm.data();
-    cuda::attention(a, nullptr);
-    return std::make_pair(out, a.nsplit);
+    int nsplit = 0;
+    Tensor out = cuda_attention(qq, kc, vc, Tensor(), m, p, split ? 0 : 1, &nsplit);
+    return std::make_pair(out, nsplit);
   };
   auto [verify, nv] = run(0, 4, false);
   auto [decode, nd] = run(3, 1, false);
