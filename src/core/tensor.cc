@@ -78,6 +78,26 @@ Tensor Tensor::view(std::vector<int64_t> shape) const {
   Tensor t = *this;
   t.shape_ = std::move(shape);
   MIMO_ASSERT(t.numel() == numel(), "view {} of {}", t.shape_str(), shape_str());
+  if (scales_.s) {
+    // Scales follow the rows: the last dim (the scaled columns) must stay.
+    MIMO_ASSERT(!t.shape_.empty() && t.shape_.back() == shape_.back(), "view {} of block-scaled {}", t.shape_str(),
+                shape_str());
+    std::vector<int64_t> ss = t.shape_;
+    ss.back() = scales_.s->shape().back();
+    t.scales_.s = std::make_shared<const Tensor>(scales_.s->view(std::move(ss)));
+  }
+  return t;
+}
+
+Tensor Tensor::with_scales(Tensor scales, int block) const {
+  MIMO_ASSERT(dtype_ == DType::F8E4M3 && scales.dtype() == DType::F32 && block > 0 && ndim() >= 1 &&
+                  scales.ndim() == ndim() && scales.device() == device_,
+              "block scales {} for {}", scales.shape_str(), shape_str());
+  for (int i = 0; i + 1 < ndim(); i++) MIMO_ASSERT(scales.dim(i) == dim(i), "block scales {} for {}", scales.shape_str(), shape_str());
+  MIMO_ASSERT(scales.dim(-1) == (dim(-1) + block - 1) / block, "block scales {} for {} in blocks of {}",
+              scales.shape_str(), shape_str(), block);
+  Tensor t = *this;
+  t.scales_ = {std::make_shared<const Tensor>(std::move(scales)), block};
   return t;
 }
 
@@ -87,6 +107,7 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
   int64_t row = shape_[0] ? numel() / shape_[0] : 0;
   t.shape_[0] = end - begin;
   t.data_ = static_cast<char*>(data_) + size_t(begin * row) * dtype_size(dtype_);
+  if (scales_.s) t.scales_.s = std::make_shared<const Tensor>(scales_.s->slice_rows(begin, end));
   return t;
 }
 

@@ -16,6 +16,17 @@ namespace mimo {
 enum class Device : uint8_t { CPU, CUDA };
 std::string_view device_name(Device d);
 
+class Tensor;
+
+// Block scales of a quantised weight matrix (F8E4M3): element (r, c) of the
+// matrix is fp8(r, c) * s[r][c / block]. The scale tensor is F32 with one row
+// per matrix row (any row grid of the checkpoint is expanded), so row slices
+// of the matrix slice their scales alike.
+struct BlockScales {
+  std::shared_ptr<const Tensor> s;  // [..., rows, ceil(cols / block)] F32
+  int block = 0;                    // columns per scale
+};
+
 class Tensor {
  public:
   Tensor() = default;
@@ -46,8 +57,14 @@ class Tensor {
 
   // Same storage, new shape with the same element count.
   Tensor view(std::vector<int64_t> shape) const;
-  // Rows [begin, end) along dim 0.
+  // Rows [begin, end) along dim 0 (block scales are sliced alike).
   Tensor slice_rows(int64_t begin, int64_t end) const;
+
+  // Quantised weights carry their block scales; null for every other tensor.
+  const Tensor* scales() const { return scales_.s.get(); }
+  int scale_block() const { return scales_.block; }
+  // This tensor with block scales attached (F8E4M3 only; scales on the same device).
+  Tensor with_scales(Tensor scales, int block) const;
 
  private:
   std::vector<int64_t> shape_;
@@ -55,6 +72,7 @@ class Tensor {
   Device device_ = Device::CPU;
   std::shared_ptr<void> storage_;
   void* data_ = nullptr;
+  BlockScales scales_;
 };
 
 }  // namespace mimo

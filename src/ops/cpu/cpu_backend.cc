@@ -47,13 +47,31 @@ void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& o
   });
 }
 
+cpu::WeightView weight_view(const Tensor& w) {
+  cpu::WeightView v;
+  v.data = w.data();
+  v.ld = w.dim(-1);
+  switch (w.dtype()) {
+    case DType::F32: v.kind = cpu::WeightView::Kind::F32; break;
+    case DType::BF16: v.kind = cpu::WeightView::Kind::BF16; break;
+    case DType::F8E4M3:
+      MIMO_ASSERT(w.scales() && w.scale_block() % 8 == 0, "FP8 weight {} needs block scales in blocks of 8k",
+                  w.shape_str());
+      v.kind = cpu::WeightView::Kind::FP8;
+      v.scales = w.scales()->ptr<float>();
+      v.scale_ld = w.scales()->dim(-1);
+      v.block = w.scale_block();
+      break;
+    default: MIMO_ASSERT(false, "weight dtype {}", dtype_name(w.dtype()));
+  }
+  return v;
+}
+
 void CpuBackend::linear(const Tensor& x, const Tensor& w, Tensor& out) {
   int64_t K = x.dim(-1), M = x.numel() / K, N = w.dim(0);
   MIMO_ASSERT(w.dim(1) == K && out.numel() == M * N, "linear x{} w{} out{}", x.shape_str(), w.shape_str(),
               out.shape_str());
-  MIMO_ASSERT(w.dtype() == DType::BF16 || w.dtype() == DType::F32, "linear weight dtype {}", dtype_name(w.dtype()));
-  cpu::WeightView wv{w.data(), w.dtype() == DType::BF16, K};
-  cpu::matmul(pool_, x.ptr<float>(), K, M, K, wv, N, out.ptr<float>(), N, pack_);
+  cpu::matmul(pool_, x.ptr<float>(), K, M, K, weight_view(w), N, out.ptr<float>(), N, pack_);
 }
 
 void CpuBackend::add_(Tensor& x, const Tensor& y) {

@@ -12,6 +12,10 @@ namespace mimo {
 
 class ThreadPool;
 
+// A weight tensor (2-D [N, K], or 3-D stacked experts) as the CPU kernels
+// read it: fp32, bf16, or FP8 with its block scales.
+cpu::WeightView weight_view(const Tensor& w);
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend();

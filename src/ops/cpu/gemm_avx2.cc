@@ -1,5 +1,6 @@
 // Packed GEMM for AVX2+FMA (built with -mavx2 -mfma; reached only after
-// cpu_features() says so): out = x w^T, x [M, K] fp32, w [N, K] fp32 or bf16.
+// cpu_features() says so): out = x w^T, x [M, K] fp32, w [N, K] fp32, bf16
+// or FP8 with block scales.
 //
 // Batch invariance fixes the arithmetic. Every product in this backend sums
 // an output the way the weight-streaming kernel does (linear_avx2.cc): eight
@@ -46,9 +47,30 @@ inline int64_t group_panels(int64_t K) {
   return std::max<int64_t>(1, (int64_t(256) << 10) / (block_panel_floats(K) * int64_t(sizeof(float))));
 }
 
+// Weight rows for packing: fp32 or bf16 rows are read in place; FP8 rows are
+// dequantised (dequant_fp8_row: the same fp32 weights the dot-product kernel
+// computes) into a per-thread buffer, one panel's rows at a time.
 template <typename W>
-void gemm_impl(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const W* w, int64_t ldw, int64_t n0,
-               int64_t n1, float* out, int64_t ldo, float* wbuf) {
+struct PlainPanels {
+  const W* w;
+  int64_t ldw;
+  void pack(int64_t n, int rows, int64_t K, int64_t q0, int64_t q1, bool last, float* dst) const {
+    pack_panel([&](int i) { return w + (n + i) * ldw; }, rows, K, q0, q1, last, dst);
+  }
+};
+struct Fp8Panels {
+  const Fp8Matrix& w;
+  void pack(int64_t n, int rows, int64_t K, int64_t q0, int64_t q1, bool last, float* dst) const {
+    thread_local FloatBuffer rowbuf;
+    float* r = rowbuf.get(size_t(kNR * K));
+    for (int i = 0; i < rows; i++) avx2::dequant_fp8_row(w, n + i, K, r + i * K);
+    pack_panel([&](int i) { return static_cast<const float*>(r + i * K); }, rows, K, q0, q1, last, dst);
+  }
+};
+
+template <typename Panels>
+void gemm_impl(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const Panels& w, int64_t n0, int64_t n1,
+               float* out, int64_t ldo, float* wbuf) {
   const int64_t kq = K / 8, kt = K % 8, SX = sliver_floats(K), SW = block_panel_floats(K);
   const int64_t gp = group_panels(K);
   const int64_t nkb = std::max<int64_t>(1, (kq + kBlockQ - 1) / kBlockQ);
@@ -63,8 +85,7 @@ void gemm_impl(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, co
       const int64_t q0 = kb * kBlockQ, q1 = std::min(kq, q0 + kBlockQ), nq = q1 - q0;
       const bool last = kb == nkb - 1;
       for (int64_t p = 0; p < panels; p++)
-        pack_panel([&](int i) { return w + (nb + p * kNR + i) * ldw; }, int(std::min<int64_t>(kNR, nc - p * kNR)), K,
-                   q0, q1, last, wbuf + p * SW);
+        w.pack(nb + p * kNR, int(std::min<int64_t>(kNR, nc - p * kNR)), K, q0, q1, last, wbuf + p * SW);
       for (int64_t s = s0; s < s1; s++) {
         const float* a = pa + s * SX;
         const int mr = int(std::min<int64_t>(kMR, M - s * kMR));
@@ -97,11 +118,15 @@ void pack_a_rows(const float* x, int64_t ldx, const int32_t* rows, int64_t M, in
 
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const float* w, int64_t ldw,
                  int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf) {
-  gemm_impl(pa, M, K, s0, s1, w, ldw, n0, n1, out, ldo, wbuf);
+  gemm_impl(pa, M, K, s0, s1, PlainPanels<float>{w, ldw}, n0, n1, out, ldo, wbuf);
 }
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const uint16_t* w, int64_t ldw,
                  int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf) {
-  gemm_impl(pa, M, K, s0, s1, w, ldw, n0, n1, out, ldo, wbuf);
+  gemm_impl(pa, M, K, s0, s1, PlainPanels<uint16_t>{w, ldw}, n0, n1, out, ldo, wbuf);
+}
+void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const Fp8Matrix& w, int64_t n0,
+                 int64_t n1, float* out, int64_t ldo, float* wbuf) {
+  gemm_impl(pa, M, K, s0, s1, Fp8Panels{w}, n0, n1, out, ldo, wbuf);
 }
 
 }  // namespace mimo::cpu::avx2

@@ -40,18 +40,37 @@ inline int64_t panel_floats(int64_t K) { return K * kNR; }
 // Floats of packed A for an M x K matrix: ceil(M / kMR) slivers.
 inline int64_t packed_a_floats(int64_t M, int64_t K) { return (M + kMR - 1) / kMR * sliver_floats(K); }
 
+// FP8 E4M3 weights with per-row block scales: w[n][k] = fp8(q[n ld + k]) *
+// s[n lds + k / block], block a multiple of 8. Every kernel computes that
+// fp32 weight with one rounding and then runs the fp32 order above, so an
+// FP8 product equals the fp32 product with the dequantised matrix exactly.
+struct Fp8Matrix {
+  const uint8_t* q = nullptr;
+  int64_t ld = 0;
+  const float* s = nullptr;
+  int64_t lds = 0;
+  int64_t block = 0;
+};
+
 // Dispatching single-thread entry points: the dot-product form (any M; meant
 // for M < kGemmMinM).
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K);
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K);
+void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
+                int64_t n1, int64_t K);
+// Row n of w in fp32 (K elements).
+void dequant_fp8_row(const Fp8Matrix& w, int64_t n, int64_t K, float* dst);
 
 namespace avx2 {
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K);
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K);
+void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
+                int64_t n1, int64_t K);
+void dequant_fp8_row(const Fp8Matrix& w, int64_t n, int64_t K, float* dst);
 
 // Packs slivers [s0, s1) of x [M, K] into pa (sliver s at s * sliver_floats(K)).
 void pack_a(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t s0, int64_t s1, float* pa);
@@ -69,6 +88,8 @@ void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, 
                  int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf);
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const uint16_t* w, int64_t ldw,
                  int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf);
+void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const Fp8Matrix& w, int64_t n0,
+                 int64_t n1, float* out, int64_t ldo, float* wbuf);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_bf16(const float* a, const uint16_t* b, int64_t n);
 void axpy_f32(float a, const float* x, float* y, int64_t n);  // y += a x

@@ -11,7 +11,8 @@ CpuFeatures detect() {
   CpuFeatures c;
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  c.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // F16C comes with every AVX2 CPU; the FP8 kernels use it.
+  c.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #endif
   return c;
 }
@@ -33,27 +34,37 @@ void override_cpu_features(const CpuFeatures* f) {
 }
 
 namespace {
-template <typename W>
-float load(const W* w, int64_t i) {
-  if constexpr (sizeof(W) == 2) return bf16_to_f32(w[i]);
-  else return w[i];
-}
+// Row n of a weight matrix as the portable kernel reads it.
+struct F32Rows {
+  const float* w;
+  int64_t ld;
+  float operator()(int64_t n, int64_t k) const { return w[n * ld + k]; }
+};
+struct Bf16Rows {
+  const uint16_t* w;
+  int64_t ld;
+  float operator()(int64_t n, int64_t k) const { return bf16_to_f32(w[n * ld + k]); }
+};
+struct Fp8RowsRef {
+  const Fp8Matrix& m;
+  const float* lut = fp8e4m3_table();
+  float operator()(int64_t n, int64_t k) const { return lut[m.q[n * m.ld + k]] * m.s[n * m.lds + k / m.block]; }
+};
 
-template <typename W>
-void linear_ref(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t M, int64_t n0,
-                int64_t n1, int64_t K) {
+template <typename Rows>
+void linear_ref(const float* x, int64_t ldx, const Rows& w, float* out, int64_t ldo, int64_t M, int64_t n0, int64_t n1,
+                int64_t K) {
   // Four independent partial sums keep the portable build from being bound
   // by add latency; the compiler vectorises them with SSE2.
   for (int64_t n = n0; n < n1; n++)
     for (int64_t m = 0; m < M; m++) {
       const float* xr = x + m * ldx;
-      const W* wr = w + n * ldw;
       float a[4] = {0, 0, 0, 0};
       int64_t k = 0;
       for (; k + 4 <= K; k += 4)
-        for (int j = 0; j < 4; j++) a[j] += xr[k + j] * load(wr, k + j);
+        for (int j = 0; j < 4; j++) a[j] += xr[k + j] * w(n, k + j);
       float acc = (a[0] + a[1]) + (a[2] + a[3]);
-      for (; k < K; k++) acc += xr[k] * load(wr, k);
+      for (; k < K; k++) acc += xr[k] * w(n, k);
       out[m * ldo + n] = acc;
     }
 }
@@ -62,13 +73,25 @@ void linear_ref(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K) {
   if (cpu_features().avx2_fma) return avx2::linear_f32(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
-  linear_ref(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
+  linear_ref(x, ldx, F32Rows{w, ldw}, out, ldo, M, n0, n1, K);
 }
 
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K) {
   if (cpu_features().avx2_fma) return avx2::linear_bf16(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
-  linear_ref(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
+  linear_ref(x, ldx, Bf16Rows{w, ldw}, out, ldo, M, n0, n1, K);
+}
+
+void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
+                int64_t n1, int64_t K) {
+  if (cpu_features().avx2_fma) return avx2::linear_fp8(x, ldx, w, out, ldo, M, n0, n1, K);
+  linear_ref(x, ldx, Fp8RowsRef{w}, out, ldo, M, n0, n1, K);
+}
+
+void dequant_fp8_row(const Fp8Matrix& w, int64_t n, int64_t K, float* dst) {
+  if (cpu_features().avx2_fma) return avx2::dequant_fp8_row(w, n, K, dst);
+  Fp8RowsRef r{w};
+  for (int64_t k = 0; k < K; k++) dst[k] = r(n, k);
 }
 
 float dot(const float* a, const float* b, int64_t n) {

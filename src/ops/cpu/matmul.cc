@@ -29,17 +29,31 @@ float* thread_wbuf(int64_t K) {
 
 bool use_gemm(int64_t M) { return M >= kGemmMinM && cpu_features().avx2_fma; }
 
+namespace {
+// Slivers [s0, s1) of packed x against weight columns [n0, n1).
+void gemm_slivers(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const WeightView& w, int64_t n0,
+                  int64_t n1, float* out, int64_t ldo) {
+  float* wbuf = thread_wbuf(K);
+  switch (w.kind) {
+    case WeightView::Kind::BF16: return avx2::gemm_packed(pa, M, K, s0, s1, w.b16(), w.ld, n0, n1, out, ldo, wbuf);
+    case WeightView::Kind::FP8: return avx2::gemm_packed(pa, M, K, s0, s1, w.fp8(), n0, n1, out, ldo, wbuf);
+    default: return avx2::gemm_packed(pa, M, K, s0, s1, w.f32(), w.ld, n0, n1, out, ldo, wbuf);
+  }
+}
+}  // namespace
+
 void matmul_range(const float* x, int64_t ldx, const float* pa, int64_t M, int64_t K, const WeightView& w, int64_t n0,
                   int64_t n1, float* out, int64_t ldo) {
   if (n1 <= n0 || M <= 0) return;
   if (use_gemm(M)) {
-    const int64_t slivers = (M + kMR - 1) / kMR;
-    if (w.bf16) avx2::gemm_packed(pa, M, K, 0, slivers, w.b16(), w.ld, n0, n1, out, ldo, thread_wbuf(K));
-    else avx2::gemm_packed(pa, M, K, 0, slivers, w.f32(), w.ld, n0, n1, out, ldo, thread_wbuf(K));
+    gemm_slivers(pa, M, K, 0, (M + kMR - 1) / kMR, w, n0, n1, out, ldo);
     return;
   }
-  if (w.bf16) linear_bf16(x, ldx, w.b16(), w.ld, out, ldo, M, n0, n1, K);
-  else linear_f32(x, ldx, w.f32(), w.ld, out, ldo, M, n0, n1, K);
+  switch (w.kind) {
+    case WeightView::Kind::BF16: return linear_bf16(x, ldx, w.b16(), w.ld, out, ldo, M, n0, n1, K);
+    case WeightView::Kind::FP8: return linear_fp8(x, ldx, w.fp8(), out, ldo, M, n0, n1, K);
+    default: return linear_f32(x, ldx, w.f32(), w.ld, out, ldo, M, n0, n1, K);
+  }
 }
 
 void pack_a_parallel(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K, float* pa) {
@@ -59,7 +73,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K,
     // chunk starts a new stream whose first KBs the prefetch cannot cover
     // (on Zen 3, 128 KB chunks stream ~9% slower than 1 MB ones), while a
     // matrix of 4 MB or more still gives each thread several chunks.
-    const int64_t es = w.bf16 ? 2 : 4;
+    const int64_t es = w.elem_bytes();
     int64_t grain = std::max<int64_t>(1, (int64_t(1) << 19) / std::max<int64_t>(1, 4 * K * es));
     pool.parallel_for((N + 3) / 4, grain, [&](int64_t b, int64_t e) {
       matmul_range(x, ldx, nullptr, M, K, w, b * 4, std::min(N, e * 4), out, ldo);
@@ -82,8 +96,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K,
     int64_t cb = item / mparts, mp = item % mparts;
     int64_t n0 = cb * nb, n1 = std::min(N, n0 + nb);
     int64_t s0 = slivers * mp / mparts, s1 = slivers * (mp + 1) / mparts;
-    if (w.bf16) avx2::gemm_packed(pa, M, K, s0, s1, w.b16(), w.ld, n0, n1, out, ldo, thread_wbuf(K));
-    else avx2::gemm_packed(pa, M, K, s0, s1, w.f32(), w.ld, n0, n1, out, ldo, thread_wbuf(K));
+    gemm_slivers(pa, M, K, s0, s1, w, n0, n1, out, ldo);
   });
 }
 

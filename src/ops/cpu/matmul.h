@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ops/cpu/kernels.h"
+
 namespace mimo {
 class ThreadPool;
 }
@@ -30,13 +32,28 @@ class FloatBuffer {
 // Weight-panel scratch of the calling thread for depth K.
 float* thread_wbuf(int64_t K);
 
-// A weight matrix [N, K] with rows `ld` elements apart, fp32 or bf16.
+// A weight matrix [N, K] with rows `ld` elements apart: fp32, bf16, or FP8
+// with per-row block scales (`scales` rows `scale_ld` apart, `block` columns
+// per scale).
 struct WeightView {
+  enum class Kind : uint8_t { F32, BF16, FP8 };
   const void* data = nullptr;
-  bool bf16 = false;
+  Kind kind = Kind::F32;
   int64_t ld = 0;
+  const float* scales = nullptr;
+  int64_t scale_ld = 0;
+  int64_t block = 0;
   const float* f32() const { return static_cast<const float*>(data); }
   const uint16_t* b16() const { return static_cast<const uint16_t*>(data); }
+  Fp8Matrix fp8() const { return {static_cast<const uint8_t*>(data), ld, scales, scale_ld, block}; }
+  int64_t elem_bytes() const { return kind == Kind::F32 ? 4 : kind == Kind::BF16 ? 2 : 1; }
+  // Rows [n, ...) of this matrix.
+  WeightView rows_from(int64_t n) const {
+    WeightView v = *this;
+    v.data = static_cast<const char*>(data) + n * ld * elem_bytes();
+    if (scales) v.scales = scales + n * scale_ld;
+    return v;
+  }
 };
 
 // True when rows x K products of M rows go through the packed GEMM.

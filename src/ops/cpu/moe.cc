@@ -95,11 +95,7 @@ void CpuBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tensor& w
   const int E = int(gate_up.dim(0));
   const int64_t I = down.dim(2);
   MIMO_ASSERT(gate_up.dim(1) == 2 * I && gate_up.dim(2) == H && down.dim(1) == H);
-  MIMO_ASSERT(gate_up.dtype() == down.dtype() && (gate_up.dtype() == DType::BF16 || gate_up.dtype() == DType::F32));
-  const bool bf = gate_up.dtype() == DType::BF16;
-  const size_t es = bf ? 2 : 4;
-  const char* gu_base = static_cast<const char*>(gate_up.data());
-  const char* dn_base = static_cast<const char*>(down.data());
+  const cpu::WeightView gu_all = weight_view(gate_up), dn_all = weight_view(down);
   auto& m = moe_;
 
   // Routed (token, weight) pairs bucketed by local expert, in token order.
@@ -191,7 +187,7 @@ void CpuBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tensor& w
       float* gt = tbuf.get(size_t(n * w * 2));  // gate | up
       float* ut = gt + n * w;
       const float* xe = xs + m.xoff[size_t(e)];
-      cpu::WeightView wv{gu_base + size_t(e) * size_t(2 * I * H) * es, bf, H};
+      const cpu::WeightView wv = gu_all.rows_from(int64_t(e) * 2 * I);
       cpu::matmul_range(xe, H, xe, n, H, wv, n0, n1, gt - n0, w);
       cpu::matmul_range(xe, H, xe, n, H, wv, I + n0, I + n1, ut - (I + n0), w);
       float* ae = acts + m.aoff[size_t(e)];
@@ -220,7 +216,7 @@ void CpuBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tensor& w
       const int64_t n = m.cnt[size_t(e)], o = m.off[size_t(e)];
       float* yt = tbuf.get(size_t(n * w));
       const float* ae = cpu::use_gemm(n) ? packs + m.poff[size_t(e)] : acts + m.aoff[size_t(e)];
-      cpu::WeightView wv{dn_base + size_t(e) * size_t(H * I) * es, bf, I};
+      const cpu::WeightView wv = dn_all.rows_from(int64_t(e) * H);
       cpu::matmul_range(ae, I, ae, n, I, wv, h0, h1, yt - h0, w);
       for (int64_t i = 0; i < n; i++) {
         float* dst = op + int64_t(m.tok[size_t(o + i)]) * H + h0;

@@ -14,6 +14,16 @@ inline __m256 load8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
+// Eight FP8 E4M3 bytes as fp32 times 2^-8, exactly: each byte's exponent and
+// mantissa bits are moved into an fp16's (whose exponent bias is 8 more) and
+// converted, so E4M3 subnormals come out as normal fp32 numbers. (The NaN
+// codes 0x7f / 0xff read as +-480; they do not occur in weights.)
+inline __m256 fp8x8(const uint8_t* p) {
+  __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  w = _mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16(int16_t(0xBF80)));
+  return _mm256_cvtph_ps(w);
+}
+
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
