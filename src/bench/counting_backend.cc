@@ -23,13 +23,18 @@ const char* op_kind_name(int k) {
 CountingBackend::Timer::Timer(OpCounts& c_, int k_) : c(c_), k(k_), t0(now()) {}
 CountingBackend::Timer::~Timer() { c.seconds[k] += now() - t0; }
 
+namespace {
+// Bytes a kernel reads for a weight: its elements plus any block scales.
+double stored_bytes(const Tensor& w) { return double(w.nbytes()) + (w.scales() ? double(w.scales()->nbytes()) : 0.0); }
+}  // namespace
+
 void CountingBackend::linear(const Tensor& x, const Tensor& w, Tensor& out) {
   {
     Timer t(c_, kOpLinear);
     in_.linear(x, w, out);
   }
   int64_t K = w.dim(1), N = w.dim(0), M = x.numel() / K;
-  c_.weight_bytes += double(w.nbytes());
+  c_.weight_bytes += stored_bytes(w);
   c_.flops += 2.0 * double(M) * double(N) * double(K);
 }
 
@@ -40,7 +45,7 @@ void CountingBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tens
     in_.moe_experts(x, ids, weights, gate_up, down, expert_begin, out);
   }
   const int E = int(gate_up.dim(0));
-  const double per_expert = double(gate_up.nbytes() + down.nbytes()) / E;
+  const double per_expert = (stored_bytes(gate_up) + stored_bytes(down)) / E;
   const double mac = double(gate_up.dim(1)) * double(gate_up.dim(2)) + double(down.dim(1)) * double(down.dim(2));
   std::vector<char> seen(static_cast<size_t>(E), 0);
   for (int32_t id : host_ints(*this, ids)) {

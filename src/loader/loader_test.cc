@@ -220,6 +220,57 @@ TEST(Fp8, CheckpointLoadsAndMatchesItsDequantisedWeights) {
   EXPECT_EQ(k[size_t(200 * 160 + 150)], fp8e4m3_to_f32(w.data[200 * 160 + 150]) * s[2 * 2 + 1]);
 }
 
+// FP8 matrices kept as FP8 (the CPU default for FP8 checkpoints) compute
+// exactly what the dequantised fp32 weights compute: the kernels form each
+// weight as fp8 * scale in fp32. Loaded both ways with fp32 for everything
+// else, the logits are bit-identical. The hidden size (160) is off the
+// 128-column blocks, so the MTP eh_proj halves (split at column 160) cannot
+// stay FP8 and are dequantised; everything else on the grid is kept.
+TEST(Fp8, NativeWeightsComputeTheDequantisedProduct) {
+  test::TempDir tmp("fp8native");
+  MakerOptions o;
+  o.hidden = 160;
+  o.dtype = "fp8";
+  o.fp8_per_head_scales = true;
+  o.head_dim = 192;
+  o.v_head_dim = 128;
+  o.layers = 2;
+  o.full_layers = {0};
+  o.mtp_layers = 1;
+  make_checkpoint(o, tmp.path());
+  Checkpoint ck = Checkpoint::open(tmp.path());
+  ASSERT_TRUE(has_fp8_weights(ck));
+  ModelSpec spec = load_model_config(tmp.path());
+  spec.num_mtp_layers = count_mtp_layers(ck);
+  auto logits = [&](bool native) {
+    auto be = make_cpu_backend();
+    LoadOptions lo;
+    lo.dtype = DType::F32;
+    lo.native_fp8 = native;
+    ModelWeights w = load_weights(ck, spec, *be, lo);
+    if (native) {
+      EXPECT_GT(w.fp8_matrices, 0);
+      EXPECT_EQ(w.layers[0].attn.k.dtype(), DType::F8E4M3);  // per-KV-head scale grid, expanded per row
+      EXPECT_EQ(w.layers[1].moe.gate_up.dtype(), DType::F8E4M3);
+      EXPECT_EQ(w.embed.dtype(), DType::F32);                // the embedding table is gathered, never FP8
+      EXPECT_EQ(w.mtp[0].eh_hidden.dtype(), DType::F32);     // column window off the blocks
+    } else {
+      EXPECT_EQ(w.fp8_matrices, 0);
+    }
+    Model m(spec, std::move(w), *be);
+    GenerateOptions go;
+    go.max_new_tokens = 0;
+    go.dump_prompt_logits = true;
+    GenerateResult r = generate(m, {5, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8}, go);
+    return std::vector<float>(r.prompt_logits.ptr<float>(), r.prompt_logits.ptr<float>() + r.prompt_logits.numel());
+  };
+  EXPECT_EQ(logits(true), logits(false));
+  // What users get by default (auto: FP8 kept, bf16 elsewhere) stays close.
+  std::vector<float> a = prompt_logits(tmp.path(), {5, 1, 4, 1, 5, 9}, "auto"), b = prompt_logits(tmp.path(), {5, 1, 4, 1, 5, 9});
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); i++) ASSERT_NEAR(a[i], b[i], 0.05 * (1 + std::fabs(b[i]))) << i;
+}
+
 TEST(Shards, ShardedEqualsSingleFile) {
   test::TempDir a("one"), b("three");
   MakerOptions o;
@@ -349,4 +400,19 @@ TEST_F(BadInput, CliExitsNonZeroWithOneMessage) {
 }
 
 }  // namespace
+// A non-finite block scale is an error naming the tensor when FP8 is kept.
+TEST(Fp8, NonFiniteScaleIsAnErrorWhenKept) {
+  test::TempDir tmp("fp8nan");
+  MakerOptions o;
+  o.dtype = "fp8";
+  o.layers = 1;
+  make_checkpoint(o, tmp.path());
+  rewrite(tmp.path(), [](std::vector<std::pair<std::string, Tensor>>& ts) {
+    for (auto& [n, t] : ts)
+      if (n == "model.layers.0.self_attn.q_proj.weight_scale_inv") t.ptr<float>()[0] = NAN;
+  });
+  auto be = make_cpu_backend();
+  expect_error([&] { load_model(tmp.path(), *be); }, "model.layers.0.self_attn.q_proj.weight_scale_inv");
+}
+
 }  // namespace mimo

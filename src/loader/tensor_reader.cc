@@ -1,5 +1,6 @@
 #include "loader/tensor_reader.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -68,6 +69,33 @@ void TensorReader::expect(const std::string& name, const std::vector<int64_t>& s
       break;
     }
     default: fail("tensor '{}' has dtype {}, which cannot hold weights", name, dtype_name(ti.dtype));
+  }
+}
+
+bool TensorReader::fp8_native_ok(const std::string& name, const Slice2D& sl, const ReadOptions& o) const {
+  const TensorInfo& ti = ckpt_.info(name);
+  return ti.dtype == DType::F8E4M3 && ti.shape.size() == 2 && o.fp8_block_cols % 8 == 0 && sl.c0 % o.fp8_block_cols == 0;
+}
+
+void TensorReader::read_fp8(const std::string& name, uint8_t* q, float* s, const Slice2D& sl, const ReadOptions& o) const {
+  const TensorInfo& ti = ckpt_.info(name);
+  if (!fp8_native_ok(name, sl, o)) fail("tensor '{}' cannot be kept as FP8 (dtype {}, column window from {})", name, dtype_name(ti.dtype), sl.c0);
+  const int64_t rows = ti.shape[0], cols = ti.shape[1], bc = o.fp8_block_cols;
+  const int64_t r0 = sl.r0, r1 = sl.r1 < 0 ? rows : sl.r1, c0 = sl.c0, c1 = sl.c1 < 0 ? cols : sl.c1;
+  MIMO_ASSERT(r0 >= 0 && r0 <= r1 && r1 <= rows && c0 <= c1 && c1 <= cols, "slice of {}", name);
+  int64_t srows = 0, scols = 0;
+  bool per_head = false;
+  const float* scale = scale_for(name, ti, o, &srows, &scols, &per_head);
+  const int64_t w = c1 - c0, kb = ceil_div(w, bc), blocks_per_head = per_head ? ceil_div(o.rows_per_head, o.fp8_block_rows) : 0;
+  for (int64_t r = r0; r < r1; r++) {
+    std::memcpy(q + (r - r0) * w, ti.data + r * cols + c0, size_t(w));
+    const int64_t sr = per_head ? (r / o.rows_per_head) * blocks_per_head + (r % o.rows_per_head) / o.fp8_block_rows
+                                : r / o.fp8_block_rows;
+    for (int64_t j = 0; j < kb; j++) {
+      const float v = scale[sr * scols + c0 / bc + j];
+      if (!std::isfinite(v)) fail("scale tensor '{}_scale_inv' has a non-finite value at [{}, {}]", name, sr, c0 / bc + j);
+      s[(r - r0) * kb + j] = v;
+    }
   }
 }
 

@@ -38,6 +38,14 @@ class TensorReader {
   // slice's own row stride). 1-D tensors use only the column window.
   void read(const std::string& name, DType dst, void* out, const Slice2D& s = {}, const ReadOptions& o = {}) const;
 
+  // For native FP8: copies the (sliced) E4M3 bytes into q and writes one row
+  // of block scales per row into s ([rows, ceil(cols / block)], the
+  // checkpoint's row grid expanded; the column window must start on a
+  // block). Fails naming the tensor if it is not FP8 or a scale is not finite.
+  void read_fp8(const std::string& name, uint8_t* q, float* s, const Slice2D& sl = {}, const ReadOptions& o = {}) const;
+  // Whether read_fp8 can take this tensor with this column window.
+  bool fp8_native_ok(const std::string& name, const Slice2D& sl, const ReadOptions& o) const;
+
   // Bytes of the stored tensor (and its scale), for progress reporting.
   uint64_t stored_bytes(const std::string& name) const;
 

@@ -35,6 +35,8 @@ struct Job {
   std::vector<int64_t> shape;
   DType dtype;
   std::vector<Part> parts;
+  bool may_fp8 = false;  // a matrix the kernels may read as FP8 (not the embedding table)
+  int fp8_block = 0;     // > 0: kept as FP8 with per-row scales in blocks of this many columns
 };
 
 class Planner {
@@ -44,16 +46,17 @@ class Planner {
     base_.fp8_block_cols = spec.quant.block_cols;
   }
 
-  void add(Tensor* t, std::vector<int64_t> shape, DType dt, std::vector<Part> parts) {
-    jobs_.push_back({t, std::move(shape), dt, std::move(parts)});
+  void add(Tensor* t, std::vector<int64_t> shape, DType dt, std::vector<Part> parts, bool may_fp8 = true) {
+    jobs_.push_back({t, std::move(shape), dt, std::move(parts), may_fp8 && dt == w_, 0});
   }
   Part part(const std::string& name, std::vector<int64_t> shape, int rows_per_head = 0) const {
     ReadOptions ro = base_;
     ro.rows_per_head = rows_per_head;
     return {name, std::move(shape), ro, {}};
   }
-  void matrix(Tensor* t, const std::string& name, int64_t rows, int64_t cols, int rows_per_head = 0) {
-    add(t, {rows, cols}, w_, {part(name, {rows, cols}, rows_per_head)});
+  void matrix(Tensor* t, const std::string& name, int64_t rows, int64_t cols, int rows_per_head = 0,
+              bool may_fp8 = true) {
+    add(t, {rows, cols}, w_, {part(name, {rows, cols}, rows_per_head)}, may_fp8);
   }
   void vec(Tensor* t, const std::string& name, int64_t n) { add(t, {n}, DType::F32, {part(name, {n})}); }
 
@@ -102,6 +105,30 @@ class Planner {
   std::vector<Job> jobs_;
 };
 
+// A matrix kept as FP8: its bytes as stored (parts concatenated along dim 0)
+// and one row of block scales per row.
+Tensor read_fp8_job(const TensorReader& reader, const Job& j, int64_t numel, ProgressBar& bar) {
+  const int64_t cols = j.shape.back(), kb = (cols + j.fp8_block - 1) / j.fp8_block, rows = numel / cols;
+  std::vector<int64_t> sshape = j.shape;
+  sshape.back() = kb;
+  void* qm = host_alloc(size_t(numel), true);
+  void* sm = host_alloc(size_t(rows * kb) * sizeof(float), true);
+  Tensor q = Tensor::from_storage(j.shape, DType::F8E4M3, Device::CPU,
+                                  std::shared_ptr<void>(qm, [](void* p) { std::free(p); }), qm);
+  Tensor s = Tensor::from_storage(sshape, DType::F32, Device::CPU,
+                                  std::shared_ptr<void>(sm, [](void* p) { std::free(p); }), sm);
+  uint8_t* qd = q.ptr<uint8_t>();
+  float* sd = s.ptr<float>();
+  for (auto& part : j.parts) {
+    reader.read_fp8(part.name, qd, sd, part.slice, part.ro);
+    const int64_t n = part.elements();
+    qd += n;
+    sd += n / cols * kb;
+    bar.add(reader.stored_bytes(part.name));
+  }
+  return q.with_scales(std::move(s), j.fp8_block);
+}
+
 }  // namespace
 
 DType resolve_weight_dtype(const std::string& flag, const Checkpoint& ckpt) {
@@ -111,6 +138,12 @@ DType resolve_weight_dtype(const std::string& flag, const Checkpoint& ckpt) {
   const std::string probe = "model.embed_tokens.weight";
   if (ckpt.has(probe) && ckpt.info(probe).dtype == DType::F32) return DType::F32;
   return DType::BF16;
+}
+
+bool has_fp8_weights(const Checkpoint& ckpt) {
+  for (auto& n : ckpt.names())
+    if (ckpt.info(n).dtype == DType::F8E4M3) return true;
+  return false;
 }
 
 int count_mtp_layers(const Checkpoint& ckpt) {
@@ -132,7 +165,7 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
   w.layers.resize(size_t(spec.num_layers()));
   Planner pl(ckpt, spec, opt.dtype);
   int64_t V = spec.vocab_size, hid = spec.hidden_size;
-  pl.matrix(&w.embed, "model.embed_tokens.weight", V, hid);
+  pl.matrix(&w.embed, "model.embed_tokens.weight", V, hid, 0, /*may_fp8=*/false);
   pl.vec(&w.norm, "model.norm.weight", hid);
   bool tied = spec.tie_word_embeddings && !ckpt.has("lm_head.weight");
   if (!tied) pl.matrix(&w.lm_head, "lm_head.weight", V, hid);
@@ -169,11 +202,20 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
   // Validate everything before doing any heavy work.
   TensorReader reader(ckpt);
   uint64_t total = 0;
-  for (auto& j : pl.jobs())
+  int64_t kept_fp8 = 0;
+  for (auto& j : pl.jobs()) {
+    bool fp8 = opt.native_fp8 && j.may_fp8;
     for (auto& part : j.parts) {
       reader.expect(part.name, part.shape, part.ro);
       total += reader.stored_bytes(part.name);
+      fp8 = fp8 && reader.fp8_native_ok(part.name, part.slice, part.ro);
     }
+    if (fp8) {
+      j.fp8_block = j.parts[0].ro.fp8_block_cols;
+      kept_fp8++;
+    }
+  }
+  MIMO_ASSERT(kept_fp8 == 0 || backend.device() == Device::CPU, "native FP8 weights are read by the CPU kernels only");
 
   // Largest first, handed out to all threads.
   auto& jobs = pl.jobs();
@@ -199,6 +241,10 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
         // Weights on huge pages (host_alloc.h): decode streams them.
         int64_t numel = 1;
         for (auto d : j.shape) numel *= d;
+        if (j.fp8_block > 0) {
+          host[i] = read_fp8_job(reader, j, numel, bar);
+          continue;
+        }
         void* mem = host_alloc(size_t(numel) * dtype_size(j.dtype), true);
         Tensor t = Tensor::from_storage(j.shape, j.dtype, Device::CPU,
                                         std::shared_ptr<void>(mem, [](void* q) { std::free(q); }), mem);
@@ -221,6 +267,10 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
     *jobs[i].target = backend.device() == Device::CPU ? std::move(host[i]) : backend.upload(host[i]);
   if (tied) w.lm_head = w.embed;
   spdlog::info("loaded {} tensors ({:.1f} MB stored) from {}", jobs.size(), double(total) / 1e6, ckpt.dir());
+  if (kept_fp8 > 0)
+    spdlog::info("{} FP8 weight matrices kept as FP8 with their block scales (--dtype bfloat16 dequantises them)",
+                 kept_fp8);
+  w.fp8_matrices = int(kept_fp8);
   return w;
 }
 

@@ -17,7 +17,13 @@ struct LoadOptions {
   DType dtype = DType::BF16;  // of weight matrices
   int num_threads = 0;        // 0 = the global pool's size
   bool load_mtp = true;
+  // Keep FP8 matrices of the checkpoint as FP8 with per-row block scales
+  // (CPU kernels read them natively) instead of dequantising to `dtype`.
+  bool native_fp8 = false;
 };
+
+// Whether the checkpoint stores any FP8 tensor.
+bool has_fp8_weights(const Checkpoint& ckpt);
 
 // The weight dtype for --dtype auto|float32|bfloat16: auto keeps F32
 // checkpoints in fp32 and runs bf16/F16/FP8 ones in bf16.

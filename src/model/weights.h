@@ -52,7 +52,8 @@ struct ModelWeights {
   Tensor lm_head;  // [V, hid]
   std::vector<LayerWeights> layers;
   std::vector<MtpLayerWeights> mtp;
-  DType dtype = DType::F32;  // of the matrices
+  DType dtype = DType::F32;  // of the matrices (and of the KV cache), but for
+  int fp8_matrices = 0;      // this many kept as FP8 with block scales (CPU)
 };
 
 }  // namespace mimo
