@@ -76,6 +76,8 @@ void ServerContext::load() {
   mo.dtype = args.dtype;
   mo.num_threads = args.loader_threads;
   model = load_model(model_path, *backend, mo);
+  // SGLang reports the weights' quantisation (null when none is in use).
+  args.flags["quantization"] = model.model->weights().fp8_matrices > 0 ? nlohmann::ordered_json("fp8") : nlohmann::ordered_json();
   fs::path dir = fs::is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
   if (fs::exists(dir / "tokenizer.json")) {
     tokenizer = Tokenizer::load(dir.string());

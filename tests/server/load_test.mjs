@@ -186,6 +186,7 @@ describe('flags', () => {
     const info = await json(server.url, '/get_server_info');
     assert.equal(info.body.max_running_requests, 128);
     assert.equal(info.body.tool_call_parser, 'mimo');
+    assert.equal(info.body.quantization, null);  // the default model is bf16 (FP8 checkpoints report "fp8")
     const { code } = await server.stop();
     assert.equal(code, 0);
     const help = await new Promise((resolve) => {
