@@ -167,6 +167,7 @@ class Engine {
   bool plain_greedy(const BatchEntry& e) const;
   Decision decide_greedy(const BatchEntry& e, const int32_t* ids) const;
   Tensor argmax_ids_;  // device ids of the last such step (grown as needed)
+  Tensor draft_ids_;   // device ids of the last draft pass (the engine thread's own)
   void commit(Req* r, Decision d, int64_t* generated);
   void draft(const ScheduledBatch& b, int depth);
   void process_outputs();

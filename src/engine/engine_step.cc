@@ -462,7 +462,7 @@ void Engine::finish(Req* r, const std::string& reason, const std::string& matche
 
 void Engine::draft(const ScheduledBatch& b, int depth) {
   const int steps = depth;  // layers run this time (auto may pick fewer, or none)
-  const int64_t H = model_.spec().hidden_size, V = model_.spec().vocab_size;
+  const int64_t H = model_.spec().hidden_size;
   struct Item {
     Req* r;
     bool drafting;
@@ -517,9 +517,14 @@ void Engine::draft(const ScheduledBatch& b, int depth) {
       Tensor h = be.alloc({int64_t(mb.tokens.size()), H}, DType::F32);
       be.copy_from_host(h, hin.data());
       const Tensor& lg = model_.mtp_forward(k, mb, h, *kv_);
-      std::vector<float> l(size_t(lg.numel()));
-      be.copy_to_host(l.data(), lg);
-      for (size_t i = 0; i < drafters.size(); i++) drafters[i]->next.push_back(argmax(l.data() + int64_t(i) * V, V));
+      // Drafts are greedy: only their ids cross to the host.
+      const int64_t R = lg.dim(0);
+      if (!draft_ids_.defined() || draft_ids_.numel() < R) draft_ids_ = be.alloc({std::max<int64_t>(R, 64)}, DType::I32);
+      Tensor out = draft_ids_.slice_rows(0, R);
+      be.argmax(lg, out);
+      std::vector<int32_t> ids(static_cast<size_t>(R));
+      be.copy_to_host(ids.data(), out);
+      for (size_t i = 0; i < drafters.size(); i++) drafters[i]->next.push_back(ids[i]);
     }
     for (size_t i = 0; i < items.size(); i++) items[i].r->mtp_done[k] = new_done[i];
   }
