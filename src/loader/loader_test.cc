@@ -191,10 +191,9 @@ TEST(Fp8, CodecRoundTrip) {
     if ((c & 0x7f) != 0x7f) EXPECT_EQ(f32_to_fp8e4m3(fp8e4m3_to_f32(uint8_t(c))) & 0xff, c == 0x80 ? 0x80 : c) << c;
 }
 
-// FP8 checkpoints (plain and per-head grids, ragged blocks) load and run; the
-// numbers themselves are checked against the float64 reference elsewhere.
-TEST(Fp8, CheckpointLoadsAndMatchesItsDequantisedWeights) {
-  test::TempDir tmp("fp8");
+// An FP8 checkpoint with the per-KV-head scale grid (2 kv heads x 192 rows of
+// full-attention k) and a hidden size off the 128-column blocks.
+MakerOptions fp8_ragged_per_head() {
   MakerOptions o;
   o.hidden = 160;  // ragged 128-blocks
   o.dtype = "fp8";
@@ -203,7 +202,14 @@ TEST(Fp8, CheckpointLoadsAndMatchesItsDequantisedWeights) {
   o.v_head_dim = 128;
   o.layers = 2;
   o.full_layers = {0};
-  make_checkpoint(o, tmp.path());
+  return o;
+}
+
+// FP8 checkpoints (plain and per-head grids, ragged blocks) load and run; the
+// numbers themselves are checked against the float64 reference elsewhere.
+TEST(Fp8, CheckpointLoadsAndMatchesItsDequantisedWeights) {
+  test::TempDir tmp("fp8");
+  make_checkpoint(fp8_ragged_per_head(), tmp.path());
   Checkpoint ck = Checkpoint::open(tmp.path());
   // k_proj of the full layer: 2 kv heads x 192 rows -> 4 scale rows (not 3).
   EXPECT_EQ(ck.info("model.layers.0.self_attn.k_proj.weight_scale_inv").shape, (std::vector<int64_t>{4, 2}));
@@ -228,14 +234,7 @@ TEST(Fp8, CheckpointLoadsAndMatchesItsDequantisedWeights) {
 // stay FP8 and are dequantised; everything else on the grid is kept.
 TEST(Fp8, NativeWeightsComputeTheDequantisedProduct) {
   test::TempDir tmp("fp8native");
-  MakerOptions o;
-  o.hidden = 160;
-  o.dtype = "fp8";
-  o.fp8_per_head_scales = true;
-  o.head_dim = 192;
-  o.v_head_dim = 128;
-  o.layers = 2;
-  o.full_layers = {0};
+  MakerOptions o = fp8_ragged_per_head();
   o.mtp_layers = 1;
   make_checkpoint(o, tmp.path());
   Checkpoint ck = Checkpoint::open(tmp.path());

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "ops/backend.h"
+#include "ops/cpu/cpu_paths_test.h"
 #include "ops/cpu/kernels.h"
 
 namespace mimo {
@@ -51,20 +52,8 @@ Tensor randn(std::vector<int64_t> shape, std::mt19937& g) {
 
 bool same_bits(const Tensor& a, const Tensor& b) { return std::memcmp(a.data(), b.data(), a.nbytes()) == 0; }
 
-class Fp8Paths : public ::testing::TestWithParam<bool> {
- protected:
-  void SetUp() override {
-    if (GetParam() && !cpu::cpu_features().avx2_fma) GTEST_SKIP() << "no AVX2+FMA+F16C on this CPU";
-    cpu::CpuFeatures f;
-    f.avx2_fma = GetParam();
-    cpu::override_cpu_features(&f);
-  }
-  void TearDown() override { cpu::override_cpu_features(nullptr); }
-};
-INSTANTIATE_TEST_SUITE_P(Cpu, Fp8Paths, ::testing::Values(true, false),
-                         [](const auto& i) { return i.param ? "avx2" : "portable"; });
 
-TEST_P(Fp8Paths, DequantRowMatchesTheTable) {
+TEST_P(Paths, Fp8DequantRowMatchesTheTable) {
   std::mt19937 g(1);
   for (int64_t K : {8, 13, 128, 300}) {
     Fp8Weights w = random_fp8({5, K}, 64, g);
@@ -79,7 +68,7 @@ TEST_P(Fp8Paths, DequantRowMatchesTheTable) {
 
 // Few rows (the dot-product tiles, contiguous or not), many rows (the packed
 // GEMM, with depth blocking past K = 4096), K off the blocks and off 8.
-TEST_P(Fp8Paths, LinearEqualsTheDequantisedProduct) {
+TEST_P(Paths, Fp8LinearEqualsTheDequantisedProduct) {
   auto be = make_cpu_backend();
   std::mt19937 g(2);
   struct Shape { int64_t M, N, K; int block; };
@@ -100,7 +89,7 @@ TEST_P(Fp8Paths, LinearEqualsTheDequantisedProduct) {
 
 // Routed experts with FP8 gate_up and down: equal to the fp32 experts, for a
 // decode-sized batch (dot-product kernels) and a prefill-sized one (GEMM).
-TEST_P(Fp8Paths, MoeExpertsEqualTheDequantisedExperts) {
+TEST_P(Paths, Fp8MoeExpertsEqualTheDequantisedExperts) {
   auto be = make_cpu_backend();
   std::mt19937 g(3);
   const int E = 6, K = 2;

@@ -12,6 +12,7 @@
 
 #include "core/thread_pool.h"
 #include "ops/backend.h"
+#include "ops/cpu/cpu_paths_test.h"
 #include "ops/cpu/kernels.h"
 
 namespace mimo {
@@ -34,18 +35,7 @@ double at(const Tensor& t, int64_t i) {
 }
 bool same_bits(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, size_t(n) * sizeof(float)) == 0; }
 
-// Runs each test body on the AVX2 path (when the CPU has it) and on the
-// portable path.
-class Paths : public ::testing::TestWithParam<bool> {
- protected:
-  void SetUp() override {
-    if (GetParam() && !cpu::cpu_features().avx2_fma) GTEST_SKIP() << "no AVX2+FMA on this CPU";
-    cpu::CpuFeatures f;
-    f.avx2_fma = GetParam();
-    cpu::override_cpu_features(&f);
-  }
-  void TearDown() override { cpu::override_cpu_features(nullptr); }
-};
+// Each Paths test body runs on the AVX2 path and on the portable one.
 INSTANTIATE_TEST_SUITE_P(Cpu, Paths, ::testing::Values(true, false),
                          [](const auto& i) { return i.param ? "avx2" : "portable"; });
 
