@@ -50,6 +50,9 @@ class MimoToolParser final : public ToolCallParser {
   }
 
   std::string_view name() const override { return "mimo"; }
+  std::string call_opening(std::string_view function) const override {
+    return function.empty() ? "<tool_call>\n<function=" : "<tool_call>\n<function=" + std::string(function) + ">\n";
+  }
 
   ToolStreamDelta push(std::string_view text) override {
     utf8_.feed(text, buf_);

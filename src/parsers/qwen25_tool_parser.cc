@@ -27,6 +27,10 @@ class Qwen25ToolParser final : public ToolCallParser {
       : ToolCallParser(std::move(opts)), tools_(std::move(tools)) {}
 
   std::string_view name() const override { return "qwen25"; }
+  std::string call_opening(std::string_view function) const override {
+    if (function.empty()) return "<tool_call>\n{\"name\": \"";
+    return "<tool_call>\n{\"name\": " + nlohmann::json(std::string(function)).dump() + ", \"arguments\": ";
+  }
 
   ToolStreamDelta push(std::string_view text) override {
     utf8_.feed(text, buf_);

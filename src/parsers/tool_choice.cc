@@ -60,4 +60,9 @@ std::string tool_choice_violation(const ToolChoice& choice, const std::vector<To
   return "";
 }
 
+std::string forced_call_opening(const ToolChoice& choice, std::string_view parser, const nlohmann::json& tools) {
+  if (choice.mode != ToolChoiceMode::kRequired && choice.mode != ToolChoiceMode::kNamed) return "";
+  return make_tool_parser(parser, tools)->call_opening(choice.mode == ToolChoiceMode::kNamed ? choice.function_name : "");
+}
+
 }  // namespace mimo

@@ -5,8 +5,9 @@
 //   "required"  parse; at least one call must come out
 //   {"type": "function", "function": {"name": N}}  parse; calls must be to N
 //
-// (SGLang additionally constrains decoding for "required"/named choices; that
-// lives with the sampler, not here.)
+// "required" and named choices are enforced by forcing the output to start
+// with a call (forced_call_opening): the prompt ends with the format's call
+// opening, and the response parser reads it back as the output's first text.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,11 @@ ToolChoice parse_tool_choice(const nlohmann::json& tool_choice, const nlohmann::
 
 // Whether the output should go through a tool-call parser at all.
 bool tool_parsing_enabled(const ToolChoice& choice, const nlohmann::json& tools);
+
+// The text the output must start with for this choice under tool-call format
+// `parser`: "" for none/auto, a call opening for "required", a call opening
+// naming the function for a named choice.
+std::string forced_call_opening(const ToolChoice& choice, std::string_view parser, const nlohmann::json& tools);
 
 // Empty when `calls` satisfy the choice, else a sentence saying why not
 // ("required": at least one call; named: at least one call, all to that name).

@@ -59,5 +59,30 @@ TEST(ToolChoice, Satisfied) {
   EXPECT_NE(tool_choice_violation(named, mixed).find("'b'"), std::string::npos);
 }
 
+// "required" and named choices force the output to open a call; the opening
+// plus the model's continuation parses as that call in either format.
+TEST(ToolChoice, ForcedCallOpening) {
+  const json tools = json::parse(R"([{"type": "function", "function": {"name": "get_weather",
+      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])");
+  const ToolChoice none = parse_tool_choice("none", tools), autoc = parse_tool_choice("auto", tools);
+  const ToolChoice req = parse_tool_choice("required", tools);
+  const ToolChoice named = parse_tool_choice({{"type", "function"}, {"function", {{"name", "get_weather"}}}}, tools);
+  EXPECT_EQ(forced_call_opening(none, "mimo", tools), "");
+  EXPECT_EQ(forced_call_opening(autoc, "mimo", tools), "");
+  EXPECT_EQ(forced_call_opening(req, "mimo", tools), "<tool_call>\n<function=");
+  EXPECT_EQ(forced_call_opening(named, "mimo", tools), "<tool_call>\n<function=get_weather>\n");
+  EXPECT_EQ(forced_call_opening(named, "qwen25", tools), "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ");
+  struct Case { const char* parser; const ToolChoice* choice; const char* continuation; };
+  for (const Case& c : {Case{"mimo", &named, "<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>"},
+                        Case{"mimo", &req, "get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>"},
+                        Case{"qwen25", &named, "{\"city\": \"Paris\"}}\n</tool_call>"},
+                        Case{"qwen25", &req, "get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"}}) {
+    ToolParseResult r = make_tool_parser(c.parser, tools)->parse(forced_call_opening(*c.choice, c.parser, tools) + c.continuation);
+    ASSERT_EQ(r.calls.size(), 1u) << c.parser << ": " << c.continuation;
+    EXPECT_EQ(r.calls[0].name, "get_weather");
+    EXPECT_EQ(json::parse(r.calls[0].arguments), json({{"city", "Paris"}})) << c.parser;
+  }
+}
+
 }  // namespace
 }  // namespace mimo

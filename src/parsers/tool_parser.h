@@ -96,6 +96,11 @@ class ToolCallParser {
   virtual ToolStreamDelta finish() = 0;
   // Back to the initial state (tools and options kept).
   virtual void reset() = 0;
+  // The text that opens a call in this format, up to and including the
+  // function's name when one is given (then ready for its arguments), else
+  // up to where the name goes. Appended to a prompt, it makes the model's
+  // output a call: how "required" and named tool_choice are enforced.
+  virtual std::string call_opening(std::string_view function) const = 0;
   // One-shot: reset(), push(text), finish(), folded together; leaves the
   // parser reset.
   ToolParseResult parse(std::string_view text);

@@ -11,6 +11,7 @@ struct ChatResponseBuilder::Choice {
   ChatResult result;
   ojson logprobs = ojson::array();
   int reasoning_tokens = 0;
+  bool opened = false;  // the forced opening went through the parser
 };
 
 ChatResponseBuilder::ChatResponseBuilder(ChatResponseOptions o) : o_(std::move(o)) {
@@ -63,7 +64,8 @@ std::vector<ojson> ChatResponseBuilder::push(int index, const EngineOutput& out)
     chunks.push_back(output_error(c.progress)->body());
     return chunks;
   }
-  ChatDelta d = c.parser->push(out.text);
+  ChatDelta d = c.parser->push(c.opened ? out.text : o_.forced_opening + out.text);
+  c.opened = true;
   if (out.finished) {
     ChatDelta rest = c.parser->finish();
     d.reasoning += rest.reasoning;
@@ -94,8 +96,9 @@ std::vector<ojson> ChatResponseBuilder::push(int index, const EngineOutput& out)
     if (o_.tokenizer && !c.result.reasoning.empty())
       c.reasoning_tokens = int(o_.tokenizer->encode(c.result.reasoning, false).size());
     if (o_.tool_choice.mode == ToolChoiceMode::kRequired || o_.tool_choice.mode == ToolChoiceMode::kNamed) {
-      // Decoding is not constrained (yet), so the model may not comply;
-      // the client gets what it produced.
+      // The output was forced to open a call, but the model may still name
+      // a function that is not a tool ("required") or break the format; the
+      // client gets what it produced.
       std::string why = tool_choice_violation(o_.tool_choice, c.result.tool_calls);
       if (!why.empty()) spdlog::info("{}: tool_choice not satisfied: {}", o_.id, why);
     }

@@ -31,6 +31,7 @@ struct ChatResponseOptions {
   std::string tool_parser;         // "" = no tool-call parsing
   nlohmann::json tools;            // the request's tools, for the parser
   ToolChoice tool_choice;
+  std::string forced_opening;      // text the prompt ends with that belongs to the output (a forced tool call)
   bool logprobs = false;
   int top_logprobs = 0;
   std::vector<std::string> stop;   // the request's stop strings (matched_stop typing)

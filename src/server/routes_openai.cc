@@ -91,6 +91,10 @@ void handle_chat(ServerContext& ctx, const httplib::Request& req, httplib::Respo
   if (!ctx.args.tool_call_parser.empty() && tool_parsing_enabled(cr.tool_choice, tools)) {
     o.tool_parser = ctx.args.tool_call_parser;
     o.tools = tools;
+    // "required" / named: the output starts with a call (the prompt ends
+    // with its opening; the parser reads the opening back first).
+    o.forced_opening = forced_call_opening(cr.tool_choice, o.tool_parser, tools);
+    if (!o.forced_opening.empty()) er.input_ids = ctx.tokenizer->encode(prompt + o.forced_opening, true);
   }
   o.tool_choice = cr.tool_choice;
   o.logprobs = cr.logprobs;

@@ -152,11 +152,21 @@ describe('chat completions', () => {
     // tool_choice "none": like SGLang, the template gets no tools.
     const none = await tokenize({ messages: hello, tools: TOOLS, tool_choice: 'none' });
     assert.ok(!none.prompt.includes('<tools>'));
-    // required / named are accepted (not enforced on decoding: see the README).
-    for (const choice of ['required', { type: 'function', function: { name: 'get_weather' } }]) {
-      const x = await client.chat.completions.create(greedy({ tools: TOOLS, tool_choice: choice }));
-      assert.equal(x.object, 'chat.completion');
-    }
+    // A named choice always comes back as a call to that function (the
+    // output is forced to open it), streamed or not; "required" forces the
+    // opening, so the output starts with a call even when this toy model
+    // then names no tool.
+    const named = { type: 'function', function: { name: 'get_weather' } };
+    const x = await client.chat.completions.create(greedy({ tools: TOOLS, tool_choice: named }));
+    assert.equal(x.choices[0].message.tool_calls[0].function.name, 'get_weather');
+    assert.ok(x.usage.prompt_tokens > t.count, 'the call opening is part of the prompt');
+    const xs = await client.chat.completions.create(greedy({ tools: TOOLS, tool_choice: named, stream: true }));
+    const names = [];
+    for await (const ch of xs) for (const c of ch.choices) for (const tc of c.delta.tool_calls || []) if (tc.function?.name) names.push(tc.function.name);
+    assert.deepEqual(names, ['get_weather']);
+    const req = await client.chat.completions.create(greedy({ tools: TOOLS, tool_choice: 'required' }));
+    const m = req.choices[0].message;
+    assert.ok((m.tool_calls || []).length > 0 || (m.content || '').startsWith('<tool_call>\n<function='), JSON.stringify(m));
     // A tool round trip: the assistant's call and the tool's answer go back in.
     const history = [...hello,
       { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function',

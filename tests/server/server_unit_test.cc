@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
+#include "parsers/tool_choice.h"
 #include "server/chat_response.h"
 #include "server/completion_response.h"
 #include "server/default_model.h"
@@ -196,6 +197,28 @@ TEST_F(ServerUnit, UnknownFunctionStaysTextAndTruncatedCallKeepsLength) {
   ChatResponseBuilder c(o);
   feed(c, {"<tool_call>\n<function=get_weather>\n<parameter=city>\nPa"}, "length");
   EXPECT_EQ(c.response()["choices"][0]["finish_reason"], "length");
+}
+
+// A forced call opening (tool_choice named) is read back as the output's
+// first text: the model's continuation alone completes the call.
+TEST_F(ServerUnit, ForcedCallOpeningIsTheOutputsStart) {
+  ChatResponseOptions o;
+  o.reasoning_parser = "qwen3";
+  o.reasoning.thinking_started_in_prompt = true;
+  o.tool_parser = "mimo";
+  o.tools = json::parse(kTools);
+  o.tool_choice = parse_tool_choice({{"type", "function"}, {"function", {{"name", "get_weather"}}}}, o.tools);
+  o.forced_opening = forced_call_opening(o.tool_choice, "mimo", o.tools);
+  const std::string rest = "<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>";
+  for (size_t step : {size_t(1), rest.size()}) {
+    ChatResponseBuilder b(o);
+    auto chunks = feed(b, bytewise(rest, step), "stop");
+    ojson r = b.response();
+    ASSERT_EQ(r["choices"][0]["message"]["tool_calls"].size(), 1u) << r.dump();
+    EXPECT_EQ(r["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+    EXPECT_EQ(r["choices"][0]["finish_reason"], "tool_calls");
+    EXPECT_EQ(streamed(chunks, "reasoning_content"), "");  // <tool_call> ends the prompt's open thinking
+  }
 }
 
 TEST_F(ServerUnit, LogprobsNAndErrors) {
