@@ -3,7 +3,6 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "core/log.h"
 
 namespace mimo {
 
@@ -17,12 +16,8 @@ LoadedModel load_model(const std::string& path, Backend& backend, const ModelLoa
   spec.num_mtp_layers = count_mtp_layers(ckpt);
   LoadOptions lo;
   lo.dtype = resolve_weight_dtype(opt.dtype, ckpt);
-  // FP8 checkpoints run as FP8 on the CPU unless a dtype is asked for (the
-  // CUDA kernels read bf16 weights, so there they are dequantised).
-  if (opt.dtype == "auto" && has_fp8_weights(ckpt)) {
-    if (backend.device() == Device::CPU) lo.native_fp8 = true;
-    else spdlog::info("FP8 weights are dequantised to bf16 on {} (native FP8 kernels are CPU-only)", backend.name());
-  }
+  // FP8 checkpoints keep their FP8 matrices unless a dtype is asked for.
+  if (opt.dtype == "auto" && has_fp8_weights(ckpt)) lo.native_fp8 = true;
   lo.load_mtp = opt.load_mtp;
   lo.num_threads = opt.num_threads;
   ModelWeights w = load_weights(ckpt, spec, backend, lo);

@@ -8,6 +8,7 @@ Tensor Backend::upload(const Tensor& host) {
   MIMO_ASSERT(host.device() == Device::CPU);
   Tensor t = alloc(host.shape(), host.dtype());
   copy_from_host(t, host.data());
+  if (host.scales()) t = t.with_scales(upload(*host.scales()), host.scale_block());  // FP8 block scales travel along
   return t;
 }
 

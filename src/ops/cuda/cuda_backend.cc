@@ -34,6 +34,13 @@ constexpr size_t kBlasWorkspace = 32u << 20;  // cuBLAS's recommended size on Ho
 
 bool is_bf16(const Tensor& t) { return t.dtype() == DType::BF16; }
 
+// An FP8 weight and its per-row block scales as the kernels take them.
+cuda::Fp8Rows fp8_rows(const Tensor& w) {
+  MIMO_ASSERT(w.scales() && w.scales()->device() == Device::CUDA && w.scale_block() % 8 == 0,
+              "FP8 weight {} needs device block scales in blocks of 8k", w.shape_str());
+  return {w.ptr<uint8_t>(), w.scales()->ptr<float>(), w.scales()->dim(-1), w.scale_block()};
+}
+
 void expect_cuda(const Tensor& t, const char* what) {
   MIMO_ASSERT(t.device() == Device::CUDA, "{}: tensor {} is on the {}, not the GPU", what, t.shape_str(),
               device_name(t.device()));
@@ -181,7 +188,30 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, Tensor& out) {
   const float one = 1.0f, zero = 0.0f;
   // Row-major out[M, N] = x[M, K] w[N, K]^T is column-major out^T = w^T x^T:
   // cuBLAS sees w as a K x N matrix (op T) and x as K x M.
-  if (is_bf16(w)) {
+  if (w.dtype() == DType::F8E4M3) {
+    const cuda::Fp8Rows f = fp8_rows(w);
+    if (M <= cuda::kGemvMaxM) {
+      cuda::gemv_fp8(x.ptr<float>(), M, K, f, N, out.ptr<float>(), stream_);
+      return after_launch("linear (fp8 gemv)");
+    }
+    // Tensor cores: the activations and a slab of weight rows at a time
+    // (fp8 * scale) in bf16, ~32 MB of weights per product.
+    const int64_t slab = std::min<int64_t>(N, std::max<int64_t>(64, (int64_t(32) << 20) / (2 * K)));
+    const size_t xbytes = (size_t(M * K) * 2 + 255) / 256 * 256;
+    char* base = static_cast<char*>(scratch(xbytes + size_t(slab * K) * 2));
+    auto* xb = reinterpret_cast<uint16_t*>(base);
+    auto* wb = reinterpret_cast<uint16_t*>(base + xbytes);
+    cuda::f32_to_bf16(x.ptr<float>(), M * K, xb, stream_);
+    after_launch("linear (convert)");
+    for (int64_t n0 = 0; n0 < N; n0 += slab) {
+      const int64_t n1 = std::min(N, n0 + slab);
+      cuda::fp8_to_bf16(f, n0, n1, K, wb, stream_);
+      after_launch("linear (fp8 -> bf16)");
+      CUBLAS_OK(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(n1 - n0), int(M), int(K), &one, wb, CUDA_R_16BF,
+                             int(K), xb, CUDA_R_16BF, int(K), &zero, out.ptr<float>() + n0, CUDA_R_32F, int(N),
+                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+  } else if (is_bf16(w)) {
     if (M <= cuda::kGemvMaxM) {
       cuda::gemv_bf16(x.ptr<float>(), M, K, w.ptr<uint16_t>(), N, out.ptr<float>(), stream_);
       return after_launch("linear (gemv)");
@@ -328,6 +358,14 @@ void CudaBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tensor& 
   a.gate_up = gate_up.data();
   a.down = down.data();
   a.bf16 = is_bf16(gate_up);
+  if (gate_up.dtype() == DType::F8E4M3) {
+    MIMO_ASSERT(gate_up.scales() && down.scales() && gate_up.scale_block() == down.scale_block(),
+                "FP8 experts need block scales of one block size");
+    a.fp8 = true;
+    a.gate_up_scales = gate_up.scales()->ptr<float>();
+    a.down_scales = down.scales()->ptr<float>();
+    a.block = gate_up.scale_block();
+  }
   a.expert_begin = expert_begin;
   a.out = out.ptr<float>();
   void* s = scratch(cuda::moe_scratch_bytes(a));

@@ -13,6 +13,15 @@ __host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + 
 
 __device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
 
+// FP8 E4M3 code -> its value, exactly (normal codes rebiased into fp32,
+// subnormals m * 2^-9; the NaN codes 0x7f / 0xff read as +-480, as on the
+// CPU). Times the block scale this is the weight the CPU kernels form.
+__device__ __forceinline__ float fp8_e4m3(uint32_t b) {
+  const uint32_t e = (b >> 3) & 15u, m = b & 7u;
+  const float v = e ? __uint_as_float(((e + 120u) << 23) | (m << 20)) : float(m) * 0.001953125f;
+  return (b & 0x80u) ? -v : v;
+}
+
 // Round to nearest even; NaN keeps its payload's top bits and gets the quiet
 // bit, exactly like f32_to_bf16 in core/dtype.h (not __float2bfloat16, whose
 // NaN is canonical).

@@ -45,6 +45,19 @@ void bf16_to_f32(const uint16_t* x, int64_t n, float* out, cudaStream_t s);
 // in an order that does not depend on M (batch invariance for M <= 64).
 constexpr int kGemvMaxM = 64;
 void gemv_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t N, float* out, cudaStream_t s);
+// FP8 E4M3 weights with per-row block scales, the CPU's layout: w[n][k] =
+// fp8(q[n K + k]) * s[n lds + k / block], block a multiple of 8.
+struct Fp8Rows {
+  const uint8_t* q = nullptr;
+  const float* s = nullptr;
+  int64_t lds = 0;
+  int block = 0;
+};
+// The same product as gemv_bf16 (same order and launch shapes) on FP8 rows.
+void gemv_fp8(const float* x, int64_t M, int64_t K, const Fp8Rows& w, int64_t N, float* out, cudaStream_t s);
+// Rows [n0, n1) of FP8 weights as bf16 (fp8 * scale rounded to nearest even),
+// row-major [n1 - n0, K], for the tensor-core path.
+void fp8_to_bf16(const Fp8Rows& w, int64_t n0, int64_t n1, int64_t K, uint16_t* out, cudaStream_t s);
 
 // ---- attention.cu ---------------------------------------------------------
 struct AttnArgs {
@@ -90,6 +103,11 @@ struct MoEArgs {
   const void* gate_up = nullptr;   // [E, 2I, H]
   const void* down = nullptr;      // [E, H, I]
   bool bf16 = false;
+  // FP8 experts: per-row block scales, [E, 2I, ceil(H / block)] and [E, H, ceil(I / block)].
+  bool fp8 = false;
+  const float* gate_up_scales = nullptr;
+  const float* down_scales = nullptr;
+  int block = 0;
   int64_t T = 0, H = 0, I = 0;
   int K = 0, E = 0, expert_begin = 0;
   float* out = nullptr;  // [T, H]

@@ -15,6 +15,7 @@
 
 #include "core/dtype.h"
 #include "ops/backend.h"
+#include "ops/cpu/kernels.h"
 
 namespace mimo::cudatest {
 
@@ -45,6 +46,34 @@ inline Tensor rand_host(std::vector<int64_t> shape, Rng& r, float std = 1.0f, DT
   else
     for (int64_t i = 0; i < t.numel(); i++) t.ptr<float>()[i] = r.sym(std);
   return t;
+}
+
+// FP8 E4M3 weights [.., rows, K] of about `std` with per-row block scales
+// attached (blocks of `block` columns): random codes (no NaN codes), scales
+// around std / 64 so the values span the format.
+inline Tensor rand_fp8_host(std::vector<int64_t> shape, Rng& r, float std, int block) {
+  Tensor q = Tensor::empty(shape, DType::F8E4M3);
+  std::vector<int64_t> sshape = shape;
+  sshape.back() = (shape.back() + block - 1) / block;
+  Tensor s = Tensor::empty(sshape, DType::F32);
+  for (int64_t i = 0; i < q.numel(); i++) {
+    uint8_t c;
+    do c = uint8_t(r.next()); while ((c & 0x7f) == 0x7f);
+    q.ptr<uint8_t>()[i] = c;
+  }
+  for (int64_t i = 0; i < s.numel(); i++) s.ptr<float>()[i] = std / 64.0f * (0.5f + r.uniform());
+  return q.with_scales(s, block);
+}
+
+// FP8 weights as the tensor-core paths stage them: fp8 * scale (the CPU's
+// fp32 weight) rounded to bf16.
+inline Tensor fp8_as_bf16(const Tensor& w) {
+  const int64_t K = w.dim(-1), rows = w.numel() / K;
+  Tensor f = Tensor::empty(w.shape(), DType::F32), b = Tensor::empty(w.shape(), DType::BF16);
+  cpu::Fp8Matrix m{w.ptr<uint8_t>(), K, w.scales()->ptr<float>(), w.scales()->dim(-1), w.scale_block()};
+  for (int64_t n = 0; n < rows; n++) cpu::dequant_fp8_row(m, n, K, f.ptr<float>() + n * K);
+  for (int64_t i = 0; i < w.numel(); i++) b.ptr<uint16_t>()[i] = f32_to_bf16(f.ptr<float>()[i]);
+  return b;
 }
 
 inline Tensor i32_host(const std::vector<int32_t>& v) {

@@ -1,9 +1,12 @@
 // Skinny products for decode: out[M, N] = x[M, K] @ w[N, K]^T with M <= 64,
-// bf16 weights and fp32 activations. Reading w is the whole cost, so each
+// bf16 or FP8 (per-row block scales) weights and fp32 activations. Reading w is the whole cost, so each
 // warp streams 4 weight rows with 16-byte loads (8 bf16 per lane) and reuses
 // every activation it loads across those 4 rows; activations stay fp32 (no
 // rounding of x, unlike the tensor-core path), so this matches the CPU's
 // bf16 linear to fp32 rounding.
+#include <algorithm>
+#include <type_traits>
+
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_kernels.h"
 #include "ops/cuda/grouped_gemm.cuh"
@@ -23,19 +26,68 @@ __device__ __forceinline__ void unpack8(const uint4& v, float* f) {
   }
 }
 
+// A weight matrix as the kernels read it. rows() gives one warp's
+// kRowsPerWarp rows (rows past N re-read the last row: cheap, cached, never
+// stored); load8 reads 8 consecutive weights of row i at k (k % 8 == 0,
+// aligned: the VEC path), one() a single weight.
+struct Bf16Mat {
+  const uint16_t* w;
+  struct Warp {
+    const uint16_t* r[kRowsPerWarp];
+    __device__ __forceinline__ void load8(int i, int64_t k, float* f) const {
+      unpack8(__ldg(reinterpret_cast<const uint4*>(r[i] + k)), f);
+    }
+    __device__ __forceinline__ float one(int i, int64_t k) const { return bf16_bits_to_f32(r[i][k]); }
+  };
+  __device__ __forceinline__ Warp rows(int64_t n0, int64_t N, int64_t K) const {
+    Warp wr;
+#pragma unroll
+    for (int i = 0; i < kRowsPerWarp; i++) wr.r[i] = w + (n0 + i < N ? n0 + i : N - 1) * K;
+    return wr;
+  }
+};
+// FP8 rows: each weight is fp8 * its block's scale in fp32 (one rounding),
+// then summed in the bf16 kernel's order.
+struct Fp8Mat {
+  Fp8Rows m;
+  struct Warp {
+    const uint8_t* r[kRowsPerWarp];
+    const float* s[kRowsPerWarp];
+    int block;
+    __device__ __forceinline__ void load8(int i, int64_t k, float* f) const {
+      const uint2 v = __ldg(reinterpret_cast<const uint2*>(r[i] + k));
+      const float sc = __ldg(s[i] + k / block);
+      const uint32_t w[2] = {v.x, v.y};
+#pragma unroll
+      for (int j = 0; j < 8; j++) f[j] = fp8_e4m3((w[j / 4] >> (8 * (j % 4))) & 0xffu) * sc;
+    }
+    __device__ __forceinline__ float one(int i, int64_t k) const { return fp8_e4m3(r[i][k]) * __ldg(s[i] + k / block); }
+  };
+  __device__ __forceinline__ Warp rows(int64_t n0, int64_t N, int64_t K) const {
+    Warp wr;
+    wr.block = m.block;
+#pragma unroll
+    for (int i = 0; i < kRowsPerWarp; i++) {
+      const int64_t n = n0 + i < N ? n0 + i : N - 1;
+      wr.r[i] = m.q + n * K;
+      wr.s[i] = m.s + n * m.lds;
+    }
+    return wr;
+  }
+};
+
 // The one summation order of every gemv-style kernel here: lane L takes the
 // 8-wide chunks k = 8L, 8L + 256, ... of a row in ascending order (then
 // warp_sum), whatever the number of activation rows. acc[m][r] accumulates
 // xr[m] . wr[r] for the rows m < mc; needs K % 8 == 0 and 16-byte alignment.
-template <int M, int UNROLL>
-__device__ __forceinline__ void accumulate_vec(const float* const (&xr)[M], int mc,
-                                               const uint16_t* const (&wr)[kRowsPerWarp], int64_t K, int lane,
-                                               float (&acc)[M][kRowsPerWarp]) {
+template <int M, int UNROLL, typename WarpRows>
+__device__ __forceinline__ void accumulate_vec(const float* const (&xr)[M], int mc, const WarpRows& wr, int64_t K,
+                                               int lane, float (&acc)[M][kRowsPerWarp]) {
 #pragma unroll(UNROLL)
   for (int64_t k = int64_t(lane) * 8; k < K; k += 32 * 8) {
     float wf[kRowsPerWarp][8];
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; r++) unpack8(__ldg(reinterpret_cast<const uint4*>(wr[r] + k)), wf[r]);
+    for (int r = 0; r < kRowsPerWarp; r++) wr.load8(r, k, wf[r]);
 #pragma unroll
     for (int m = 0; m < M; m++) {
       if (m >= mc) break;
@@ -70,10 +122,9 @@ __device__ __forceinline__ void reduce_store(float (&acc)[M][kRowsPerWarp], int 
 // TILED: the grid is (row tiles of M, weight blocks), row tiles fastest, so
 // the blocks that share a weight block run together and all but the first
 // read it from L2.
-template <int M, bool VEC, bool TILED = false>
-__global__ void __launch_bounds__(kWarps * 32, (M <= 6 ? 2 : 1)) gemv_bf16_kernel(const float* __restrict__ x, int64_t K,
-                                                                 const uint16_t* __restrict__ w, int64_t N,
-                                                                 float* __restrict__ out) {
+template <int M, bool VEC, bool TILED, typename Mat>
+__global__ void __launch_bounds__(kWarps * 32, (M <= 6 ? 2 : 1)) gemv_kernel(const float* __restrict__ x, int64_t K,
+                                                                 Mat w, int64_t N, float* __restrict__ out) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   if constexpr (TILED) {
     x += int64_t(blockIdx.x) * M * K;
@@ -86,10 +137,7 @@ __global__ void __launch_bounds__(kWarps * 32, (M <= 6 ? 2 : 1)) gemv_bf16_kerne
   for (int m = 0; m < M; m++)
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; r++) acc[m][r] = 0.0f;
-  // Rows past N re-read the last row (cheap, cached) instead of branching.
-  const uint16_t* wr[kRowsPerWarp];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++) wr[r] = w + (n0 + r < N ? n0 + r : N - 1) * K;
+  const auto wr = w.rows(n0, N, K);
 
   if constexpr (VEC) {
     const float* xr[M];
@@ -100,7 +148,7 @@ __global__ void __launch_bounds__(kWarps * 32, (M <= 6 ? 2 : 1)) gemv_bf16_kerne
     for (int64_t k = lane; k < K; k += 32) {
       float wf[kRowsPerWarp];
 #pragma unroll
-      for (int r = 0; r < kRowsPerWarp; r++) wf[r] = bf16_bits_to_f32(wr[r][k]);
+      for (int r = 0; r < kRowsPerWarp; r++) wf[r] = wr.one(r, k);
 #pragma unroll
       for (int m = 0; m < M; m++) {
         float xv = x[m * K + k];
@@ -112,13 +160,24 @@ __global__ void __launch_bounds__(kWarps * 32, (M <= 6 ? 2 : 1)) gemv_bf16_kerne
   reduce_store<M>(acc, M, lane, n0, N, out, N);
 }
 
-template <int M>
-void launch(const float* x, int64_t K, const uint16_t* w, int64_t N, float* out, bool vec, cudaStream_t s) {
+template <int M, typename Mat>
+void launch(const float* x, int64_t K, const Mat& w, int64_t N, float* out, bool vec, cudaStream_t s) {
   unsigned blocks = unsigned(ceil_div(N, kWarps * kRowsPerWarp));
   if (vec)
-    gemv_bf16_kernel<M, true><<<blocks, kWarps * 32, 0, s>>>(x, K, w, N, out);
+    gemv_kernel<M, true, false, Mat><<<blocks, kWarps * 32, 0, s>>>(x, K, w, N, out);
   else
-    gemv_bf16_kernel<M, false><<<blocks, kWarps * 32, 0, s>>>(x, K, w, N, out);
+    gemv_kernel<M, false, false, Mat><<<blocks, kWarps * 32, 0, s>>>(x, K, w, N, out);
+}
+
+// Expert e's weight matrix of a grouped product.
+template <typename Mat>
+__device__ __forceinline__ Mat expert_mat(const GroupedGemm& g, int e) {
+  if constexpr (std::is_same_v<Mat, Fp8Mat>) {
+    return Fp8Mat{{static_cast<const uint8_t*>(g.W) + int64_t(e) * g.w_expert_stride, g.S + int64_t(e) * g.s_expert_stride,
+                   g.lds, g.block}};
+  } else {
+    return Bf16Mat{static_cast<const uint16_t*>(g.W) + int64_t(e) * g.w_expert_stride};
+  }
 }
 
 // The MoE experts' decode case: few rows per expert. Block (x, e) streams
@@ -126,7 +185,8 @@ void launch(const float* x, int64_t K, const uint16_t* w, int64_t N, float* out,
 // expert's rows in tiles of 8 (later tiles re-read the weights from cache).
 // Each output is summed in the dense kernel's order, so a row's result does
 // not depend on how many other rows its expert has.
-__global__ void __launch_bounds__(kWarps * 32) ggemv_bf16_kernel(GroupedGemm g) {
+template <typename Mat>
+__global__ void __launch_bounds__(kWarps * 32) ggemv_kernel(GroupedGemm g) {
   constexpr int MT = 8;
   const int e = blockIdx.y;
   const int rb = g.offsets[e], re = g.offsets[e + 1];
@@ -135,10 +195,7 @@ __global__ void __launch_bounds__(kWarps * 32) ggemv_bf16_kernel(GroupedGemm g) 
   const int64_t n0 = (int64_t(blockIdx.x) * kWarps + warp) * kRowsPerWarp;
   const int64_t N = g.N, K = g.K;
   if (n0 >= N) return;
-  const uint16_t* W = static_cast<const uint16_t*>(g.W) + int64_t(e) * g.w_expert_stride;
-  const uint16_t* wr[kRowsPerWarp];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++) wr[r] = W + (n0 + r < N ? n0 + r : N - 1) * K;
+  const auto wr = expert_mat<Mat>(g, e).rows(n0, N, K);
   for (int m0 = rb; m0 < re; m0 += MT) {
     const int mc = min(MT, re - m0);
     const float* xr[MT];
@@ -157,34 +214,30 @@ __global__ void __launch_bounds__(kWarps * 32) ggemv_bf16_kernel(GroupedGemm g) 
   }
 }
 
-}  // namespace
-
-bool grouped_gemv_ok(const GroupedGemm& g) {
-  return g.bf16 && g.K % 8 == 0 && g.lda % 4 == 0 && reinterpret_cast<uintptr_t>(g.A) % 16 == 0 &&
-         reinterpret_cast<uintptr_t>(g.W) % 16 == 0 && g.w_expert_stride % 8 == 0;
+__global__ void fp8_to_bf16_kernel(Fp8Rows w, int64_t n0, int64_t n1, int64_t K, uint16_t* out) {
+  const int64_t total = (n1 - n0) * K;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = n0 + i / K, k = i % K;
+    out[i] = f32_to_bf16_bits(fp8_e4m3(w.q[n * K + k]) * w.s[n * w.lds + k / w.block]);
+  }
 }
 
-void grouped_gemv(const GroupedGemm& g, int num_experts, cudaStream_t s) {
-  if (num_experts == 0 || g.N == 0) return;
-  dim3 grid(unsigned(ceil_div(g.N, kWarps * kRowsPerWarp)), unsigned(num_experts));
-  ggemv_bf16_kernel<<<grid, kWarps * 32, 0, s>>>(g);
-}
+inline bool al(const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; }
 
-void gemv_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t N, float* out, cudaStream_t s) {
+// Every dense product: M > 8 runs full tiles of 8 rows in one launch, then
+// the rest; every output is summed in the same order as with M <= 8, so a
+// row's result does not depend on M.
+template <typename Mat>
+void gemv_any(const float* x, int64_t M, int64_t K, const Mat& w, int64_t N, float* out, bool vec, cudaStream_t s) {
   if (M == 0 || N == 0) return;
-  // 16-byte loads need K % 8 == 0 and 16-byte aligned bases.
-  bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
   if (M > 8) {
-    // Full tiles of 8 rows in one launch, then the rest; every output is
-    // summed in the same order as with M <= 8, so a row's result does not
-    // depend on M.
     const int64_t full = M / 8;
     dim3 grid(unsigned(full), unsigned(ceil_div(N, kWarps * kRowsPerWarp)));
     if (vec)
-      gemv_bf16_kernel<8, true, true><<<grid, kWarps * 32, 0, s>>>(x, K, w, N, out);
+      gemv_kernel<8, true, true, Mat><<<grid, kWarps * 32, 0, s>>>(x, K, w, N, out);
     else
-      gemv_bf16_kernel<8, false, true><<<grid, kWarps * 32, 0, s>>>(x, K, w, N, out);
-    if (M % 8) gemv_bf16(x + full * 8 * K, M % 8, K, w, N, out + full * 8 * N, s);
+      gemv_kernel<8, false, true, Mat><<<grid, kWarps * 32, 0, s>>>(x, K, w, N, out);
+    if (M % 8) gemv_any(x + full * 8 * K, M % 8, K, w, N, out + full * 8 * N, vec, s);
     return;
   }
   switch (M) {
@@ -197,6 +250,40 @@ void gemv_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t 
     case 7: return launch<7>(x, K, w, N, out, vec, s);
     default: return launch<8>(x, K, w, N, out, vec, s);
   }
+}
+
+}  // namespace
+
+bool grouped_gemv_ok(const GroupedGemm& g) {
+  if (!(g.bf16 || g.fp8) || g.K % 8 != 0 || g.lda % 4 != 0 || !al(g.A, 16)) return false;
+  if (g.fp8) return al(g.W, 8) && g.w_expert_stride % 8 == 0 && g.block % 8 == 0;
+  return al(g.W, 16) && g.w_expert_stride % 8 == 0;
+}
+
+void grouped_gemv(const GroupedGemm& g, int num_experts, cudaStream_t s) {
+  if (num_experts == 0 || g.N == 0) return;
+  dim3 grid(unsigned(ceil_div(g.N, kWarps * kRowsPerWarp)), unsigned(num_experts));
+  if (g.fp8)
+    ggemv_kernel<Fp8Mat><<<grid, kWarps * 32, 0, s>>>(g);
+  else
+    ggemv_kernel<Bf16Mat><<<grid, kWarps * 32, 0, s>>>(g);
+}
+
+void gemv_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t N, float* out, cudaStream_t s) {
+  // 16-byte loads need K % 8 == 0 and 16-byte aligned bases.
+  gemv_any(x, M, K, Bf16Mat{w}, N, out, K % 8 == 0 && al(x, 16) && al(w, 16), s);
+}
+
+void gemv_fp8(const float* x, int64_t M, int64_t K, const Fp8Rows& w, int64_t N, float* out, cudaStream_t s) {
+  // 8-byte loads of codes need K % 8 == 0 and an 8-byte aligned base; a
+  // block of 8k columns keeps each load within one scale.
+  gemv_any(x, M, K, Fp8Mat{w}, N, out, K % 8 == 0 && w.block % 8 == 0 && al(x, 16) && al(w.q, 8), s);
+}
+
+void fp8_to_bf16(const Fp8Rows& w, int64_t n0, int64_t n1, int64_t K, uint16_t* out, cudaStream_t s) {
+  const int64_t total = (n1 - n0) * K;
+  if (total <= 0) return;
+  fp8_to_bf16_kernel<<<unsigned(std::min<int64_t>(ceil_div(total, 256), 65535)), 256, 0, s>>>(w, n0, n1, K, out);
 }
 
 }  // namespace mimo::cuda

@@ -1,6 +1,6 @@
 // The two grouped GEMM kernels behind the MoE experts (see grouped_gemm.cuh).
 //
-// BF16 weights: 64x64 output tiles, 4 warps of 32x32 each on WMMA
+// BF16 (and FP8, converted to bf16 as staged) weights: 64x64 output tiles, 4 warps of 32x32 each on WMMA
 // 16x16x16 bf16 fragments with fp32 accumulators. The next K slice is loaded
 // into registers while the tensor cores work on the current one, so global
 // latency overlaps the math. Activations are rounded to bf16 when staged
@@ -41,7 +41,8 @@ __global__ void __launch_bounds__(128) ggemm_bf16_kernel(GroupedGemm g, bool vec
   TileRows tr;
   if (!tile_rows(g, tr)) return;
   const int64_t n0 = int64_t(blockIdx.y) * BN;
-  const uint16_t* W = static_cast<const uint16_t*>(g.W) + int64_t(tr.e) * g.w_expert_stride;
+  const uint16_t* W = g.fp8 ? nullptr : static_cast<const uint16_t*>(g.W) + int64_t(tr.e) * g.w_expert_stride;
+  const uint8_t* W8 = g.fp8 ? static_cast<const uint8_t*>(g.W) + int64_t(tr.e) * g.w_expert_stride : nullptr;
   __shared__ __align__(32) uint16_t As[BM * LDS16];
   __shared__ __align__(32) uint16_t Bs[BN * LDS16];
   __shared__ __align__(32) float Cs[BM * (BN + 4)];
@@ -53,7 +54,9 @@ __global__ void __launch_bounds__(128) ggemm_bf16_kernel(GroupedGemm g, bool vec
   const bool row_ok = r < tr.row_end;
   const float* arow = row_ok ? g.A + int64_t(g.a_rows ? g.a_rows[r] : r) * g.lda : nullptr;
   const bool n_ok = n0 + lr < g.N;
-  const uint16_t* wrow = n_ok ? W + (n0 + lr) * g.K : nullptr;
+  const uint16_t* wrow = n_ok && W ? W + (n0 + lr) * g.K : nullptr;
+  const uint8_t* wrow8 = n_ok && W8 ? W8 + (n0 + lr) * g.K : nullptr;
+  const float* srow = n_ok && W8 ? g.S + int64_t(tr.e) * g.s_expert_stride + (n0 + lr) * g.lds : nullptr;
   float areg[16];
   uint16_t wreg[16];
 
@@ -69,7 +72,12 @@ __global__ void __launch_bounds__(128) ggemm_bf16_kernel(GroupedGemm g, bool vec
 #pragma unroll
       for (int q = 0; q < 16; q++) areg[q] = row_ok && kb + q < g.K ? arow[kb + q] : 0.0f;
     }
-    if (vec_w && n_ok && kb + 16 <= g.K) {
+    if (g.fp8) {
+      // FP8: the weight (fp8 * its block scale, fp32) rounded to bf16.
+#pragma unroll
+      for (int q = 0; q < 16; q++)
+        wreg[q] = n_ok && kb + q < g.K ? f32_to_bf16_bits(fp8_e4m3(wrow8[kb + q]) * srow[(kb + q) / g.block]) : uint16_t(0);
+    } else if (vec_w && n_ok && kb + 16 <= g.K) {
       uint4 a = __ldg(reinterpret_cast<const uint4*>(wrow + kb));
       uint4 b = __ldg(reinterpret_cast<const uint4*>(wrow + kb + 8));
       const uint32_t u[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
@@ -184,10 +192,10 @@ __global__ void __launch_bounds__(256) ggemm_f32_kernel(GroupedGemm g) {
 void grouped_gemm(const GroupedGemm& g, cudaStream_t s) {
   if (g.max_tiles == 0 || g.N == 0) return;
   dim3 grid(unsigned(g.max_tiles), unsigned(ceil_div(g.N, BN)));
-  if (g.bf16) {
+  if (g.bf16 || g.fp8) {
     auto al16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
     bool vec_a = g.lda % 4 == 0 && al16(g.A);
-    bool vec_w = g.K % 8 == 0 && g.w_expert_stride % 8 == 0 && al16(g.W);
+    bool vec_w = !g.fp8 && g.K % 8 == 0 && g.w_expert_stride % 8 == 0 && al16(g.W);
     ggemm_bf16_kernel<<<grid, 128, 0, s>>>(g, vec_a, vec_w);
   } else {
     ggemm_f32_kernel<<<grid, 256, 0, s>>>(g);

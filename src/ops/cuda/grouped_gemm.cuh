@@ -16,8 +16,12 @@ struct GroupedGemm {
   const float* A = nullptr;        // fp32 activations
   int64_t lda = 0;
   const int32_t* a_rows = nullptr; // optional: tile row r reads A row a_rows[r] (gather)
-  const void* W = nullptr;         // [E][N, K] F32 or BF16
+  const void* W = nullptr;         // [E][N, K] F32, BF16 or FP8 E4M3
   bool bf16 = false;
+  bool fp8 = false;                // W holds FP8 codes with per-row block scales S
+  const float* S = nullptr;        // [E][N, lds]
+  int64_t s_expert_stride = 0, lds = 0;
+  int block = 0;
   int64_t w_expert_stride = 0;     // elements between experts
   int64_t N = 0, K = 0;
   const int32_t* tile_expert = nullptr;  // [max_tiles]
@@ -29,14 +33,14 @@ struct GroupedGemm {
   int64_t ldc = 0;
 };
 
-// C[r, :] = A[row(r), :] @ W[e(r)]^T. BF16 weights run on tensor cores with
-// the activations rounded to bf16 (fp32 accumulation); F32 weights run a
-// plain fp32 FMA kernel.
+// C[r, :] = A[row(r), :] @ W[e(r)]^T. BF16 and FP8 weights run on tensor
+// cores with the activations (and FP8 weights times their scales) rounded
+// to bf16 (fp32 accumulation); F32 weights run a plain fp32 FMA kernel.
 void grouped_gemm(const GroupedGemm& g, cudaStream_t s);
 
 // The same product for few rows per expert (decode), on CUDA cores with
 // fp32 activations, streaming each used expert's weights once (gemv.cu).
-// Needs bf16 weights, K % 8 == 0 and 16-byte aligned A rows and W
+// Needs bf16 or FP8 weights, K % 8 == 0 and 16-byte aligned A rows and W
 // (grouped_gemv_ok); reads the expert row ranges from g.offsets only.
 constexpr int64_t kGroupedGemvMaxRows = 256;  // T * top_k up to which moe.cu uses it
 bool grouped_gemv_ok(const GroupedGemm& g);

@@ -263,6 +263,8 @@ void moe_experts(const MoEArgs& a, void* scratch, cudaStream_t s) {
                                                     slot_of);
   GroupedGemm g;
   g.bf16 = a.bf16;
+  g.fp8 = a.fp8;
+  g.block = a.block;
   g.tile_expert = tile_expert;
   g.tile_row0 = tile_row0;
   g.num_tiles = num_tiles;
@@ -274,6 +276,9 @@ void moe_experts(const MoEArgs& a, void* scratch, cudaStream_t s) {
   g.a_rows = perm_tok;
   g.W = a.gate_up;
   g.w_expert_stride = 2 * a.I * a.H;
+  g.S = a.gate_up_scales;
+  g.lds = a.fp8 ? ceil_div(a.H, a.block) : 0;
+  g.s_expert_stride = 2 * a.I * g.lds;
   g.N = 2 * a.I;
   g.K = a.H;
   g.C = gu;
@@ -294,6 +299,9 @@ void moe_experts(const MoEArgs& a, void* scratch, cudaStream_t s) {
   g.a_rows = nullptr;
   g.W = a.down;
   g.w_expert_stride = a.H * a.I;
+  g.S = a.down_scales;
+  g.lds = a.fp8 ? ceil_div(a.I, a.block) : 0;
+  g.s_expert_stride = a.H * g.lds;
   g.N = a.H;
   g.K = a.I;
   g.C = y;

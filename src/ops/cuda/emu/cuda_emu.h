@@ -31,6 +31,7 @@ struct dim3 {
   dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
 };
 struct uint4 { uint32_t x, y, z, w; };
+struct uint2 { uint32_t x, y; };
 struct float4 { float x, y, z, w; };
 struct CUstream_st;
 typedef CUstream_st* cudaStream_t;

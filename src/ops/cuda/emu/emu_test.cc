@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <numeric>
 #include "ops/cuda/cuda_kernels.h"
+#include "ops/cpu/kernels.h"
+#include "ops/cuda/grouped_gemm.cuh"
 #include "ops/backend.h"
 #include "core/dtype.h"
 #include "ops/cuda/cuda_test_util.h"   // Rng, rand_host, i32_host, value
@@ -136,7 +138,12 @@ void moe_case(int64_t T, int E, int total, int begin, int K, int64_t H, int64_t 
   auto cpu = make_cpu_backend();
   Rng r(seed);
   Tensor x = rand_host({T, H}, r);
-  Tensor gu = rand_host({E, 2 * I, H}, r, 1.0f / std::sqrt(float(H)), dt), dn = rand_host({E, H, I}, r, 1.0f / std::sqrt(float(I)), dt);
+  const bool fp8 = dt == DType::F8E4M3;
+  // FP8: blocks of 16 columns, so a row has several scales to mix up.
+  Tensor gu = fp8 ? rand_fp8_host({E, 2 * I, H}, r, 1.0f / std::sqrt(float(H)), 16)
+                  : rand_host({E, 2 * I, H}, r, 1.0f / std::sqrt(float(H)), dt);
+  Tensor dn = fp8 ? rand_fp8_host({E, H, I}, r, 1.0f / std::sqrt(float(I)), 16)
+                  : rand_host({E, H, I}, r, 1.0f / std::sqrt(float(I)), dt);
   std::vector<int32_t> ids; Tensor w = Tensor::empty({T, K}, DType::F32);
   for (int64_t i = 0; i < T; i++) {
     std::vector<int32_t> pick;
@@ -148,10 +155,27 @@ void moe_case(int64_t T, int E, int total, int begin, int K, int64_t H, int64_t 
   cpu->moe_experts(x, idt, w, gu, dn, begin, want);
   cuda::MoEArgs a; a.x = x.ptr<float>(); a.ids = idt.ptr<int32_t>(); a.weights = w.ptr<float>();
   a.gate_up = gu.data(); a.down = dn.data(); a.bf16 = dt == DType::BF16; a.T = T; a.H = H; a.I = I; a.K = K; a.E = E; a.expert_begin = begin;
+  if (fp8) { a.fp8 = true; a.gate_up_scales = gu.scales()->ptr<float>(); a.down_scales = dn.scales()->ptr<float>(); a.block = 16; }
   Tensor got = nanlike({T, H}, DType::F32); a.out = got.ptr<float>();
   std::vector<char> scratch(cuda::moe_scratch_bytes(a), char(0x7f));
   cuda::moe_experts(a, scratch.data(), nullptr);
-  close(got, want, dt == DType::BF16 ? 3e-2 : 2e-5, 1e-4, "moe_experts T=" + std::to_string(T) + " E=" + std::to_string(E) + "/" + std::to_string(total) + " H=" + std::to_string(H) + " I=" + std::to_string(I) + (dt == DType::BF16 ? " bf16" : " f32"));
+  // The tensor-core path (more than kGroupedGemvMaxRows routed rows) rounds
+  // activations (and FP8 weights) to bf16; the gemv path keeps fp32.
+  const bool tc = dt != DType::F32 && (T * K > cuda::kGroupedGemvMaxRows || H % 8 || I % 8);
+  if (tc && fp8) {
+    // The tensor-core path stages fp8 * scale as bf16: exactly the bf16 path
+    // run on those bf16 weights, bit for bit.
+    Tensor gb = fp8_as_bf16(gu), db = fp8_as_bf16(dn), ref = nanlike({T, H}, DType::F32);
+    cuda::MoEArgs b = a;
+    b.fp8 = false; b.bf16 = true; b.gate_up = gb.data(); b.down = db.data(); b.out = ref.ptr<float>();
+    std::vector<char> scratch2(cuda::moe_scratch_bytes(b), char(0x7f));
+    cuda::moe_experts(b, scratch2.data(), nullptr);
+    close(got, ref, 0, 0, "moe_experts fp8 tensor cores = bf16 path on the bf16-rounded weights, T=" + std::to_string(T));
+  }
+  // (FP8's random codes give heavy-tailed weights and outputs of ~10; on the
+  // tensor-core path, which rounds both operands to bf16, this is a sanity
+  // bound only: the check above is the exact one.)
+  close(got, want, tc && fp8 ? 0.3 : dt == DType::BF16 || tc ? 3e-2 : 2e-5, tc && fp8 ? 3e-2 : 1e-4, "moe_experts T=" + std::to_string(T) + " E=" + std::to_string(E) + "/" + std::to_string(total) + " H=" + std::to_string(H) + " I=" + std::to_string(I) + " " + std::string(dtype_name(dt)));
 }
 
 int main() {
@@ -164,6 +188,26 @@ int main() {
     cpu->linear(x, w, want);
     cuda::gemv_bf16(x.ptr<float>(), M, K, w.ptr<uint16_t>(), N, got.ptr<float>(), nullptr);
     close(got, want, 1e-4 * std::sqrt(double(K)), 1e-5, "gemv " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
+  }
+  // FP8 gemv: the CPU's FP8 linear forms the same fp32 weights, so only the
+  // summation order differs. Blocks of 8 and 64 columns, K off the blocks,
+  // K % 8 != 0 (the scalar path), more than 8 rows.
+  for (int64_t M : {1, 3, 8, 13}) for (int64_t K : {7, 64, 264}) for (int block : {8, 64}) {
+    if (K % 8 && block != 8) continue;
+    const int64_t N = 33;
+    Tensor x = rand_host({M, K}, r), w = rand_fp8_host({N, K}, r, 1.0f, block);
+    Tensor want = Tensor::empty({M, N}, DType::F32), got = nanlike({M, N}, DType::F32);
+    cpu->linear(x, w, want);
+    cuda::gemv_fp8(x.ptr<float>(), M, K, {w.ptr<uint8_t>(), w.scales()->ptr<float>(), w.scales()->dim(-1), block}, N,
+                   got.ptr<float>(), nullptr);
+    close(got, want, 1e-4 * std::sqrt(double(K)), 1e-5, "gemv fp8 " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + " block " + std::to_string(block));
+  }
+  {
+    // FP8 -> bf16 for the tensor-core path: the fp32 weight rounded to nearest even.
+    Tensor w = rand_fp8_host({9, 200}, r, 1.0f, 64);
+    Tensor got = nanlike({5, 200}, DType::BF16), want = fp8_as_bf16(w).slice_rows(2, 7);
+    cuda::fp8_to_bf16({w.ptr<uint8_t>(), w.scales()->ptr<float>(), 4, 64}, 2, 7, 200, got.ptr<uint16_t>(), nullptr);
+    close(got, want, 0, 0, "fp8_to_bf16 rows 2..7");
   }
   // rms_norm, rope, silu, store_kv, argmax, gather, convert, embedding
   for (int64_t H : {1, 64, 300}) {
@@ -216,7 +260,8 @@ int main() {
     cuda::moe_route(l.ptr<float>(), b.ptr<float>(), c.T, c.E, c.K, c.G, c.TG, c.norm, c.sc, ids2.ptr<int32_t>(), w2.ptr<float>(), nullptr);
     close(ids2, ids, 0, 0, "moe_route ids E=" + std::to_string(c.E)); close(w2, w, 1e-6, 1e-5, "moe_route w");
   }
-  for (DType dt : {DType::F32, DType::BF16}) {
+  moe_case(150, 8, 8, 0, 2, 64, 32, DType::F8E4M3, 14);  // 300 routed rows: the tensor-core path
+  for (DType dt : {DType::F32, DType::BF16, DType::F8E4M3}) {
     moe_case(5, 8, 8, 0, 2, 64, 32, dt, 10);
     moe_case(70, 8, 8, 0, 2, 64, 32, dt, 11);   // >64 rows per expert: several tiles
     moe_case(9, 4, 16, 4, 3, 64, 32, dt, 12);   // EP
