@@ -121,7 +121,7 @@ void register_bench_commands(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--json", a->json, "also write the results to this JSON file");
   c->add_option("--plot", a->plot, "also write throughput vs batch size to this SVG file");
-  c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8 on the CPU)")
+  c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8)")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
   c->add_option("--seed", a->seed, "seed of the random prompts");
   c->add_option("--bandwidth-mib", a->bw_mib, "buffer size of the read-bandwidth probe")->check(CLI::PositiveNumber);

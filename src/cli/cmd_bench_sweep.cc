@@ -56,7 +56,7 @@ void add_common(CLI::App* c, Common& a) {
       ->capture_default_str();
   c->add_option("--json", a.json, "also write the results to this JSON file");
   c->add_option("--plot", a.plot, "also write the curves to this SVG file");
-  c->add_option("--dtype", a.dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8 on the CPU)")
+  c->add_option("--dtype", a.dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8)")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
   c->add_option("--seed", a.seed, "seed of the random prompts");
   c->add_option("--bandwidth-mib", a.bw_mib, "buffer size of the read-bandwidth probe")->check(CLI::PositiveNumber);

@@ -95,7 +95,7 @@ void register_generate(CLI::App& app) {
   c->add_option("--min-p", a->min_p);
   c->add_option("--seed", a->seed);
   c->add_option("--dump-logits", a->dump_logits, "write fp32 logits of every prompt position to this safetensors file");
-  c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8 on the CPU)")
+  c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8)")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
   c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
   c->add_option("--device", a->device, "cpu | cuda | auto (cuda when built with it and a GPU is present)")

@@ -214,7 +214,7 @@ void register_serve_commands(CLI::App& app) {
   c->add_flag("--disable-overlap-schedule", f->a.engine.disable_overlap_schedule,
               "process outputs between model steps instead of during them");
   c->add_option("--profile-trace", f->a.engine.profile_trace, "write a Chrome trace (JSON) of the engine's threads here at exit");
-  c->add_option("--dtype", a.dtype, "weights: auto (FP8 checkpoints stay FP8 on the CPU) | bfloat16 | float32")->capture_default_str();
+  c->add_option("--dtype", a.dtype, "weights: auto (FP8 checkpoints stay FP8) | bfloat16 | float32")->capture_default_str();
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
   c->add_option("--threads", a.threads, "CPU compute threads (default: all cores)");
   c->add_option("--random-seed", f->random_seed, "seed for requests that give none")->capture_default_str();
