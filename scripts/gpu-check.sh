@@ -160,6 +160,7 @@ run() {
 # poisons the CUDA context) costs one group of results, not all of them.
 run cuda_ops 120 "$BIN/cuda_ops_test" "--gtest_filter=CudaOps.*"
 run cuda_attention 60 "$BIN/cuda_ops_test" "--gtest_filter=CudaAttention.*"
+run cuda_fp8 60 "$BIN/cuda_ops_test" "--gtest_filter=CudaFp8.*"
 run cuda_golden 60 "$BIN/cuda_golden_test"
 
 # step NAME LIMIT CMD...: one command of the engine-level checks, logged,
