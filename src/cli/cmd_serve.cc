@@ -113,6 +113,12 @@ void check_flags(ServeFlags& f) {
     fail("--dtype {}: float16 compute is not supported; use bfloat16 or float32", dt);
   if (dt != "auto" && dt != "float32" && dt != "bfloat16")
     fail("--dtype must be auto, bfloat16 or float32, got '{}'", dt);
+  // SGLang's --quantization: only the checkpoint's own FP8 is served (no
+  // online quantisation); load_model checks that the checkpoint is FP8.
+  if (!f.a.quantization.empty() && f.a.quantization != "fp8")
+    fail("--quantization '{}' is not available (known: fp8, for FP8 checkpoints)", f.a.quantization);
+  if (f.a.quantization == "fp8" && dt != "auto")
+    fail("--quantization fp8 keeps the FP8 weights; it cannot be combined with --dtype {}", dt);
   if (f.a.engine.schedule_policy != "fcfs" && f.a.engine.schedule_policy != "lpm")
     fail("--schedule-policy '{}' is not available (known: fcfs, lpm)", f.a.engine.schedule_policy);
   if (f.trust_remote_code) spdlog::info("--trust-remote-code: accepted; no remote code runs (the model is built in)");
@@ -154,6 +160,7 @@ void run(ServeFlags& f) {
              {"attention_backend", f.attention_backend},
              {"device", a.device},
              {"dtype", a.dtype},
+             {"quantization", a.quantization.empty() ? nlohmann::json() : nlohmann::json(a.quantization)},
              {"threads", a.threads},
              {"model_loader_extra_config", f.loader_extra},
              {"api_key_set", !a.api_key.empty()},
@@ -215,6 +222,7 @@ void register_serve_commands(CLI::App& app) {
               "process outputs between model steps instead of during them");
   c->add_option("--profile-trace", f->a.engine.profile_trace, "write a Chrome trace (JSON) of the engine's threads here at exit");
   c->add_option("--dtype", a.dtype, "weights: auto (FP8 checkpoints stay FP8) | bfloat16 | float32")->capture_default_str();
+  c->add_option("--quantization", a.quantization, "fp8: serve the checkpoint's FP8 weights as FP8 (the default for FP8 checkpoints)");
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
   c->add_option("--threads", a.threads, "CPU compute threads (default: all cores)");
   c->add_option("--random-seed", f->random_seed, "seed for requests that give none")->capture_default_str();

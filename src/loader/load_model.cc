@@ -17,7 +17,11 @@ LoadedModel load_model(const std::string& path, Backend& backend, const ModelLoa
   LoadOptions lo;
   lo.dtype = resolve_weight_dtype(opt.dtype, ckpt);
   // FP8 checkpoints keep their FP8 matrices unless a dtype is asked for.
-  if (opt.dtype == "auto" && has_fp8_weights(ckpt)) lo.native_fp8 = true;
+  const bool fp8 = has_fp8_weights(ckpt);
+  if (opt.quantization == "fp8" && !fp8)
+    fail("--quantization fp8: '{}' stores no FP8 weights (online quantisation is not supported; use an FP8 "
+         "checkpoint)", path);
+  if (opt.dtype == "auto" && fp8) lo.native_fp8 = true;
   lo.load_mtp = opt.load_mtp;
   lo.num_threads = opt.num_threads;
   ModelWeights w = load_weights(ckpt, spec, backend, lo);

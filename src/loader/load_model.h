@@ -11,7 +11,8 @@
 namespace mimo {
 
 struct ModelLoadOptions {
-  std::string dtype = "auto";  // auto | float32 | bfloat16 (auto keeps FP8 matrices as FP8 on the CPU)
+  std::string dtype = "auto";  // auto | float32 | bfloat16 (auto keeps FP8 matrices as FP8)
+  std::string quantization;    // "" | "fp8": the checkpoint must be FP8 (an error otherwise)
   SpecOverrides overrides;
   bool load_mtp = true;
   int num_threads = 0;  // threads converting weights; 0 = the compute pool (--model-loader-extra-config)

@@ -74,6 +74,7 @@ void ServerContext::load() {
   backend = make_device_backend(args.device);
   ModelLoadOptions mo;
   mo.dtype = args.dtype;
+  mo.quantization = args.quantization;
   mo.num_threads = args.loader_threads;
   model = load_model(model_path, *backend, mo);
   // SGLang reports the weights' quantisation (null when none is in use).

@@ -170,6 +170,9 @@ describe('flags', () => {
       [['--model-loader-extra-config', '{"bogus": 1}'], /unknown key 'bogus'/],
       [['--reasoning-parser', 'nope'], /--reasoning-parser 'nope' is not known/],
       [['--tool-call-parser', 'nope'], /--tool-call-parser 'nope' is not known/],
+      [['--quantization', 'awq'], /--quantization 'awq' is not available/],
+      [['--quantization', 'fp8', '--dtype', 'bfloat16'], /cannot be combined with --dtype bfloat16/],
+      [['--quantization', 'fp8'], /stores no FP8 weights/],  // the embedded default model is bf16
     ];
     for (const [args, want] of cases) {
       const { code, out } = await run(args);
