@@ -62,7 +62,13 @@ std::string tool_choice_violation(const ToolChoice& choice, const std::vector<To
 
 std::string forced_call_opening(const ToolChoice& choice, std::string_view parser, const nlohmann::json& tools) {
   if (choice.mode != ToolChoiceMode::kRequired && choice.mode != ToolChoiceMode::kNamed) return "";
-  return make_tool_parser(parser, tools)->call_opening(choice.mode == ToolChoiceMode::kNamed ? choice.function_name : "");
+  std::string name = choice.function_name;
+  if (choice.mode == ToolChoiceMode::kRequired) {
+    // "required" with a single tool can only be a call to it: name it too.
+    std::vector<std::string> names = ToolSet(tools).names();
+    if (names.size() == 1) name = names[0];
+  }
+  return make_tool_parser(parser, tools)->call_opening(name);
 }
 
 }  // namespace mimo

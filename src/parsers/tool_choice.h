@@ -35,8 +35,9 @@ ToolChoice parse_tool_choice(const nlohmann::json& tool_choice, const nlohmann::
 bool tool_parsing_enabled(const ToolChoice& choice, const nlohmann::json& tools);
 
 // The text the output must start with for this choice under tool-call format
-// `parser`: "" for none/auto, a call opening for "required", a call opening
-// naming the function for a named choice.
+// `parser`: "" for none/auto, a call opening for "required" (naming the
+// function when `tools` has only one), a call opening naming the function
+// for a named choice.
 std::string forced_call_opening(const ToolChoice& choice, std::string_view parser, const nlohmann::json& tools);
 
 // Empty when `calls` satisfy the choice, else a sentence saying why not

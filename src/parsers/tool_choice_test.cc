@@ -69,14 +69,17 @@ TEST(ToolChoice, ForcedCallOpening) {
   const ToolChoice named = parse_tool_choice({{"type", "function"}, {"function", {{"name", "get_weather"}}}}, tools);
   EXPECT_EQ(forced_call_opening(none, "mimo", tools), "");
   EXPECT_EQ(forced_call_opening(autoc, "mimo", tools), "");
-  EXPECT_EQ(forced_call_opening(req, "mimo", tools), "<tool_call>\n<function=");
+  EXPECT_EQ(forced_call_opening(req, "mimo", tools), "<tool_call>\n<function=get_weather>\n");  // the only tool
+  const json two = json::parse(R"([{"type": "function", "function": {"name": "a"}}, {"type": "function", "function": {"name": "b"}}])");
+  EXPECT_EQ(forced_call_opening(parse_tool_choice("required", two), "mimo", two), "<tool_call>\n<function=");
+  EXPECT_EQ(forced_call_opening(parse_tool_choice("required", two), "qwen25", two), "<tool_call>\n{\"name\": \"");
   EXPECT_EQ(forced_call_opening(named, "mimo", tools), "<tool_call>\n<function=get_weather>\n");
   EXPECT_EQ(forced_call_opening(named, "qwen25", tools), "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ");
   struct Case { const char* parser; const ToolChoice* choice; const char* continuation; };
   for (const Case& c : {Case{"mimo", &named, "<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>"},
-                        Case{"mimo", &req, "get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>"},
+                        Case{"mimo", &req, "<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>"},
                         Case{"qwen25", &named, "{\"city\": \"Paris\"}}\n</tool_call>"},
-                        Case{"qwen25", &req, "get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"}}) {
+                        Case{"qwen25", &req, "{\"city\": \"Paris\"}}\n</tool_call>"}}) {
     ToolParseResult r = make_tool_parser(c.parser, tools)->parse(forced_call_opening(*c.choice, c.parser, tools) + c.continuation);
     ASSERT_EQ(r.calls.size(), 1u) << c.parser << ": " << c.continuation;
     EXPECT_EQ(r.calls[0].name, "get_weather");
