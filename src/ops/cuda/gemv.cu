@@ -1,9 +1,10 @@
 // Skinny products for decode: out[M, N] = x[M, K] @ w[N, K]^T with M <= 64,
-// bf16 or FP8 (per-row block scales) weights and fp32 activations. Reading w is the whole cost, so each
-// warp streams 4 weight rows with 16-byte loads (8 bf16 per lane) and reuses
-// every activation it loads across those 4 rows; activations stay fp32 (no
-// rounding of x, unlike the tensor-core path), so this matches the CPU's
-// bf16 linear to fp32 rounding.
+// bf16 or FP8 (per-row block scales) weights and fp32 activations. Reading
+// w is the whole cost, so each warp streams 4 weight rows with 16-byte loads
+// (8 bf16 per lane; 8-byte loads of 8 FP8 codes) and reuses every activation
+// it loads across those 4 rows; activations stay fp32 (no rounding of x,
+// unlike the tensor-core path), so this matches the CPU's linear (bf16, or
+// FP8 as fp8 * scale in fp32) to fp32 rounding.
 #include <algorithm>
 #include <type_traits>
 
