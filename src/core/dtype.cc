@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include <algorithm>
+
 #include <array>
 #include <cmath>
 
@@ -91,13 +93,13 @@ uint8_t f32_to_fp8e4m3(float f) {
   uint8_t sign = std::signbit(f) ? 0x80 : 0;
   float a = std::fabs(f);
   if (a >= 448.f) return sign | 0x7e;
-  // Nearest of the 127 non-negative finite codes; ties to even code.
-  int best = 0;
-  float bd = INFINITY;
-  for (int c = 0; c <= 0x7e; c++) {
-    float d = std::fabs(kFp8Table[c] - a);
-    if (d < bd || (d == bd && (c & 1) == 0)) { bd = d; best = c; }
-  }
+  // Nearest of the 127 non-negative finite codes (their values rise with the
+  // code): the first code at or above a, or the one below it; ties go to the
+  // even code.
+  const int hi = int(std::lower_bound(kFp8Table.begin(), kFp8Table.begin() + 0x7f, a) - kFp8Table.begin());
+  if (hi == 0) return sign;
+  const float d_hi = kFp8Table[size_t(hi)] - a, d_lo = a - kFp8Table[size_t(hi - 1)];
+  const int best = d_lo < d_hi ? hi - 1 : d_hi < d_lo ? hi : ((hi - 1) & 1) == 0 ? hi - 1 : hi;
   return sign | uint8_t(best);
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -298,35 +299,46 @@ void make_checkpoint(const MakerOptions& o, const std::string& dir) {
     int64_t bph = rph ? (rph + 127) / 128 : 0;
     int64_t SR = rph ? (R / rph) * bph : (R + 127) / 128, SC = (C + 127) / 128;
     auto srow = [=](int64_t r) { return rph ? (r / rph) * bph + (r % rph) / 128 : r / 128; };
-    auto quantize = [=](std::vector<uint8_t>* q, std::vector<float>* s) {
+    // One pass makes the codes and the scales (rows in parallel: per-row
+    // block maxima, reduced per scale row); the weight is written first and
+    // leaves its scales for the scale tensor, which follows it.
+    auto scales_of = std::make_shared<std::vector<float>>();
+    auto quantize = [=](std::vector<uint8_t>& q, std::vector<float>& s) {
       std::vector<float> v;
       values(v);
-      std::vector<float> amax(size_t(SR * SC), 0.f);
-      for (int64_t r = 0; r < R; r++)
-        for (int64_t c = 0; c < C; c++) {
-          float& a = amax[size_t(srow(r) * SC + c / 128)];
-          a = std::max(a, std::fabs(v[size_t(r * C + c)]));
-        }
-      if (s) {
-        s->resize(amax.size());
-        for (size_t i = 0; i < amax.size(); i++) (*s)[i] = amax[i] > 0 ? amax[i] / 448.f : 1.f;
-      }
-      if (q) {
-        q->resize(size_t(R * C));
-        for (int64_t r = 0; r < R; r++)
+      std::vector<float> row_max(size_t(R * SC), 0.f), amax(size_t(SR * SC), 0.f);
+      ThreadPool& pool = ThreadPool::global();
+      pool.parallel_for(R, 64, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; r++)
           for (int64_t c = 0; c < C; c++) {
-            float a = amax[size_t(srow(r) * SC + c / 128)];
-            float sc = a > 0 ? a / 448.f : 1.f;
-            (*q)[size_t(r * C + c)] = f32_to_fp8e4m3(v[size_t(r * C + c)] / sc);
+            float& a = row_max[size_t(r * SC + c / 128)];
+            a = std::max(a, std::fabs(v[size_t(r * C + c)]));
           }
-      }
+      });
+      for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < SC; j++) {
+          float& a = amax[size_t(srow(r) * SC + j)];
+          a = std::max(a, row_max[size_t(r * SC + j)]);
+        }
+      s.resize(amax.size());
+      for (size_t i = 0; i < amax.size(); i++) s[i] = amax[i] > 0 ? amax[i] / 448.f : 1.f;
+      q.resize(size_t(R * C));
+      pool.parallel_for(R, 64, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; r++)
+          for (int64_t c = 0; c < C; c++)
+            q[size_t(r * C + c)] = f32_to_fp8e4m3(v[size_t(r * C + c)] / s[size_t(srow(r) * SC + c / 128)]);
+      });
     };
-    stored.push_back({e.name, DType::F8E4M3, e.shape, [=](std::vector<uint8_t>& out) { quantize(&out, nullptr); }});
+    stored.push_back({e.name, DType::F8E4M3, e.shape, [=](std::vector<uint8_t>& out) { quantize(out, *scales_of); }});
     stored.push_back({e.name + "_scale_inv", DType::F32, {SR, SC}, [=](std::vector<uint8_t>& out) {
-                        std::vector<float> s;
-                        quantize(nullptr, &s);
-                        out.resize(s.size() * 4);
-                        std::memcpy(out.data(), s.data(), out.size());
+                        if (scales_of->empty()) {
+                          std::vector<uint8_t> unused;
+                          quantize(unused, *scales_of);
+                        }
+                        out.resize(scales_of->size() * 4);
+                        std::memcpy(out.data(), scales_of->data(), out.size());
+                        scales_of->clear();
+                        scales_of->shrink_to_fit();
                       }});
   }
 
