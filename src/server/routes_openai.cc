@@ -72,7 +72,6 @@ void handle_chat(ServerContext& ctx, const httplib::Request& req, httplib::Respo
   std::string prompt = render_chat(ctx, cr);
   EngineRequest er;
   er.id = ctx.new_id("chatcmpl-");
-  er.input_ids = ctx.tokenizer->encode(prompt, true);
   er.sampling = cr.sampling;
   er.n = cr.n;
 
@@ -94,8 +93,8 @@ void handle_chat(ServerContext& ctx, const httplib::Request& req, httplib::Respo
     // "required" / named: the output starts with a call (the prompt ends
     // with its opening; the parser reads the opening back first).
     o.forced_opening = forced_call_opening(cr.tool_choice, o.tool_parser, tools);
-    if (!o.forced_opening.empty()) er.input_ids = ctx.tokenizer->encode(prompt + o.forced_opening, true);
   }
+  er.input_ids = ctx.tokenizer->encode(prompt + o.forced_opening, true);
   o.tool_choice = cr.tool_choice;
   o.logprobs = cr.logprobs;
   o.top_logprobs = cr.top_logprobs;
