@@ -105,18 +105,21 @@ class Planner {
   std::vector<Job> jobs_;
 };
 
+// A host tensor on huge pages (host_alloc.h): decode streams weights.
+Tensor weight_tensor(const std::vector<int64_t>& shape, DType dt) {
+  int64_t numel = 1;
+  for (auto d : shape) numel *= d;
+  void* mem = host_alloc(size_t(numel) * dtype_size(dt), true);
+  return Tensor::from_storage(shape, dt, Device::CPU, std::shared_ptr<void>(mem, [](void* q) { std::free(q); }), mem);
+}
+
 // A matrix kept as FP8: its bytes as stored (parts concatenated along dim 0)
 // and one row of block scales per row.
-Tensor read_fp8_job(const TensorReader& reader, const Job& j, int64_t numel, ProgressBar& bar) {
-  const int64_t cols = j.shape.back(), kb = (cols + j.fp8_block - 1) / j.fp8_block, rows = numel / cols;
+Tensor read_fp8_job(const TensorReader& reader, const Job& j, ProgressBar& bar) {
   std::vector<int64_t> sshape = j.shape;
+  const int64_t cols = j.shape.back(), kb = (cols + j.fp8_block - 1) / j.fp8_block;
   sshape.back() = kb;
-  void* qm = host_alloc(size_t(numel), true);
-  void* sm = host_alloc(size_t(rows * kb) * sizeof(float), true);
-  Tensor q = Tensor::from_storage(j.shape, DType::F8E4M3, Device::CPU,
-                                  std::shared_ptr<void>(qm, [](void* p) { std::free(p); }), qm);
-  Tensor s = Tensor::from_storage(sshape, DType::F32, Device::CPU,
-                                  std::shared_ptr<void>(sm, [](void* p) { std::free(p); }), sm);
+  Tensor q = weight_tensor(j.shape, DType::F8E4M3), s = weight_tensor(sshape, DType::F32);
   uint8_t* qd = q.ptr<uint8_t>();
   float* sd = s.ptr<float>();
   for (auto& part : j.parts) {
@@ -237,16 +240,11 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
     for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
       try {
         Job& j = jobs[i];
-        // Weights on huge pages (host_alloc.h): decode streams them.
-        int64_t numel = 1;
-        for (auto d : j.shape) numel *= d;
         if (j.fp8_block > 0) {
-          host[i] = read_fp8_job(reader, j, numel, bar);
+          host[i] = read_fp8_job(reader, j, bar);
           continue;
         }
-        void* mem = host_alloc(size_t(numel) * dtype_size(j.dtype), true);
-        Tensor t = Tensor::from_storage(j.shape, j.dtype, Device::CPU,
-                                        std::shared_ptr<void>(mem, [](void* q) { std::free(q); }), mem);
+        Tensor t = weight_tensor(j.shape, j.dtype);
         char* dst = static_cast<char*>(t.data());
         for (auto& part : j.parts) {
           reader.read(part.name, j.dtype, dst, part.slice, part.ro);
