@@ -78,38 +78,111 @@ void Sampler::apply_penalties(float* logits, int64_t V, const std::vector<int32_
 
 bool Sampler::greedy() const { return p_.temperature <= 1e-6f || p_.top_k == 1; }
 
-Sampler::Candidates Sampler::candidates(const float* logits, int64_t V) const {
-  Candidates c;
-  int64_t k = (p_.top_k > 0 && p_.top_k < V) ? p_.top_k : V;
-  c.idx.resize(static_cast<size_t>(V));
-  std::iota(c.idx.begin(), c.idx.end(), 0);
-  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  if (k < V) {
-    std::partial_sort(c.idx.begin(), c.idx.begin() + k, c.idx.end(), by_logit);
-    c.idx.resize(size_t(k));
-  } else {
-    std::sort(c.idx.begin(), c.idx.end(), by_logit);
-  }
-  c.prob.resize(c.idx.size());
-  double mx = logits[c.idx[0]], sum = 0;
-  for (size_t i = 0; i < c.idx.size(); i++) sum += c.prob[i] = std::exp((double(logits[c.idx[i]]) - mx) / p_.temperature);
-  for (auto& q : c.prob) q /= sum;
-  size_t keep = c.prob.size();
-  if (p_.top_p < 1.0f) {  // smallest prefix with mass >= top_p
-    double acc = 0;
-    for (size_t i = 0; i < c.prob.size(); i++) {
-      acc += c.prob[i];
-      if (acc >= p_.top_p) {
-        keep = i + 1;
-        break;
+namespace {
+
+// Orders tokens most likely first: higher logit, then lower id. A strict
+// total order, so every selection below has one answer.
+struct ByLogit {
+  const float* l;
+  bool operator()(int32_t a, int32_t b) const { return l[a] > l[b] || (l[a] == l[b] && a < b); }
+};
+
+// Moves the shortest ByLogit-prefix of idx[0, n) whose mass (prob[i] is
+// token i's weight) reaches `target` to the front; returns its length.
+// Expected O(n): a quickselect that partitions around a pivot and descends
+// into the side holding the cut, never sorting the whole list.
+size_t mass_prefix(int32_t* idx, size_t n, const double* prob, double target, ByLogit before) {
+  size_t lo = 0, hi = n;  // the cut lies in [lo, hi); everything before lo is in
+  double acc = 0;         // mass of idx[0, lo)
+  while (hi - lo > 32) {
+    // Median of three as the pivot, moved to the end of the range.
+    int32_t* a = idx + lo;
+    int32_t* m = idx + lo + (hi - lo) / 2;
+    int32_t* z = idx + hi - 1;
+    if (before(*m, *a)) std::swap(*m, *a);
+    if (before(*z, *a)) std::swap(*z, *a);
+    if (before(*z, *m)) std::swap(*z, *m);
+    std::swap(*m, *z);
+    const int32_t pivot = *z;
+    size_t mid = lo;
+    double mass = 0;
+    for (size_t i = lo; i + 1 < hi; i++)
+      if (before(idx[i], pivot)) {
+        mass += prob[idx[i]];
+        std::swap(idx[i], idx[mid++]);
       }
+    std::swap(idx[mid], idx[hi - 1]);  // the pivot between the two sides
+    if (acc + mass >= target) {
+      hi = mid;
+    } else if (acc + mass + prob[pivot] >= target) {
+      return mid + 1;
+    } else {
+      acc += mass + prob[pivot];
+      lo = mid + 1;
     }
   }
-  if (p_.min_p > 0)
-    while (keep > 1 && c.prob[keep - 1] < p_.min_p * c.prob[0]) keep--;
-  c.idx.resize(keep);
-  c.prob.resize(keep);
-  for (double q : c.prob) c.total += q;
+  std::sort(idx + lo, idx + hi, before);
+  for (size_t i = lo; i < hi; i++) {
+    acc += prob[idx[i]];
+    if (acc >= target) return i + 1;
+  }
+  return hi;  // rounding left the target just out of reach: keep the range
+}
+
+}  // namespace
+
+Sampler::Candidates Sampler::candidates(const float* logits, int64_t V) const {
+  // Linear time in V (a sampled token must not cost a sort of the
+  // vocabulary): select top-k, weigh, cut top-p by quickselect on mass,
+  // drop below min-p, then list the survivors in token-id order.
+  thread_local std::vector<int32_t> idx;
+  thread_local std::vector<double> prob;  // by token id; set for idx[0, keep) only
+  thread_local std::vector<uint8_t> kept;
+  idx.resize(static_cast<size_t>(V));
+  prob.resize(static_cast<size_t>(V));
+  std::iota(idx.begin(), idx.end(), 0);
+  const ByLogit before{logits};
+  size_t keep = size_t(V);
+  if (p_.top_k > 0 && p_.top_k < V) {
+    keep = size_t(p_.top_k);
+    if (keep * 16 < size_t(V))  // a heap of k: most tokens cost one comparison
+      std::partial_sort(idx.begin(), idx.begin() + int64_t(keep), idx.end(), before);
+    else
+      std::nth_element(idx.begin(), idx.begin() + int64_t(keep - 1), idx.end(), before);
+  }
+  float mx = logits[0];  // the most likely token is in every kept set
+  for (int64_t t = 1; t < V; t++) mx = logits[t] > mx ? logits[t] : mx;
+  // Weights in float (expf is several times cheaper than exp, and 1e-7 of
+  // relative error is far below what sampling can tell), summed in double.
+  const float inv_t = 1.0f / p_.temperature;
+  double sum = 0;
+  for (size_t i = 0; i < keep; i++) {
+    const int32_t t = idx[i];
+    sum += prob[size_t(t)] = double(std::exp((logits[t] - mx) * inv_t));
+  }
+  if (p_.top_p < 1.0f) keep = mass_prefix(idx.data(), keep, prob.data(), double(p_.top_p) * sum, before);
+  // min-p: the tail below min_p x the most likely token's weight (1 here).
+  // Survivors in id order: sorted when few, by a mask walk when many.
+  Candidates c;
+  auto add = [&](int32_t t) {
+    const double q = prob[size_t(t)];
+    if (q < p_.min_p) return;
+    c.idx.push_back(t);
+    c.total += c.prob.emplace_back(q / sum);
+  };
+  c.idx.reserve(keep);
+  c.prob.reserve(keep);
+  if (keep == size_t(V)) {  // nothing cut: idx is still 0..V-1
+    for (int32_t t = 0; t < V; t++) add(t);
+  } else if (keep * 8 < size_t(V)) {
+    std::sort(idx.begin(), idx.begin() + int64_t(keep));
+    for (size_t i = 0; i < keep; i++) add(idx[i]);
+  } else {
+    kept.assign(static_cast<size_t>(V), 0);
+    for (size_t i = 0; i < keep; i++) kept[size_t(idx[i])] = 1;
+    for (int32_t t = 0; t < V; t++)
+      if (kept[size_t(t)]) add(t);
+  }
   return c;
 }
 
@@ -121,7 +194,7 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& pr
   if (greedy()) {
     tok = argmax(logits, V);
   } else {
-    // One uniform draw over the kept mass, walked in logit order.
+    // One uniform draw over the kept mass, walked in token-id order.
     Candidates c = candidates(logits, V);
     double u = std::uniform_real_distribution<double>(0.0, c.total)(rng_);
     tok = c.idx.back();
@@ -148,7 +221,6 @@ Sampler::Dist Sampler::distribution(float* logits, int64_t V, const std::vector<
   Candidates c = candidates(logits, V);
   for (size_t i = 0; i < c.idx.size(); i++)
     if (c.prob[i] > 0) d.push_back({c.idx[i], c.prob[i] / c.total});
-  std::sort(d.begin(), d.end());
   return d;
 }
 

@@ -67,9 +67,12 @@ class Sampler {
   void apply_penalties(float* logits, int64_t vocab, const std::vector<int32_t>& prompt,
                        const std::vector<int32_t>& output, const std::vector<int32_t>& forbid) const;
   bool greedy() const;
-  // The tokens top-k/top-p/min-p keep, most likely first, with their
+  // The tokens top-k/top-p/min-p keep, in token-id order, with their
   // temperature-scaled probabilities (normalised over top-k; `total` is the
-  // kept mass). sample() and distribution() both draw on this.
+  // kept mass). Which tokens survive is defined on the most-likely-first
+  // order (higher logit, then lower id): top-k keeps its first k, top-p the
+  // shortest prefix of those with mass >= top_p, min-p drops what is below
+  // min_p x the top probability. sample() and distribution() both draw on this.
   struct Candidates {
     std::vector<int32_t> idx;
     std::vector<double> prob;

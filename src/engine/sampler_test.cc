@@ -4,7 +4,10 @@
 // deliberately biased acceptance.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
 
 #include "engine/sampler.h"
 
@@ -56,6 +59,84 @@ TEST(SpeculativeSampling, GreedyAcceptsOnlyTheArgmax) {
   EXPECT_TRUE(s.accept(d, 1));
   EXPECT_FALSE(s.accept(d, 0));
   EXPECT_EQ(s.draw_residual(d, 0), 1);
+}
+
+// The kept set, by the definition: sort most likely first (ties: lower id
+// first), take top-k, then the shortest prefix with mass >= top_p, then
+// drop what is below min_p x the top probability.
+Sampler::Dist reference_distribution(const std::vector<float>& l, const SamplingParams& sp) {
+  const int64_t V = int64_t(l.size());
+  std::vector<int32_t> idx(static_cast<size_t>(V));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  if (sp.top_k > 0 && sp.top_k < V) idx.resize(size_t(sp.top_k));
+  std::vector<double> q;
+  double sum = 0;
+  for (int32_t t : idx) sum += q.emplace_back(std::exp((double(l[t]) - l[idx[0]]) / sp.temperature));
+  size_t keep = idx.size();
+  double acc = 0;
+  for (size_t i = 0; i < idx.size() && sp.top_p < 1; i++)
+    if ((acc += q[i]) >= sp.top_p * sum) {
+      keep = i + 1;
+      break;
+    }
+  Sampler::Dist d;
+  double total = 0;
+  for (size_t i = 0; i < keep; i++)
+    if (q[i] >= sp.min_p) total += q[i], d.push_back({idx[i], q[i]});
+  for (auto& [t, p] : d) p /= total;
+  std::sort(d.begin(), d.end());
+  return d;
+}
+
+TEST(Sampling, KeptTokensFollowTheDefinition) {
+  // Vocabularies big enough for the quickselect to partition many times,
+  // logits on a coarse grid so that ties straddle every cut.
+  std::mt19937_64 g(11);
+  for (int trial = 0; trial < 300; trial++) {
+    const int64_t V = std::uniform_int_distribution<int64_t>(1, 3000)(g);
+    std::vector<float> l(static_cast<size_t>(V));
+    const float grid = trial % 2 ? 0.25f : 1e-3f;
+    for (auto& x : l) x = grid * float(std::uniform_int_distribution<int>(-40, 40)(g)) / (trial % 3 ? 1.0f : 0.05f);
+    SamplingParams sp;
+    sp.temperature = std::uniform_real_distribution<float>(0.2f, 2.0f)(g);
+    if (trial % 4 != 0) sp.top_p = std::uniform_real_distribution<float>(0.05f, 1.0f)(g);
+    if (trial % 3 == 1) sp.top_k = std::uniform_int_distribution<int>(1, 200)(g);
+    if (trial % 5 == 2) sp.min_p = std::uniform_real_distribution<float>(0.0f, 0.5f)(g);
+    Sampler s(sp);
+    std::vector<float> work = l;
+    Sampler::Dist got = s.distribution(work.data(), V, {}, {}, {}), want = reference_distribution(l, sp);
+    if (sp.top_k == 1) want = {{want[0].first, 1.0}};
+    ASSERT_EQ(got.size(), want.size()) << "trial " << trial << " V " << V;
+    for (size_t i = 0; i < got.size(); i++) {
+      ASSERT_EQ(got[i].first, want[i].first) << "trial " << trial;
+      ASSERT_NEAR(got[i].second, want[i].second, 1e-6) << "trial " << trial;
+    }
+  }
+}
+
+TEST(Sampling, SampleDrawsFromTheDistribution) {
+  // sample() (one uniform walked over the kept mass) against distribution().
+  SamplingParams sp;
+  sp.temperature = 0.9f;
+  sp.top_p = 0.9f;
+  sp.seed = 5;
+  const std::vector<float> logits = {0.5f, 1.5f, -2.0f, 1.0f, 0.0f, 1.5f, -0.3f, 0.8f};
+  const int V = int(logits.size()), N = 20000;
+  Sampler s(sp);
+  std::vector<float> work = logits;
+  Sampler::Dist d = s.distribution(work.data(), V, {}, {}, {});
+  std::vector<double> p;
+  std::vector<int> slot(static_cast<size_t>(V), -1), counts(d.size(), 0);
+  for (auto& [t, q] : d) slot[size_t(t)] = int(p.size()), p.push_back(q);
+  for (int i = 0; i < N; i++) {
+    work = logits;
+    int32_t t = s.sample(work.data(), V, {}, {}, {});
+    ASSERT_GE(slot[size_t(t)], 0) << "token " << t << " is outside the kept set";
+    counts[size_t(slot[size_t(t)])]++;
+  }
+  // chi-square critical value at p = 0.001 for up to 7 degrees of freedom: 24.3
+  EXPECT_LT(chi_square(counts, p, N), 24.3);
 }
 
 }  // namespace
