@@ -160,13 +160,15 @@ class Engine {
     std::vector<TokenLogprob> logprobs;
   };
   Decision decide(const BatchEntry& e, const float* rows);
-  // Greedy requests with nothing that reads the distribution (penalties,
-  // logprobs, a pending min_new_tokens): their tokens are the argmax of
-  // each row, so a step of only such requests takes argmax on the device
-  // and copies ids instead of logits (decide_greedy).
+  // Requests with nothing that reads or bends the distribution (penalties,
+  // logprobs, a pending min_new_tokens): greedy ones take the argmax of
+  // each row (verify rows too), sampled ones (not verifying) one draw with
+  // their request's uniform. A step of only such requests runs the
+  // backend's sample op and copies ids instead of logits (decide_from_ids).
   bool plain_greedy(const BatchEntry& e) const;
-  Decision decide_greedy(const BatchEntry& e, const int32_t* ids) const;
-  Tensor argmax_ids_;  // device ids of the last such step (grown as needed)
+  bool plain_sampled(const BatchEntry& e) const;
+  Decision decide_from_ids(const BatchEntry& e, const int32_t* ids) const;
+  Tensor sample_ids_, sample_params_, sample_u_;  // the sample op's rows (grown as needed)
   Tensor draft_ids_;   // device ids of the last draft pass (the engine thread's own)
   void commit(Req* r, Decision d, int64_t* generated);
   void draft(const ScheduledBatch& b, int depth);

@@ -103,11 +103,24 @@ void Engine::step() {
   std::vector<float> logits, hidden;
   std::vector<int32_t> ids;
   const bool spec = cfg_.speculative_num_steps > 0;
-  bool any_verify = false, greedy_only = true;
+  bool any_verify = false, on_device = true;
   for (auto& e : b.entries) {
     any_verify |= e.verify();
-    if (e.samples) greedy_only &= plain_greedy(e);
+    if (e.samples) on_device &= plain_greedy(e) || (plain_sampled(e) && !e.verify());
   }
+  // The backend's sample op decides such a step: each row's parameters and
+  // its request's uniform draw go over, only ids come back.
+  std::vector<float> row_params, row_u;
+  if (on_device)
+    for (auto& e : b.entries) {
+      if (!e.samples) continue;
+      const SampleParams sp = e.req->sampler->row_params();
+      const bool greedy = sp.greedy();
+      for (int64_t i = 0, n = e.verify() ? e.len : 1; i < n; i++) {
+        row_params.insert(row_params.end(), {greedy ? 0.0f : sp.temperature, sp.top_p, float(sp.top_k), sp.min_p});
+        row_u.push_back(greedy ? 0.0f : e.req->sampler->uniform());
+      }
+    }
   std::string error;
   in_flight_.clear();
   for (auto& e : b.entries) in_flight_.insert(e.req);
@@ -121,12 +134,20 @@ void Engine::step() {
       sp.args(fmt::format("{{\"tokens\":{},\"seqs\":{}}}", s.num_tokens(), s.num_seqs()));
       try {
         const Tensor& lg = model_.forward(s, *kv_);
-        if (greedy_only) {
+        if (on_device) {
           // Only ids cross to the host (a GPU's logits rows are vocab x 4 bytes each).
           const int64_t R = lg.dim(0);
-          if (!argmax_ids_.defined() || argmax_ids_.numel() < R) argmax_ids_ = be.alloc({std::max<int64_t>(R, 64)}, DType::I32);
-          Tensor out = argmax_ids_.slice_rows(0, R);
-          be.argmax(lg, out);
+          MIMO_ASSERT(int64_t(row_u.size()) == R);
+          if (!sample_ids_.defined() || sample_ids_.numel() < R) {
+            const int64_t n = std::max<int64_t>(R, 64);
+            sample_ids_ = be.alloc({n}, DType::I32);
+            sample_params_ = be.alloc({n, 4}, DType::F32);
+            sample_u_ = be.alloc({n}, DType::F32);
+          }
+          Tensor out = sample_ids_.slice_rows(0, R), prm = sample_params_.slice_rows(0, R), u = sample_u_.slice_rows(0, R);
+          be.copy_from_host(prm, row_params.data());
+          be.copy_from_host(u, row_u.data());
+          be.sample(lg, prm, u, out);
           ids.resize(size_t(R));
           be.copy_to_host(ids.data(), out);
         } else {
@@ -168,14 +189,14 @@ void Engine::step() {
       BatchEntry& e = b.entries[i];
       if (!e.samples) continue;
       int64_t rows = e.verify() ? e.len : 1;
-      const float* lrow = greedy_only ? nullptr : logits.data() + row * V;
-      const int32_t* irow = greedy_only ? ids.data() + row : nullptr;
+      const float* lrow = on_device ? nullptr : logits.data() + row * V;
+      const int32_t* irow = on_device ? ids.data() + row : nullptr;
       row += rows;
       if (e.req->aborted || e.req->stop_pending) {
         e.committed = 0;  // finishing: nothing of this step is kept
         continue;
       }
-      decisions[i] = greedy_only ? decide_greedy(e, irow) : decide(e, lrow);
+      decisions[i] = on_device ? decide_from_ids(e, irow) : decide(e, lrow);
       if (e.verify()) {
         int64_t acc = int64_t(decisions[i].tokens.size()) - 1;
         e.committed = 1 + acc;  // the bonus that was run, plus the accepted drafts
@@ -261,10 +282,17 @@ bool Engine::plain_greedy(const BatchEntry& e) const {
          p.presence_penalty == 0.0f && p.logprobs < 0 && e.req->output_len() >= p.min_new_tokens;
 }
 
-Engine::Decision Engine::decide_greedy(const BatchEntry& e, const int32_t* ids) const {
-  // What decide() gives for these requests: sample() and distribution()
-  // reduce to the argmax, and a draft is accepted exactly when it is the
-  // argmax (no random draws either way).
+bool Engine::plain_sampled(const BatchEntry& e) const {
+  const SamplingParams& p = e.req->params;
+  return p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && p.logprobs < 0 &&
+         e.req->output_len() >= p.min_new_tokens;
+}
+
+Engine::Decision Engine::decide_from_ids(const BatchEntry& e, const int32_t* ids) const {
+  // What decide() gives for these requests: a sampled row's id is what
+  // sample() draws with the same uniform; for greedy rows sample() and
+  // distribution() reduce to the argmax, and a draft is accepted exactly
+  // when it is the argmax (no random draws either way).
   Decision d;
   for (size_t i = 0; i <= e.drafts.size(); i++) {
     d.tokens.push_back(ids[i]);

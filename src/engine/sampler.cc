@@ -30,15 +30,8 @@ void validate(const SamplingParams& p) {
 
 Sampler::Sampler(const SamplingParams& p, uint64_t default_seed) : p_(p), rng_(p.seed.value_or(default_seed)) {}
 
-int32_t argmax(const float* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; i++)
-    if (x[i] > x[best]) best = i;
-  return int32_t(best);
-}
-
 void logprobs_of(const float* logits, int64_t V, int32_t token, int top_n, TokenLogprob* out) {
-  double mx = logits[argmax(logits, V)], sum = 0;
+  double mx = logits[argmax_row(logits, V)], sum = 0;
   for (int64_t i = 0; i < V; i++) sum += std::exp(double(logits[i]) - mx);
   double lse = mx + std::log(sum);
   out->token = token;
@@ -76,136 +69,24 @@ void Sampler::apply_penalties(float* logits, int64_t V, const std::vector<int32_
     if (t >= 0 && t < V) logits[t] = -INFINITY;
 }
 
-bool Sampler::greedy() const { return p_.temperature <= 1e-6f || p_.top_k == 1; }
-
-namespace {
-
-// Orders tokens most likely first: higher logit, then lower id. A strict
-// total order, so every selection below has one answer.
-struct ByLogit {
-  const float* l;
-  bool operator()(int32_t a, int32_t b) const { return l[a] > l[b] || (l[a] == l[b] && a < b); }
-};
-
-// Moves the shortest ByLogit-prefix of idx[0, n) whose mass (prob[i] is
-// token i's weight) reaches `target` to the front; returns its length.
-// Expected O(n): a quickselect that partitions around a pivot and descends
-// into the side holding the cut, never sorting the whole list.
-size_t mass_prefix(int32_t* idx, size_t n, const double* prob, double target, ByLogit before) {
-  size_t lo = 0, hi = n;  // the cut lies in [lo, hi); everything before lo is in
-  double acc = 0;         // mass of idx[0, lo)
-  while (hi - lo > 32) {
-    // Median of three as the pivot, moved to the end of the range.
-    int32_t* a = idx + lo;
-    int32_t* m = idx + lo + (hi - lo) / 2;
-    int32_t* z = idx + hi - 1;
-    if (before(*m, *a)) std::swap(*m, *a);
-    if (before(*z, *a)) std::swap(*z, *a);
-    if (before(*z, *m)) std::swap(*z, *m);
-    std::swap(*m, *z);
-    const int32_t pivot = *z;
-    size_t mid = lo;
-    double mass = 0;
-    for (size_t i = lo; i + 1 < hi; i++)
-      if (before(idx[i], pivot)) {
-        mass += prob[idx[i]];
-        std::swap(idx[i], idx[mid++]);
-      }
-    std::swap(idx[mid], idx[hi - 1]);  // the pivot between the two sides
-    if (acc + mass >= target) {
-      hi = mid;
-    } else if (acc + mass + prob[pivot] >= target) {
-      return mid + 1;
-    } else {
-      acc += mass + prob[pivot];
-      lo = mid + 1;
-    }
-  }
-  std::sort(idx + lo, idx + hi, before);
-  for (size_t i = lo; i < hi; i++) {
-    acc += prob[idx[i]];
-    if (acc >= target) return i + 1;
-  }
-  return hi;  // rounding left the target just out of reach: keep the range
+SampleParams Sampler::row_params() const {
+  SampleParams sp;
+  sp.temperature = p_.temperature;
+  sp.top_p = p_.top_p;
+  sp.top_k = p_.top_k;
+  sp.min_p = p_.min_p;
+  return sp;
 }
 
-}  // namespace
-
-Sampler::Candidates Sampler::candidates(const float* logits, int64_t V) const {
-  // Linear time in V (a sampled token must not cost a sort of the
-  // vocabulary): select top-k, weigh, cut top-p by quickselect on mass,
-  // drop below min-p, then list the survivors in token-id order.
-  thread_local std::vector<int32_t> idx;
-  thread_local std::vector<double> prob;  // by token id; set for idx[0, keep) only
-  thread_local std::vector<uint8_t> kept;
-  idx.resize(static_cast<size_t>(V));
-  prob.resize(static_cast<size_t>(V));
-  std::iota(idx.begin(), idx.end(), 0);
-  const ByLogit before{logits};
-  size_t keep = size_t(V);
-  if (p_.top_k > 0 && p_.top_k < V) {
-    keep = size_t(p_.top_k);
-    if (keep * 16 < size_t(V))  // a heap of k: most tokens cost one comparison
-      std::partial_sort(idx.begin(), idx.begin() + int64_t(keep), idx.end(), before);
-    else
-      std::nth_element(idx.begin(), idx.begin() + int64_t(keep - 1), idx.end(), before);
-  }
-  float mx = logits[0];  // the most likely token is in every kept set
-  for (int64_t t = 1; t < V; t++) mx = logits[t] > mx ? logits[t] : mx;
-  // Weights in float (expf is several times cheaper than exp, and 1e-7 of
-  // relative error is far below what sampling can tell), summed in double.
-  const float inv_t = 1.0f / p_.temperature;
-  double sum = 0;
-  for (size_t i = 0; i < keep; i++) {
-    const int32_t t = idx[i];
-    sum += prob[size_t(t)] = double(std::exp((logits[t] - mx) * inv_t));
-  }
-  if (p_.top_p < 1.0f) keep = mass_prefix(idx.data(), keep, prob.data(), double(p_.top_p) * sum, before);
-  // min-p: the tail below min_p x the most likely token's weight (1 here).
-  // Survivors in id order: sorted when few, by a mask walk when many.
-  Candidates c;
-  auto add = [&](int32_t t) {
-    const double q = prob[size_t(t)];
-    if (q < p_.min_p) return;
-    c.idx.push_back(t);
-    c.total += c.prob.emplace_back(q / sum);
-  };
-  c.idx.reserve(keep);
-  c.prob.reserve(keep);
-  if (keep == size_t(V)) {  // nothing cut: idx is still 0..V-1
-    for (int32_t t = 0; t < V; t++) add(t);
-  } else if (keep * 8 < size_t(V)) {
-    std::sort(idx.begin(), idx.begin() + int64_t(keep));
-    for (size_t i = 0; i < keep; i++) add(idx[i]);
-  } else {
-    kept.assign(static_cast<size_t>(V), 0);
-    for (size_t i = 0; i < keep; i++) kept[size_t(idx[i])] = 1;
-    for (int32_t t = 0; t < V; t++)
-      if (kept[size_t(t)]) add(t);
-  }
-  return c;
-}
+float Sampler::uniform() { return std::uniform_real_distribution<float>(0.0f, 1.0f)(rng_); }
 
 int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& prompt, const std::vector<int32_t>& output,
                         const std::vector<int32_t>& forbid, TokenLogprob* lp) {
   // Penalties first: they shape the distribution that logprobs report.
   apply_penalties(logits, V, prompt, output, forbid);
-  int32_t tok;
-  if (greedy()) {
-    tok = argmax(logits, V);
-  } else {
-    // One uniform draw over the kept mass, walked in token-id order.
-    Candidates c = candidates(logits, V);
-    double u = std::uniform_real_distribution<double>(0.0, c.total)(rng_);
-    tok = c.idx.back();
-    for (size_t i = 0; i < c.idx.size(); i++) {
-      u -= c.prob[i];
-      if (u < 0) {
-        tok = c.idx[i];
-        break;
-      }
-    }
-  }
+  const SampleParams sp = row_params();
+  // One uniform per sampled token, as the engine draws for a backend's sample op.
+  const int32_t tok = sp.greedy() ? argmax_row(logits, V) : sample_row(logits, V, sp, uniform());
   if (lp) logprobs_of(logits, V, tok, std::max(0, p_.logprobs), lp);
   return tok;
 }
@@ -214,13 +95,15 @@ Sampler::Dist Sampler::distribution(float* logits, int64_t V, const std::vector<
                                     const std::vector<int32_t>& output, const std::vector<int32_t>& forbid) {
   apply_penalties(logits, V, prompt, output, forbid);
   Dist d;
-  if (greedy()) {
-    d.push_back({argmax(logits, V), 1.0});
+  const SampleParams sp = row_params();
+  if (sp.greedy()) {
+    d.push_back({argmax_row(logits, V), 1.0});
     return d;
   }
-  Candidates c = candidates(logits, V);
-  for (size_t i = 0; i < c.idx.size(); i++)
-    if (c.prob[i] > 0) d.push_back({c.idx[i], c.prob[i] / c.total});
+  thread_local KeptTokens k;
+  kept_tokens(logits, V, sp, &k);
+  for (size_t i = 0; i < k.idx.size(); i++)
+    if (k.w[i] > 0) d.push_back({k.idx[i], k.w[i] / k.mass});
   return d;
 }
 

@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ops/sampling.h"
+
 namespace mimo {
 
 struct SamplingParams {
@@ -49,6 +51,13 @@ class Sampler {
   int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& prompt, const std::vector<int32_t>& output,
                  const std::vector<int32_t>& forbid, TokenLogprob* lp = nullptr);
   std::mt19937_64& rng() { return rng_; }
+  // The request's temperature and top-k/top-p/min-p (ops/sampling.h).
+  SampleParams row_params() const;
+  // The one uniform draw a sampled token takes, in [0, 1): sample() and the
+  // engine (for a backend's sample op) both take it from here.
+  float uniform();
+  // Whether tokens are the argmax (no draws).
+  bool greedy() const { return row_params().greedy(); }
 
   // The distribution sample() draws from, after penalties, temperature,
   // top-k/top-p/min-p (greedy: all mass on the argmax). Sorted by token id.
@@ -66,25 +75,11 @@ class Sampler {
   // Repetition/frequency/presence penalties and forbidden tokens, in place.
   void apply_penalties(float* logits, int64_t vocab, const std::vector<int32_t>& prompt,
                        const std::vector<int32_t>& output, const std::vector<int32_t>& forbid) const;
-  bool greedy() const;
-  // The tokens top-k/top-p/min-p keep, in token-id order, with their
-  // temperature-scaled probabilities (normalised over top-k; `total` is the
-  // kept mass). Which tokens survive is defined on the most-likely-first
-  // order (higher logit, then lower id): top-k keeps its first k, top-p the
-  // shortest prefix of those with mass >= top_p, min-p drops what is below
-  // min_p x the top probability. sample() and distribution() both draw on this.
-  struct Candidates {
-    std::vector<int32_t> idx;
-    std::vector<double> prob;
-    double total = 0;
-  };
-  Candidates candidates(const float* logits, int64_t vocab) const;
 
   SamplingParams p_;
   std::mt19937_64 rng_;
 };
 
-int32_t argmax(const float* x, int64_t n);
 // log_softmax(x)[i] for one i and the top-n entries, computed in double.
 void logprobs_of(const float* logits, int64_t vocab, int32_t token, int top_n, TokenLogprob* out);
 

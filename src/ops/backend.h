@@ -90,6 +90,11 @@ class Backend {
   virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
   // out I32 [R] = argmax over the last dim of x [R, V] (first maximum wins).
   virtual void argmax(const Tensor& x, Tensor& out) = 0;
+  // out I32 [R]: one token per row of logits F32 [R, V], drawn as
+  // ops/sampling.h defines (sample_row): params F32 [R, 4] holds each row's
+  // temperature, top_p, top_k (<= 0: all) and min_p (temperature 0 is the
+  // argmax), u F32 [R] its uniform draw in [0, 1).
+  virtual void sample(const Tensor& logits, const Tensor& params, const Tensor& u, Tensor& out) = 0;
   // Converts between F32 and BF16 (or copies when dtypes match).
   virtual void convert(const Tensor& src, Tensor& dst) = 0;
 };

@@ -272,6 +272,10 @@ TEST_F(EngineTest, SameSeedSameSampleWhateverTheBatch) {
   mix[0].sampling.temperature = 1.0f;
   Result in_batch = run_all(e, mix)[1];
   EXPECT_EQ(in_batch.ids, alone_r.ids);
+  // Alone, its steps go to the backend's sample op; next to a request with
+  // a penalty they are decided on the host: the same tokens either way.
+  mix[0].sampling.repetition_penalty = 1.3f;
+  EXPECT_EQ(run_all(e, mix)[1].ids, alone_r.ids);
   r.sampling.seed = 99;
   EXPECT_NE(run_all(e, {r})[0].ids, alone_r.ids);
   expect_no_leaks(e);

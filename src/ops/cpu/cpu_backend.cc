@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "ops/cpu/kernels.h"
+#include "ops/sampling.h"
 
 namespace mimo {
 
@@ -172,13 +173,19 @@ void CpuBackend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
 
 void CpuBackend::argmax(const Tensor& x, Tensor& out) {
   int64_t V = x.dim(-1), R = x.numel() / V;
-  for (int64_t r = 0; r < R; r++) {
-    const float* p = x.ptr<float>() + r * V;
-    int64_t best = 0;
-    for (int64_t i = 1; i < V; i++)
-      if (p[i] > p[best]) best = i;
-    out.ptr<int32_t>()[r] = int32_t(best);
-  }
+  for (int64_t r = 0; r < R; r++) out.ptr<int32_t>()[r] = argmax_row(x.ptr<float>() + r * V, V);
+}
+
+void CpuBackend::sample(const Tensor& logits, const Tensor& params, const Tensor& u, Tensor& out) {
+  const int64_t V = logits.dim(-1), R = logits.numel() / V;
+  MIMO_ASSERT(params.numel() == 4 * R && u.numel() == R && out.numel() == R);
+  // Rows in parallel: a sampled row is a few passes over the vocabulary.
+  pool_.run_chunks(R, [&](int64_t r) {
+    const float* pr = params.ptr<float>() + 4 * r;
+    SampleParams sp;
+    sp.temperature = pr[0], sp.top_p = pr[1], sp.top_k = int(pr[2]), sp.min_p = pr[3];
+    out.ptr<int32_t>()[r] = sample_row(logits.ptr<float>() + r * V, V, sp, u.ptr<float>()[r]);
+  });
 }
 
 void CpuBackend::convert(const Tensor& src, Tensor& dst) {
