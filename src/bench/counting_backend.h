@@ -74,8 +74,9 @@ class CountingBackend final : public Backend {
     in_.gather_rows(x, rows, out);
   }
   void argmax(const Tensor& x, Tensor& out) override { in_.argmax(x, out); }
-  void sample(const Tensor& logits, const Tensor& params, const Tensor& u, Tensor& out) override {
-    in_.sample(logits, params, u, out);
+  void sample(const Tensor& logits, const Tensor& params, const Tensor& drafts, const Tensor& u,
+              Tensor& out) override {
+    in_.sample(logits, params, drafts, u, out);
   }
   void convert(const Tensor& src, Tensor& dst) override { in_.convert(src, dst); }
 

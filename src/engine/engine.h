@@ -162,13 +162,13 @@ class Engine {
   Decision decide(const BatchEntry& e, const float* rows);
   // Requests with nothing that reads or bends the distribution (penalties,
   // logprobs, a pending min_new_tokens): greedy ones take the argmax of
-  // each row (verify rows too), sampled ones (not verifying) one draw with
-  // their request's uniform. A step of only such requests runs the
-  // backend's sample op and copies ids instead of logits (decide_from_ids).
+  // each row, sampled ones a draw (or a verify of their draft) with their
+  // request's uniforms. A step of only such requests runs the backend's
+  // sample op and copies ids instead of logits (decide_from_ids).
   bool plain_greedy(const BatchEntry& e) const;
   bool plain_sampled(const BatchEntry& e) const;
   Decision decide_from_ids(const BatchEntry& e, const int32_t* ids) const;
-  Tensor sample_ids_, sample_params_, sample_u_;  // the sample op's rows (grown as needed)
+  Tensor sample_ids_, sample_drafts_, sample_params_, sample_u_;  // the sample op's rows (grown as needed)
   Tensor draft_ids_;   // device ids of the last draft pass (the engine thread's own)
   void commit(Req* r, Decision d, int64_t* generated);
   void draft(const ScheduledBatch& b, int depth);

@@ -106,11 +106,13 @@ void Engine::step() {
   bool any_verify = false, on_device = true;
   for (auto& e : b.entries) {
     any_verify |= e.verify();
-    if (e.samples) on_device &= plain_greedy(e) || (plain_sampled(e) && !e.verify());
+    if (e.samples) on_device &= plain_greedy(e) || plain_sampled(e);
   }
-  // The backend's sample op decides such a step: each row's parameters and
-  // its request's uniform draw go over, only ids come back.
+  // The backend's sample op decides such a step: each row's parameters,
+  // draft and its request's uniforms go over (drawn in the order decide()
+  // draws them), only ids come back.
   std::vector<float> row_params, row_u;
+  std::vector<int32_t> row_drafts;
   if (on_device)
     for (auto& e : b.entries) {
       if (!e.samples) continue;
@@ -118,7 +120,9 @@ void Engine::step() {
       const bool greedy = sp.greedy();
       for (int64_t i = 0, n = e.verify() ? e.len : 1; i < n; i++) {
         row_params.insert(row_params.end(), {greedy ? 0.0f : sp.temperature, sp.top_p, float(sp.top_k), sp.min_p});
-        row_u.push_back(greedy ? 0.0f : e.req->sampler->uniform());
+        row_drafts.push_back(size_t(i) < e.drafts.size() ? e.drafts[size_t(i)] : -1);
+        const float ua = greedy || !e.verify() ? 0.0f : e.req->sampler->uniform();
+        row_u.insert(row_u.end(), {ua, greedy ? 0.0f : e.req->sampler->uniform()});
       }
     }
   std::string error;
@@ -137,17 +141,20 @@ void Engine::step() {
         if (on_device) {
           // Only ids cross to the host (a GPU's logits rows are vocab x 4 bytes each).
           const int64_t R = lg.dim(0);
-          MIMO_ASSERT(int64_t(row_u.size()) == R);
+          MIMO_ASSERT(int64_t(row_drafts.size()) == R);
           if (!sample_ids_.defined() || sample_ids_.numel() < R) {
             const int64_t n = std::max<int64_t>(R, 64);
             sample_ids_ = be.alloc({n}, DType::I32);
+            sample_drafts_ = be.alloc({n}, DType::I32);
             sample_params_ = be.alloc({n, 4}, DType::F32);
-            sample_u_ = be.alloc({n}, DType::F32);
+            sample_u_ = be.alloc({n, 2}, DType::F32);
           }
-          Tensor out = sample_ids_.slice_rows(0, R), prm = sample_params_.slice_rows(0, R), u = sample_u_.slice_rows(0, R);
+          Tensor out = sample_ids_.slice_rows(0, R), drafts = sample_drafts_.slice_rows(0, R),
+                 prm = sample_params_.slice_rows(0, R), u = sample_u_.slice_rows(0, R);
           be.copy_from_host(prm, row_params.data());
+          be.copy_from_host(drafts, row_drafts.data());
           be.copy_from_host(u, row_u.data());
-          be.sample(lg, prm, u, out);
+          be.sample(lg, prm, drafts, u, out);
           ids.resize(size_t(R));
           be.copy_to_host(ids.data(), out);
         } else {
@@ -325,17 +332,19 @@ Engine::Decision Engine::decide(const BatchEntry& e, const float* rows) {
     if (sp.logprobs >= 0) d.logprobs.push_back(lp);
     return d;
   }
+  // Two uniforms per row of the verify (to accept its draft, to draw),
+  // all drawn up front, whatever is accepted: the order the sample op's
+  // rows take them in, so both decide a request alike.
+  const bool greedy = r->sampler->greedy();
+  std::vector<float> u(size_t(2 * e.len), 0.0f);
+  if (!greedy)
+    for (auto& x : u) x = r->sampler->uniform();
   for (size_t i = 0; i <= e.drafts.size(); i++) {
     std::memcpy(l.data(), rows + int64_t(i) * V, size_t(V) * 4);
-    Sampler::Dist dist = r->sampler->distribution(l.data(), V, prompt, output, forbid(int64_t(output.size())));
-    int32_t tok;
-    bool done = true;
-    if (i < e.drafts.size() && r->sampler->accept(dist, e.drafts[i])) {
-      tok = e.drafts[i];
-      done = false;
-    } else {
-      tok = i < e.drafts.size() ? r->sampler->draw_residual(dist, e.drafts[i]) : r->sampler->draw(dist);
-    }
+    const int32_t x = i < e.drafts.size() ? e.drafts[i] : -1;
+    const int32_t tok = r->sampler->verify(l.data(), V, prompt, output, forbid(int64_t(output.size())), x, u[2 * i],
+                                           u[2 * i + 1]);
+    const bool done = x < 0 || tok != x;
     d.tokens.push_back(tok);
     if (sp.logprobs >= 0) {
       TokenLogprob lp;

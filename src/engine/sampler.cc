@@ -107,33 +107,11 @@ Sampler::Dist Sampler::distribution(float* logits, int64_t V, const std::vector<
   return d;
 }
 
-int32_t Sampler::draw(const Dist& d) {
-  if (d.size() == 1) return d[0].first;
-  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-  for (auto& [t, p] : d) {
-    u -= p;
-    if (u < 0) return t;
-  }
-  return d.back().first;
-}
-
-bool Sampler::accept(const Dist& d, int32_t x) {
-  auto it = std::lower_bound(d.begin(), d.end(), std::make_pair(x, -1.0));
-  double px = (it != d.end() && it->first == x) ? it->second : 0.0;
-  if (px >= 1.0) return true;
-  if (px <= 0.0) return false;
-  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < px;
-}
-
-int32_t Sampler::draw_residual(const Dist& d, int32_t x) {
-  Dist r;
-  for (auto& [t, p] : d)
-    if (t != x) r.push_back({t, p});
-  double total = 0;
-  for (auto& [_, p] : r) total += p;
-  if (r.empty() || total <= 0) return x;
-  for (auto& [_, p] : r) p /= total;
-  return draw(r);
+int32_t Sampler::verify(float* logits, int64_t V, const std::vector<int32_t>& prompt,
+                        const std::vector<int32_t>& output, const std::vector<int32_t>& forbid, int32_t x,
+                        float u_accept, float u_draw) {
+  apply_penalties(logits, V, prompt, output, forbid);
+  return verify_row(logits, V, row_params(), x, u_accept, u_draw);
 }
 
 }  // namespace mimo

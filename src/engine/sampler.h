@@ -64,12 +64,13 @@ class Sampler {
   using Dist = std::vector<std::pair<int32_t, double>>;
   Dist distribution(float* logits, int64_t vocab, const std::vector<int32_t>& prompt,
                     const std::vector<int32_t>& output, const std::vector<int32_t>& forbid);
-  int32_t draw(const Dist& d);
-  // Speculative sampling with a deterministic draft x: accept x with
-  // probability p(x); on rejection draw from p with x removed. The tokens
-  // that come out are distributed exactly as draw(d).
-  bool accept(const Dist& d, int32_t x);
-  int32_t draw_residual(const Dist& d, int32_t x);
+  // Speculative sampling of one verify row with a deterministic draft x
+  // (after penalties, like sample()): accept x with probability p(x), else
+  // draw from p with x removed (ops/sampling.h, verify_row), at the given
+  // uniforms. The token is distributed exactly as a plain draw from p, and
+  // equals x exactly when x was accepted.
+  int32_t verify(float* logits, int64_t vocab, const std::vector<int32_t>& prompt, const std::vector<int32_t>& output,
+                 const std::vector<int32_t>& forbid, int32_t x, float u_accept, float u_draw);
 
  private:
   // Repetition/frequency/presence penalties and forbidden tokens, in place.

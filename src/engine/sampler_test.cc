@@ -39,11 +39,14 @@ TEST(SpeculativeSampling, MatchesTargetDistribution) {
     std::vector<int> exact(V, 0), biased(V, 0);
     std::mt19937_64 g(7);
     for (int i = 0; i < N; i++) {
-      int32_t t = s.accept(d, draft) ? draft : s.draw_residual(d, draft);
+      l = logits;
+      int32_t t = s.verify(l.data(), V, {}, {}, {}, draft, s.uniform(), s.uniform());
       exact[size_t(t)]++;
-      // Biased: accept the draft half again as often as p(draft) says.
+      // Biased: accept the draft half again as often as p(draft) says (a
+      // rejection is forced by u_accept = 1).
       double u = std::uniform_real_distribution<double>(0, 1)(g);
-      int32_t b = u < std::min(1.0, 1.5 * p[size_t(draft)]) ? draft : s.draw_residual(d, draft);
+      l = logits;
+      int32_t b = u < std::min(1.0, 1.5 * p[size_t(draft)]) ? draft : s.verify(l.data(), V, {}, {}, {}, draft, 1.0f, s.uniform());
       biased[size_t(b)]++;
     }
     EXPECT_LT(chi_square(exact, p, N), 20.5) << "draft " << draft;
@@ -55,10 +58,22 @@ TEST(SpeculativeSampling, GreedyAcceptsOnlyTheArgmax) {
   SamplingParams sp;
   Sampler s(sp);
   std::vector<float> l = {0.1f, 3.0f, 0.2f};
-  Sampler::Dist d = s.distribution(l.data(), 3, {}, {}, {});
-  EXPECT_TRUE(s.accept(d, 1));
-  EXPECT_FALSE(s.accept(d, 0));
-  EXPECT_EQ(s.draw_residual(d, 0), 1);
+  EXPECT_EQ(s.verify(l.data(), 3, {}, {}, {}, 1, 0.99f, 0.5f), 1);  // accepted: the draft itself
+  EXPECT_EQ(s.verify(l.data(), 3, {}, {}, {}, 0, 0.0f, 0.5f), 1);   // rejected: the argmax
+}
+
+TEST(SpeculativeSampling, TheTokenIsTheDraftExactlyWhenAccepted) {
+  // The engine reads acceptance off the token: a rejected draft must never
+  // come back from the residual draw, whatever the uniforms.
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  Sampler s(sp);
+  const std::vector<float> logits = {0.0f, 5.0f, 0.5f, 0.2f};
+  for (float ud : {0.0f, 0.3f, 0.9999f})
+    for (int32_t x = 0; x < 4; x++) {
+      std::vector<float> l = logits;
+      EXPECT_NE(s.verify(l.data(), 4, {}, {}, {}, x, 1.0f, ud), x) << "draft " << x << " u_draw " << ud;
+    }
 }
 
 // The kept set, by the definition: sort most likely first (ties: lower id

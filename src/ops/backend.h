@@ -90,11 +90,13 @@ class Backend {
   virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
   // out I32 [R] = argmax over the last dim of x [R, V] (first maximum wins).
   virtual void argmax(const Tensor& x, Tensor& out) = 0;
-  // out I32 [R]: one token per row of logits F32 [R, V], drawn as
-  // ops/sampling.h defines (sample_row): params F32 [R, 4] holds each row's
+  // out I32 [R]: one token per row of logits F32 [R, V], decided as
+  // ops/sampling.h defines (verify_row): params F32 [R, 4] holds each row's
   // temperature, top_p, top_k (<= 0: all) and min_p (temperature 0 is the
-  // argmax), u F32 [R] its uniform draw in [0, 1).
-  virtual void sample(const Tensor& logits, const Tensor& params, const Tensor& u, Tensor& out) = 0;
+  // argmax), drafts I32 [R] its draft token (-1: none, a plain draw), u F32
+  // [R, 2] its uniforms in [0, 1) (to accept the draft, to draw).
+  virtual void sample(const Tensor& logits, const Tensor& params, const Tensor& drafts, const Tensor& u,
+                      Tensor& out) = 0;
   // Converts between F32 and BF16 (or copies when dtypes match).
   virtual void convert(const Tensor& src, Tensor& dst) = 0;
 };

@@ -92,7 +92,16 @@ void kept_tokens(const float* logits, int64_t V, const SampleParams& p, KeptToke
     const int32_t t = idx[i];
     sum += w[size_t(t)] = double(std::exp((logits[t] - mx) * inv_t));
   }
-  if (p.top_p < 1.0f) keep = mass_prefix(idx.data(), keep, w.data(), double(p.top_p) * sum, before);
+  if (p.top_p < 1.0f) {
+    // Tokens lighter than (1 - top_p) x mass / V weigh less than the tail
+    // may, all together, and come after every heavier token: the cut lies
+    // among the heavier ones, so only those go to the quickselect.
+    const double light = (1.0 - double(p.top_p)) * sum / double(keep);
+    size_t heavy = 0;
+    for (size_t i = 0; i < keep; i++)
+      if (w[size_t(idx[i])] >= light) std::swap(idx[i], idx[heavy++]);
+    keep = mass_prefix(idx.data(), heavy, w.data(), double(p.top_p) * sum, before);
+  }
   // min-p, then the survivors in id order: sorted when few, by a mask walk
   // when many, as they are when nothing was cut.
   out->idx.clear();
@@ -130,10 +139,30 @@ int32_t draw_kept(const KeptTokens& k, float u) {
 }
 
 int32_t sample_row(const float* logits, int64_t V, const SampleParams& p, float u) {
+  return verify_row(logits, V, p, -1, 0.0f, u);
+}
+
+int32_t verify_row(const float* logits, int64_t V, const SampleParams& p, int32_t draft, float u_accept,
+                   float u_draw) {
   if (p.greedy()) return argmax_row(logits, V);
   thread_local KeptTokens k;
   kept_tokens(logits, V, p, &k);
-  return draw_kept(k, u);
+  if (draft < 0) return draw_kept(k, u_draw);
+  auto at = std::lower_bound(k.idx.begin(), k.idx.end(), draft);
+  const double wx = at != k.idx.end() && *at == draft ? k.w[size_t(at - k.idx.begin())] : 0.0;
+  if (double(u_accept) * k.mass < wx) return draft;
+  // The residual: the kept set without x, walked in id order.
+  const double rest = k.mass - wx;
+  if (!(rest > 0)) return draft;  // x held all the mass (and was accepted above)
+  double left = double(u_draw) * rest;
+  int32_t last = draft;
+  for (size_t i = 0; i < k.idx.size(); i++) {
+    if (k.idx[i] == draft) continue;
+    last = k.idx[i];
+    left -= k.w[i];
+    if (left < 0) return k.idx[i];
+  }
+  return last;
 }
 
 }  // namespace mimo

@@ -9,6 +9,12 @@
 // kept tokens in id order and returns the first whose cumulative weight
 // exceeds u x (kept mass), u uniform in [0, 1). Temperature 0 (or top-k 1)
 // is greedy: the first maximum.
+//
+// Speculative verify of a row with a deterministic draft x: accept x when
+// u_accept < p(x) (its share of the kept mass), else draw at u_draw from the
+// kept set without x. The token that comes out is distributed exactly as a
+// plain draw; it equals x exactly when x was accepted. Greedy: the argmax
+// (accepted when it is x).
 #pragma once
 
 #include <cstdint>
@@ -39,5 +45,8 @@ int32_t draw_kept(const KeptTokens& k, float u);
 int32_t argmax_row(const float* x, int64_t n);
 // One row end to end: argmax when greedy, else kept_tokens + draw_kept.
 int32_t sample_row(const float* logits, int64_t V, const SampleParams& p, float u);
+// One row with an optional draft (draft < 0: none, a plain draw at u_draw).
+int32_t verify_row(const float* logits, int64_t V, const SampleParams& p, int32_t draft, float u_accept,
+                   float u_draw);
 
 }  // namespace mimo

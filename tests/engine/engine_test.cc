@@ -386,6 +386,34 @@ TEST_F(EngineTest, SpeculativeGreedyEqualsPlainGreedy) {
   }
 }
 
+TEST_F(EngineTest, SpeculativeSamplingIsDecidedAlikeOnDeviceAndHost) {
+  // A seeded sampled request with 3 draft steps: alone, its verify rows go
+  // to the backend's sample op; next to a request with a penalty, the host
+  // decides them. Both take the request's uniforms in the same order, so
+  // the tokens agree; some drafts are accepted and some not.
+  // The trained model: its MTP layers' drafts are often right.
+  ModelLoadOptions o;
+  o.dtype = "float32";
+  LoadedModel lm = load_model(test::source_dir() + "/models/mimo-tiny", *backend_, o);
+  const int V = int(lm.model->spec().vocab_size);
+  EngineConfig c = config();
+  c.speculative_num_steps = 3;
+  Engine e(c, *lm.model);
+  EngineRequest r = greedy(prompt_of(30, V, 5), 40);
+  r.sampling.temperature = 0.7f;
+  r.sampling.top_p = 0.9f;
+  r.sampling.seed = 77;
+  Result alone_r = run_all(e, {r})[0];
+  const auto st = e.stats();
+  EXPECT_GT(st.spec_verifies, 0);
+  EXPECT_GT(st.avg_spec_accept_length(), 1.0) << "no draft accepted: the comparison would not cover acceptance";
+  EXPECT_LT(st.avg_spec_accept_length(), 4.0) << "every draft accepted: the comparison would not cover rejection";
+  EngineRequest other = greedy(prompt_of(12, V, 6), 40);
+  other.sampling.repetition_penalty = 1.2f;
+  EXPECT_EQ(run_all(e, {other, r})[1].ids, alone_r.ids);
+  expect_no_leaks(e);
+}
+
 TEST_F(EngineTest, SpeculativeRespectsStopsAndTinyBudgets) {
   auto p = prompt_of(20, 512, 0);
   auto ref = alone(*gen_->model, prompt_of(20, 1000, 0), 30);

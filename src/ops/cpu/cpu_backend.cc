@@ -176,15 +176,17 @@ void CpuBackend::argmax(const Tensor& x, Tensor& out) {
   for (int64_t r = 0; r < R; r++) out.ptr<int32_t>()[r] = argmax_row(x.ptr<float>() + r * V, V);
 }
 
-void CpuBackend::sample(const Tensor& logits, const Tensor& params, const Tensor& u, Tensor& out) {
+void CpuBackend::sample(const Tensor& logits, const Tensor& params, const Tensor& drafts, const Tensor& u,
+                        Tensor& out) {
   const int64_t V = logits.dim(-1), R = logits.numel() / V;
-  MIMO_ASSERT(params.numel() == 4 * R && u.numel() == R && out.numel() == R);
+  MIMO_ASSERT(params.numel() == 4 * R && drafts.numel() == R && u.numel() == 2 * R && out.numel() == R);
   // Rows in parallel: a sampled row is a few passes over the vocabulary.
   pool_.run_chunks(R, [&](int64_t r) {
     const float* pr = params.ptr<float>() + 4 * r;
     SampleParams sp;
     sp.temperature = pr[0], sp.top_p = pr[1], sp.top_k = int(pr[2]), sp.min_p = pr[3];
-    out.ptr<int32_t>()[r] = sample_row(logits.ptr<float>() + r * V, V, sp, u.ptr<float>()[r]);
+    const float* ur = u.ptr<float>() + 2 * r;
+    out.ptr<int32_t>()[r] = verify_row(logits.ptr<float>() + r * V, V, sp, drafts.ptr<int32_t>()[r], ur[0], ur[1]);
   });
 }
 

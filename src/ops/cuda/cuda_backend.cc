@@ -387,11 +387,13 @@ void CudaBackend::argmax(const Tensor& x, Tensor& out) {
   after_launch("argmax");
 }
 
-void CudaBackend::sample(const Tensor& logits, const Tensor& params, const Tensor& u, Tensor& out) {
+void CudaBackend::sample(const Tensor& logits, const Tensor& params, const Tensor& drafts, const Tensor& u,
+                         Tensor& out) {
   const int64_t V = logits.dim(-1), R = logits.numel() / V;
-  MIMO_ASSERT(logits.dtype() == DType::F32 && params.numel() == 4 * R && u.numel() == R && out.numel() == R &&
-              out.dtype() == DType::I32);
-  cuda::sample(logits.ptr<float>(), R, V, params.ptr<float>(), u.ptr<float>(), out.ptr<int32_t>(), stream_);
+  MIMO_ASSERT(logits.dtype() == DType::F32 && params.numel() == 4 * R && drafts.numel() == R && u.numel() == 2 * R &&
+              out.numel() == R && out.dtype() == DType::I32);
+  cuda::sample(logits.ptr<float>(), R, V, params.ptr<float>(), drafts.ptr<int32_t>(), u.ptr<float>(),
+               out.ptr<int32_t>(), stream_);
   after_launch("sample");
 }
 

@@ -52,7 +52,8 @@ class CudaBackend final : public Backend {
                    const Tensor& down, int expert_begin, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;
   void argmax(const Tensor& x, Tensor& out) override;
-  void sample(const Tensor& logits, const Tensor& params, const Tensor& u, Tensor& out) override;
+  void sample(const Tensor& logits, const Tensor& params, const Tensor& drafts, const Tensor& u,
+              Tensor& out) override;
   void convert(const Tensor& src, Tensor& dst) override;
 
  private:

@@ -35,9 +35,10 @@ void silu_mul(const float* gu, int64_t T, int64_t I, float* out, const int32_t* 
 void gather_rows(const void* x, int64_t n_rows, int64_t row_bytes, const int32_t* rows, int64_t R, void* out,
                  cudaStream_t s);
 void argmax(const float* x, int64_t R, int64_t V, int32_t* out, cudaStream_t s);
-// One token per row (ops/sampling.h): params [R, 4] (temperature, top_p, top_k, min_p), u [R].
-void sample(const float* logits, int64_t R, int64_t V, const float* params, const float* u, int32_t* out,
-            cudaStream_t s);
+// One token per row (ops/sampling.h, verify_row): params [R, 4] (temperature,
+// top_p, top_k, min_p), drafts [R] (-1: none), u [R, 2] (accept, draw).
+void sample(const float* logits, int64_t R, int64_t V, const float* params, const int32_t* drafts, const float* u,
+            int32_t* out, cudaStream_t s);
 void f32_to_bf16(const float* x, int64_t n, uint16_t* out, cudaStream_t s);
 void bf16_to_f32(const uint16_t* x, int64_t n, float* out, cudaStream_t s);
 

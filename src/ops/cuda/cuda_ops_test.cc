@@ -306,13 +306,15 @@ TEST_F(CudaOps, ArgmaxFirstMaximumWins) {
 TEST_F(CudaOps, SampleGivesTheHostDefinitionsToken) {
   // ops/sampling.h on the device against the CPU backend: rows of the real
   // vocabulary and a small one, every parameter mix, u at both ends (the
-  // first and the last kept token in id order) and in between. fp32 sums on
+  // first and the last kept token in id order) and in between, half the rows
+  // with a draft to accept or reject. fp32 sums on
   // the device against the host's doubles may move a boundary that u or
   // top_p falls within rounding of: at most one row in 50 may differ.
   Rng r(15);
   for (int64_t V : {50, 3000, 152576}) {
     const int64_t R = 60;
-    Tensor x = rand_host({R, V}, r, 4.0f), prm = Tensor::empty({R, 4}, DType::F32), u = Tensor::empty({R}, DType::F32);
+    Tensor x = rand_host({R, V}, r, 4.0f), prm = Tensor::empty({R, 4}, DType::F32), u = Tensor::empty({R, 2}, DType::F32),
+           drafts = Tensor::empty({R}, DType::I32);
     for (int64_t i = 0; i < R; i++) {
       float* p = prm.ptr<float>() + 4 * i;
       const int64_t m = i / 3;
@@ -320,11 +322,13 @@ TEST_F(CudaOps, SampleGivesTheHostDefinitionsToken) {
       p[1] = m % 3 == 0 ? 1.0f : 0.1f + 0.04f * float(m);
       p[2] = m % 4 == 1 ? float(1 + 13 * m) : -1.0f;
       p[3] = m % 5 == 2 ? 0.02f * float(m) : 0.0f;
-      u.ptr<float>()[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? 0.99999f : float((i * 7919) % 1000) / 1000.0f;
+      u.ptr<float>()[2 * i] = float((i * 104729) % 1000) / 1000.0f;  // accepting a draft
+      u.ptr<float>()[2 * i + 1] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? 0.9995f : float((i * 7919) % 1000) / 1000.0f;
+      drafts.ptr<int32_t>()[i] = i % 2 ? -1 : int32_t((i * 31) % V);
     }
     Tensor want = host_out({R}, DType::I32), got = poisoned({R}, DType::I32);
-    C().sample(x, prm, u, want);
-    G().sample(up(x), up(prm), up(u), got);
+    C().sample(x, prm, drafts, u, want);
+    G().sample(up(x), up(prm), up(drafts), up(u), got);
     Tensor g = down(got);
     int differ = 0;
     for (int64_t i = 0; i < R; i++) {

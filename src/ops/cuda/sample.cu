@@ -10,7 +10,9 @@
 //          ties at t are kept in id order while the mass before them is
 //          still short of the target (the shortest prefix, as on the host);
 //   min-p: weight >= min_p (the top weight is 1);
-// then the draw walks the kept weights in id order to u x (kept mass).
+// then a row with a draft x accepts it when u_accept x (kept mass) < w(x),
+// and otherwise (or without a draft) the draw walks the kept weights in id
+// order, x left out, to u_draw x (their mass).
 // Sums are fp32 in a fixed order (each thread's run, then a tree), so a
 // row's token is deterministic; it can differ from the host's double sums
 // only where u or top_p falls within rounding of a boundary.
@@ -91,8 +93,8 @@ __device__ __forceinline__ T block_exclusive_scan(T v, T* red) {
   return red[warp] + inc - v;
 }
 
-__global__ void sample_kernel(const float* logits, int64_t V, const float* params, const float* uniform,
-                              int32_t* out) {
+__global__ void sample_kernel(const float* logits, int64_t V, const float* params, const int32_t* drafts,
+                              const float* uniform, int32_t* out) {
   __shared__ float redf[32];
   __shared__ int redi[32];
   const float* l = logits + int64_t(blockIdx.x) * V;
@@ -220,28 +222,40 @@ __global__ void sample_kernel(const float* logits, int64_t V, const float* param
     return w < min_p ? 0.0f : w;
   };
 
-  // The draw: the first kept token in id order whose cumulative weight
-  // passes u x (kept mass).
-  float run = 0;
+  // The draft's weight (0 when cut or absent), then its acceptance.
+  const int32_t draft = drafts[blockIdx.x];
+  float run = 0, wx = 0;
   int last = -1;
   {
     Walk st;
     for (int64_t i = i0; i < i1; i++) {
       float w = weight(i, st);
+      if (i == draft) {
+        wx = w;
+        continue;
+      }
       run += w;
       if (w > 0) last = int(i);
     }
   }
   const float before = block_exclusive_scan(run, redf);
-  const float kept = block_sum(run, redf);
-  const float goal = uniform[blockIdx.x] * kept;
+  const float rest = block_sum(run, redf);  // kept mass without the draft
+  wx = block_sum(wx, redf);
+  const float u_accept = uniform[2 * blockIdx.x], u_draw = uniform[2 * blockIdx.x + 1];
+  if (draft >= 0 && (u_accept * (rest + wx) < wx || !(rest > 0))) {
+    if (threadIdx.x == 0) out[blockIdx.x] = draft;
+    return;
+  }
+  // The draw: the first kept token in id order (the draft left out) whose
+  // cumulative weight passes u_draw x (their mass).
+  const float goal = u_draw * rest;
   int pick = 0x7fffffff;
   if (run > 0 && before <= goal) {
     float left = goal - before;
     Walk st;
     for (int64_t i = i0; i < i1 && pick == 0x7fffffff; i++) {
       float w = weight(i, st);
-      if (w > 0 && (left -= w) < 0) pick = int(i);
+      if (i != draft && w > 0 && (left -= w) < 0) pick = int(i);
     }
   }
   // The lowest claim wins; none (u x mass rounded up to the whole mass):
@@ -253,9 +267,9 @@ __global__ void sample_kernel(const float* logits, int64_t V, const float* param
 
 }  // namespace
 
-void sample(const float* logits, int64_t R, int64_t V, const float* params, const float* u, int32_t* out,
-            cudaStream_t s) {
-  if (R > 0) sample_kernel<<<unsigned(R), kSampleThreads, 0, s>>>(logits, V, params, u, out);
+void sample(const float* logits, int64_t R, int64_t V, const float* params, const int32_t* drafts, const float* u,
+            int32_t* out, cudaStream_t s) {
+  if (R > 0) sample_kernel<<<unsigned(R), kSampleThreads, 0, s>>>(logits, V, params, drafts, u, out);
 }
 
 }  // namespace mimo::cuda

@@ -245,34 +245,40 @@ int main() {
   {
     // Sampling: the device's bisected thresholds and id-order scans give the
     // host definition's token (ops/sampling.h). Logits on coarse grids put
-    // ties across every cut. Each of 14 parameter mixes runs thrice: u = 0
-    // and u near 1 return the first and (nearly) the last kept token in id order, so
-    // a kept set that differs at either end shows; the third u is random.
-    const int64_t M = 14, R = 3 * M, V = 3000;
-    Tensor x = Tensor::empty({R, V}, DType::F32), prm = Tensor::empty({R, 4}, DType::F32), u = Tensor::empty({R}, DType::F32);
+    // ties across every cut. Each of 14 parameter mixes runs five times:
+    // without a draft at u = 0 and u near 1 (the first and nearly the last
+    // kept token in id order, so a kept set that differs at either end
+    // shows) and at a random u; with a draft that is likely accepted, and
+    // with one that is likely rejected (then a draw without it).
+    const int64_t M = 14, C = 5, R = C * M, V = 2000;
+    Tensor x = Tensor::empty({R, V}, DType::F32), prm = Tensor::empty({R, 4}, DType::F32),
+           u = Tensor::empty({R, 2}, DType::F32), drafts = Tensor::empty({R}, DType::I32);
     std::mt19937 g(17);
     for (int64_t m = 0; m < M; m++) {
       // Odd mixes: levels falling with the id (ties in runs), so the kept
       // set is a prefix in id order and u near 1 lands on its last token,
       // right at the top-k / top-p / min-p cut.
-      for (int64_t t = 0; t < V; t++)
-        x.ptr<float>()[3 * m * V + t] = m % 2 ? 0.25f * float(40 - t * 81 / V) : 0.01f * float(int(g() % 81) - 40);
+      float* x0 = x.ptr<float>() + C * m * V;
+      for (int64_t t = 0; t < V; t++) x0[t] = m % 2 ? 0.25f * float(40 - t * 81 / V) : 0.01f * float(int(g() % 81) - 40);
       if (m == 2)  // forbidden tokens
-        for (int64_t t = 0; t < V; t++) if (t % 7) x.ptr<float>()[3 * m * V + t] = -INFINITY;
-      for (int c = 0; c < 3; c++) {
-        const int64_t i = 3 * m + c;
-        if (c) std::memcpy(x.ptr<float>() + i * V, x.ptr<float>() + 3 * m * V, size_t(V) * 4);
+        for (int64_t t = 0; t < V; t++) if (t % 7) x0[t] = -INFINITY;
+      for (int c = 0; c < C; c++) {
+        const int64_t i = C * m + c;
+        if (c) std::memcpy(x.ptr<float>() + i * V, x0, size_t(V) * 4);
         float* p = prm.ptr<float>() + 4 * i;
         p[0] = m == 0 ? 0.0f : 0.3f + 0.1f * float(m);                  // temperature (mix 0 greedy)
         p[1] = m % 3 == 0 ? 1.0f : 0.2f + 0.05f * float(m);             // top_p
-        p[2] = m % 4 == 1 ? float(1 + 29 * m) : m == 6 ? 1.0f : -1.0f;  // top_k inside a level (mix 6: greedy by k = 1)
+        p[2] = m % 4 == 1 ? float(1 + 19 * m) : m == 6 ? 1.0f : -1.0f;  // top_k inside a level (mix 6: greedy by k = 1)
         p[3] = m % 5 == 2 ? 0.05f * float(m) : 0.0f;                    // min_p
-        u.ptr<float>()[i] = c == 0 ? 0.0f : c == 1 ? 0.9995f : float(g() % 1000) / 1000.0f;
+        float* ur = u.ptr<float>() + 2 * i;
+        ur[0] = c == 3 ? 0.3f : 0.999f;
+        ur[1] = c == 0 ? 0.0f : c == 1 ? 0.9995f : float(g() % 1000) / 1000.0f;
+        drafts.ptr<int32_t>()[i] = c < 3 ? -1 : c == 3 ? int32_t(V / 50 + m) : int32_t(V / 2 + m);
       }
     }
     Tensor want = nanlike({R}, DType::I32), got = nanlike({R}, DType::I32);
-    cpu->sample(x, prm, u, want);
-    cuda::sample(x.ptr<float>(), R, V, prm.ptr<float>(), u.ptr<float>(), got.ptr<int32_t>(), nullptr);
+    cpu->sample(x, prm, drafts, u, want);
+    cuda::sample(x.ptr<float>(), R, V, prm.ptr<float>(), drafts.ptr<int32_t>(), u.ptr<float>(), got.ptr<int32_t>(), nullptr);
     close(got, want, 0, 0, "sample");
   }
   {
