@@ -165,8 +165,7 @@ class Engine {
   // each row, sampled ones a draw (or a verify of their draft) with their
   // request's uniforms. A step of only such requests runs the backend's
   // sample op and copies ids instead of logits (decide_from_ids).
-  bool plain_greedy(const BatchEntry& e) const;
-  bool plain_sampled(const BatchEntry& e) const;
+  bool plain(const BatchEntry& e) const;
   Decision decide_from_ids(const BatchEntry& e, const int32_t* ids) const;
   Tensor sample_ids_, sample_drafts_, sample_params_, sample_u_;  // the sample op's rows (grown as needed)
   Tensor draft_ids_;   // device ids of the last draft pass (the engine thread's own)

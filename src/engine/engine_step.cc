@@ -106,7 +106,7 @@ void Engine::step() {
   bool any_verify = false, on_device = true;
   for (auto& e : b.entries) {
     any_verify |= e.verify();
-    if (e.samples) on_device &= plain_greedy(e) || plain_sampled(e);
+    if (e.samples) on_device &= plain(e);
   }
   // The backend's sample op decides such a step: each row's parameters,
   // draft and its request's uniforms go over (drawn in the order decide()
@@ -283,13 +283,7 @@ void Engine::step() {
   while (!tput_.empty() && now - tput_.front().first > std::chrono::seconds(5)) tput_.pop_front();
 }
 
-bool Engine::plain_greedy(const BatchEntry& e) const {
-  const SamplingParams& p = e.req->params;
-  return (p.temperature <= 1e-6f || p.top_k == 1) && p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f &&
-         p.presence_penalty == 0.0f && p.logprobs < 0 && e.req->output_len() >= p.min_new_tokens;
-}
-
-bool Engine::plain_sampled(const BatchEntry& e) const {
+bool Engine::plain(const BatchEntry& e) const {
   const SamplingParams& p = e.req->params;
   return p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && p.logprobs < 0 &&
          e.req->output_len() >= p.min_new_tokens;

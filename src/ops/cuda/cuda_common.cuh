@@ -64,6 +64,25 @@ __device__ __forceinline__ void warp_argmax(float& v, int& i) {
   }
 }
 
+// (value, index) argmax over a block (a multiple of 32 threads, at most
+// 1024): the index, in thread 0. sv and si hold 32 entries of shared memory.
+__device__ __forceinline__ int block_argmax(float v, int i, float* sv, int* si) {
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  warp_argmax(v, i);
+  if (lane == 0) {
+    sv[warp] = v;
+    si[warp] = i;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    int nw = blockDim.x >> 5;
+    v = lane < nw ? sv[lane] : -INFINITY;
+    i = lane < nw ? si[lane] : 0x7fffffff;
+    warp_argmax(v, i);
+  }
+  return i;
+}
+
 // Sum over a block of blockDim.x threads (a multiple of 32, at most 1024);
 // every thread gets the result. `red` holds 32 floats of shared memory.
 __device__ __forceinline__ float block_sum(float v, float* red) {

@@ -120,20 +120,8 @@ __global__ void argmax_kernel(const float* x, int64_t V, int32_t* out) {
       bi = int(i);
     }
   }
-  warp_argmax(bv, bi);
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) {
-    sv[warp] = bv;
-    si[warp] = bi;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    int nw = blockDim.x >> 5;
-    bv = lane < nw ? sv[lane] : -INFINITY;
-    bi = lane < nw ? si[lane] : 0x7fffffff;
-    warp_argmax(bv, bi);
-    if (lane == 0) out[blockIdx.x] = bi;
-  }
+  bi = block_argmax(bv, bi, sv, si);
+  if (threadIdx.x == 0) out[blockIdx.x] = bi;
 }
 
 __global__ void f32_to_bf16_kernel(const float* x, int64_t n, uint16_t* out) {

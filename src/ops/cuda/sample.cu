@@ -31,6 +31,20 @@ __device__ __forceinline__ uint32_t order_key(float f) {
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
+// The largest key t for which reaches(t) holds, reaches being monotone
+// (true at 0, false from some t on): 32 rounds of bisection, every thread
+// taking the same branch (reaches is a block-wide reduction).
+template <typename F>
+__device__ __forceinline__ uint32_t largest_key(F reaches) {
+  uint32_t lo = 0, hi = 0xffffffffu;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2 + 1;
+    if (reaches(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 __device__ __forceinline__ int block_sum_int(int v, int* red) {
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
 #pragma unroll
@@ -109,18 +123,8 @@ __global__ void sample_kernel(const float* logits, int64_t V, const float* param
     int bi = 0x7fffffff;
     for (int64_t i = i0; i < i1; i++)
       if (l[i] > bv || bi == 0x7fffffff) bv = l[i], bi = int(i);
-    warp_argmax(bv, bi);
-    __shared__ int si[32];
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) redf[warp] = bv, si[warp] = bi;
-    __syncthreads();
-    if (warp == 0) {
-      int nw = blockDim.x >> 5;
-      bv = lane < nw ? redf[lane] : -INFINITY;
-      bi = lane < nw ? si[lane] : 0x7fffffff;
-      warp_argmax(bv, bi);
-      if (lane == 0) out[blockIdx.x] = bi;
-    }
+    bi = block_argmax(bv, bi, redf, redi);
+    if (threadIdx.x == 0) out[blockIdx.x] = bi;
     return;
   }
 
@@ -134,15 +138,11 @@ __global__ void sample_kernel(const float* logits, int64_t V, const float* param
   uint32_t tk = 0;
   int tk_need = 0, tk_before = 0;
   if (cut_k) {
-    uint32_t lo = 0, hi = 0xffffffffu;
-    while (lo < hi) {
-      uint32_t mid = lo + (hi - lo) / 2 + 1;
+    tk = largest_key([&](uint32_t t) {
       int c = 0;
-      for (int64_t i = i0; i < i1; i++) c += order_key(l[i]) >= mid;
-      if (block_sum_int(c, redi) >= top_k) lo = mid;
-      else hi = mid - 1;
-    }
-    tk = lo;
+      for (int64_t i = i0; i < i1; i++) c += order_key(l[i]) >= t;
+      return block_sum_int(c, redi) >= top_k;
+    });
     int gt = 0, eq = 0;
     for (int64_t i = i0; i < i1; i++) {
       uint32_t k = order_key(l[i]);
@@ -177,19 +177,15 @@ __global__ void sample_kernel(const float* logits, int64_t V, const float* param
   uint32_t tp = 0;
   float above_tp = 0, tp_before = 0;
   if (cut_p) {
-    uint32_t lo = 0, hi = 0xffffffffu;
-    while (lo < hi) {
-      uint32_t mid = lo + (hi - lo) / 2 + 1;
+    tp = largest_key([&](uint32_t t) {
       float m = 0;
       int e = 0;
       for (int64_t i = i0; i < i1; i++) {
         float w = weight_k(i, e);
-        if (order_key(l[i]) >= mid) m += w;
+        if (order_key(l[i]) >= t) m += w;
       }
-      if (block_sum(m, redf) >= target) lo = mid;
-      else hi = mid - 1;
-    }
-    tp = lo;
+      return block_sum(m, redf) >= target;
+    });
     float gt = 0, eq = 0;
     int e = 0;
     for (int64_t i = i0; i < i1; i++) {
