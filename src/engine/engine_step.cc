@@ -290,10 +290,9 @@ bool Engine::plain(const BatchEntry& e) const {
 }
 
 Engine::Decision Engine::decide_from_ids(const BatchEntry& e, const int32_t* ids) const {
-  // What decide() gives for these requests: a sampled row's id is what
-  // sample() draws with the same uniform; for greedy rows sample() and
-  // distribution() reduce to the argmax, and a draft is accepted exactly
-  // when it is the argmax (no random draws either way).
+  // What decide() gives for these requests: a row's id is what sample() or
+  // verify() gives with the same uniforms (greedy: the argmax, no draws),
+  // so a draft was accepted exactly when its row's id is the draft.
   Decision d;
   for (size_t i = 0; i <= e.drafts.size(); i++) {
     d.tokens.push_back(ids[i]);

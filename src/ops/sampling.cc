@@ -129,14 +129,22 @@ void kept_tokens(const float* logits, int64_t V, const SampleParams& p, KeptToke
   }
 }
 
-int32_t draw_kept(const KeptTokens& k, float u) {
-  double left = double(u) * k.mass;
+namespace {
+
+// The kept token (`skip` left out) at which `left` of their weight, walked
+// in id order, is used up; the last one when rounding leaves some over.
+int32_t walk_kept(const KeptTokens& k, double left, int32_t skip) {
+  int32_t last = skip;
   for (size_t i = 0; i < k.idx.size(); i++) {
+    if (k.idx[i] == skip) continue;
+    last = k.idx[i];
     left -= k.w[i];
     if (left < 0) return k.idx[i];
   }
-  return k.idx.back();  // u * mass rounded up to the whole mass
+  return last;
 }
+
+}  // namespace
 
 int32_t sample_row(const float* logits, int64_t V, const SampleParams& p, float u) {
   return verify_row(logits, V, p, -1, 0.0f, u);
@@ -147,22 +155,14 @@ int32_t verify_row(const float* logits, int64_t V, const SampleParams& p, int32_
   if (p.greedy()) return argmax_row(logits, V);
   thread_local KeptTokens k;
   kept_tokens(logits, V, p, &k);
-  if (draft < 0) return draw_kept(k, u_draw);
+  if (draft < 0) return walk_kept(k, double(u_draw) * k.mass, -1);
   auto at = std::lower_bound(k.idx.begin(), k.idx.end(), draft);
   const double wx = at != k.idx.end() && *at == draft ? k.w[size_t(at - k.idx.begin())] : 0.0;
   if (double(u_accept) * k.mass < wx) return draft;
   // The residual: the kept set without x, walked in id order.
   const double rest = k.mass - wx;
   if (!(rest > 0)) return draft;  // x held all the mass (and was accepted above)
-  double left = double(u_draw) * rest;
-  int32_t last = draft;
-  for (size_t i = 0; i < k.idx.size(); i++) {
-    if (k.idx[i] == draft) continue;
-    last = k.idx[i];
-    left -= k.w[i];
-    if (left < 0) return k.idx[i];
-  }
-  return last;
+  return walk_kept(k, double(u_draw) * rest, draft);
 }
 
 }  // namespace mimo

@@ -39,11 +39,9 @@ struct KeptTokens {
 
 // Linear time in V (no sort of the vocabulary). Not for greedy params.
 void kept_tokens(const float* logits, int64_t V, const SampleParams& p, KeptTokens* out);
-// The kept token at u (in [0, 1)) of the kept mass, walked in id order.
-int32_t draw_kept(const KeptTokens& k, float u);
 // First maximum of x[0, n).
 int32_t argmax_row(const float* x, int64_t n);
-// One row end to end: argmax when greedy, else kept_tokens + draw_kept.
+// One row end to end: argmax when greedy, else kept_tokens and the draw.
 int32_t sample_row(const float* logits, int64_t V, const SampleParams& p, float u);
 // One row with an optional draft (draft < 0: none, a plain draw at u_draw).
 int32_t verify_row(const float* logits, int64_t V, const SampleParams& p, int32_t draft, float u_accept,
