@@ -104,14 +104,23 @@ Run prefill(Model& model, CountingBackend& cb, const OneBatchOptions& opt, int B
   return run;
 }
 
-void decode_step(Model& model, CountingBackend& cb, const OneBatchOptions& opt, Run& run, int i) {
+// `graphed`: the same model on the inner backend with graphs enabled, or null.
+void decode_step(Model& model, Model* graphed, CountingBackend& cb, const OneBatchOptions& opt, Run& run, int i) {
   const int64_t V = model.spec().vocab_size;
   std::vector<float> logits(size_t(run.B) * size_t(V));
   StepBatch db;
   for (int b = 0; b < run.B; b++) db.add_contiguous({run.next[size_t(b)]}, opt.input_len + i, false, b * run.cap);
   cb.counts().clear();
+  if (graphed) {
+    // The counts come from this untimed op-by-op run (the counter reads
+    // routing and metadata back, which a graph replay cannot); the timed
+    // replay below computes and writes the very same.
+    cb.copy_to_host(logits.data(), model.forward(db, *run.kv));
+    run.r.decode_graphs = true;
+  }
   const double t0 = now(), c0 = cpu_now();
-  cb.copy_to_host(logits.data(), model.forward(db, *run.kv));
+  Model& timed = graphed ? *graphed : model;
+  cb.copy_to_host(logits.data(), timed.forward(db, *run.kv));
   run.next = argmax_rows(logits, run.B, V);
   const double dt = now() - t0;
   run.cpu += cpu_now() - c0;
@@ -145,7 +154,8 @@ void finish(const Model& model, Run& run) {
 // Decode rounds: every run takes one step per round (interleaved) or all
 // its steps in turn; with paired probes, the read bandwidth is probed
 // between rounds and each step is divided by the mean of its neighbours.
-void decode_all(Model& model, CountingBackend& cb, const OneBatchOptions& opt, std::vector<Run>& runs) {
+void decode_all(Model& model, Model* graphed, CountingBackend& cb, const OneBatchOptions& opt,
+                std::vector<Run>& runs) {
   ThreadPool& pool = ThreadPool::global();
   auto probe = [&] { return opt.paired_probes ? read_bandwidth(pool, opt.probe_bytes, 1) : 0.0; };
   auto round = [&](std::vector<Run*> rs, int i) {
@@ -153,7 +163,7 @@ void decode_all(Model& model, CountingBackend& cb, const OneBatchOptions& opt, s
     std::vector<size_t> first;
     for (Run* r : rs) {
       first.push_back(r->bws.size());
-      decode_step(model, cb, opt, *r, i);
+      decode_step(model, graphed, cb, opt, *r, i);
     }
     const double bw = 0.5 * (before + probe());
     for (size_t k = 0; k < rs.size(); k++)
@@ -208,17 +218,23 @@ std::vector<OneBatchResult> run_one_batch(Model& model, CountingBackend& cb, con
   // faults in the weights before anything is timed.
   const int warm = std::min(opt.output_len, 4);
   spdlog::info("warm-up: batch {}, {} + {} tokens", opt.batch_sizes[0], opt.input_len, warm);
+  // Graph replays, on the inner backend, of the same weights.
+  std::unique_ptr<Model> graphed;
+  if (opt.graphs && cb.inner().can_capture()) {
+    graphed = std::make_unique<Model>(model.spec(), model.weights(), cb.inner());
+    graphed->enable_graphs(*std::max_element(opt.batch_sizes.begin(), opt.batch_sizes.end()));
+  }
   {
     std::vector<Run> w;
     w.push_back(prefill(model, cb, opt, opt.batch_sizes[0], warm));
-    decode_all(model, cb, opt, w);
+    decode_all(model, graphed.get(), cb, opt, w);
   }
   std::vector<Run> runs;
   for (int B : opt.batch_sizes) {
     runs.push_back(prefill(model, cb, opt, B, opt.output_len));
     spdlog::info("batch {}: prefill {:.3f} s", B, runs.back().r.prefill_s);
   }
-  decode_all(model, cb, opt, runs);
+  decode_all(model, graphed.get(), cb, opt, runs);
   std::vector<OneBatchResult> out;
   for (auto& r : runs) {
     finish(model, r);
@@ -258,6 +274,8 @@ std::string format_report(const MachineFigures& m, const std::vector<OneBatchRes
   }
   s += "(* = against the machine probed right around that phase: FMA and GEMM peaks around the prefill, read "
        "bandwidth around each round of decode steps)\n";
+  if (!rs.empty() && rs[0].decode_graphs)
+    s += "decode steps timed as graph replays (CUDA graphs); counts from an untimed op-by-op run of each step\n";
   // Where the time went (op families as the model calls them; "moe" is
   // routing plus experts, "linear" includes the router and lm_head). On a
   // GPU ops are asynchronous, so host clocks around them mean nothing
@@ -308,6 +326,7 @@ nlohmann::json to_json(const MachineFigures& m, const std::vector<OneBatchResult
                             {"prefill_frac_gemm_peak", m.gemm_peak > 0 ? pf / m.gemm_peak : 0.0},
                             {"prefill_frac_gemm_peak_paired", r.prefill_frac_gemm_paired},
                             {"decode_steps", r.decode_steps},
+                            {"decode_graphs", r.decode_graphs},
                             {"median_decode_latency_s", r.decode_median_s},
                             {"median_decode_throughput_tok_s", r.decode_tok_s()},
                             {"decode_bytes_per_step", r.decode_bytes},

@@ -51,6 +51,11 @@ struct OneBatchOptions {
   // hold while the run skips batch x input_len tokens of prefill.
   bool synthetic_prefill = false;
   int64_t gemm_n = 1536;
+  // On a backend that captures graphs (CUDA), decode steps are timed as
+  // graph replays, as the server runs them; each step first runs op by op
+  // through the counter (untimed; it writes the same KV) for its byte and
+  // FLOP counts. Off: every step is timed op by op.
+  bool graphs = true;
 };
 
 struct OneBatchResult {
@@ -65,6 +70,7 @@ struct OneBatchResult {
   double prefill_frac_gemm_paired = 0; // prefill FLOP/s over the GEMM peak probed around it
   double decode_frac_bw_paired = 0;    // median over steps of GB/s over the read bandwidth probed around it
   int decode_steps = 0;
+  bool decode_graphs = false;          // decode steps were timed as graph replays
   double prefill_cpu = 0, decode_cpu = 0;  // process CPU time / (wall time x threads): < 1 on a busy machine
   double prefill_op_s[kNumOpKinds] = {};  // time by op family in the prefill
   double decode_op_s[kNumOpKinds] = {};   // mean per decode step

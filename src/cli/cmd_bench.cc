@@ -30,7 +30,7 @@ struct BenchArgs {
   uint64_t seed = 1;
   int64_t bw_mib = 1024, gemm_n = 1536;
   bool skip_machine = false;
-  bool no_interleave = false, no_probes = false;
+  bool no_interleave = false, no_probes = false, disable_cuda_graph = false;
   std::string log_level = "warning";
 };
 
@@ -64,6 +64,7 @@ void run(const BenchArgs& a) {
   opt.interleave = !a.no_interleave;
   opt.paired_probes = !a.no_probes;
   opt.gemm_n = a.gemm_n;
+  opt.graphs = !a.disable_cuda_graph;
   auto backend = make_backend(a.device);
   // The paired probes are CPU ones (FMA loop, read bandwidth on the pool).
   if (backend->device() != Device::CPU) opt.paired_probes = false;
@@ -131,6 +132,8 @@ void register_bench_commands(CLI::App& app) {
               "run each batch size's decode steps in turn (default: all batch sizes' steps in rounds)");
   c->add_flag("--no-paired-probes", a->no_probes,
               "do not probe FMA peak around each prefill and read bandwidth around each decode round");
+  c->add_flag("--disable-cuda-graph", a->disable_cuda_graph,
+              "time decode steps op by op instead of as CUDA graph replays (CUDA only)");
   c->add_option("--log-level", a->log_level);
   c->callback([a] { run(*a); });
 }

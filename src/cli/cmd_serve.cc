@@ -169,7 +169,9 @@ void run(ServeFlags& f) {
              {"enable_metrics", true},
              {"speculative_algorithm", f.spec_algorithm.empty() && !f.enable_mtp ? nlohmann::json() : nlohmann::json(f.spec_algorithm.empty() ? "EAGLE" : f.spec_algorithm)},
              {"speculative_num_steps", a.engine.speculative_auto ? nlohmann::json("auto") : nlohmann::json(a.engine.speculative_num_steps)},
-             {"disable_overlap_schedule", a.engine.disable_overlap_schedule}};
+             {"disable_overlap_schedule", a.engine.disable_overlap_schedule},
+             {"disable_cuda_graph", a.engine.disable_cuda_graph},
+             {"cuda_graph_max_bs", a.engine.cuda_graph_max_bs}};
   int rc = server::run_server(a);
   if (rc != 0) throw Error("the server stopped with an error");
 }
@@ -220,6 +222,11 @@ void register_serve_commands(CLI::App& app) {
   c->add_flag("--enable-mtp", f->enable_mtp, "speculative decoding with the MTP layers");
   c->add_flag("--disable-overlap-schedule", f->a.engine.disable_overlap_schedule,
               "process outputs between model steps instead of during them");
+  c->add_flag("--disable-cuda-graph", a.engine.disable_cuda_graph,
+              "run decode and verify steps op by op instead of as captured CUDA graphs");
+  c->add_option("--cuda-graph-max-bs", a.engine.cuda_graph_max_bs,
+                "largest batch a CUDA graph serves (default: --max-running-requests)")
+      ->capture_default_str();
   c->add_option("--profile-trace", f->a.engine.profile_trace, "write a Chrome trace (JSON) of the engine's threads here at exit");
   c->add_option("--dtype", a.dtype, "weights: auto (FP8 checkpoints stay FP8) | bfloat16 | float32")->capture_default_str();
   c->add_option("--quantization", a.quantization, "fp8: serve the checkpoint's FP8 weights as FP8 (the default for FP8 checkpoints)");

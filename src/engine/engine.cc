@@ -98,6 +98,10 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   kv_ = std::make_unique<KvCache>(spec, model.backend(), cfg_.kv_dtype,
                                   std::vector<int64_t>{full_alloc_->capacity(), has_swa ? swa_alloc_->capacity() : 0},
                                   cfg_.speculative_num_steps);
+  if (cfg_.cuda_graph_max_bs < 0) fail("--cuda-graph-max-bs must be >= 0, got {}", cfg_.cuda_graph_max_bs);
+  model.enable_graphs(cfg_.disable_cuda_graph ? 0
+                      : cfg_.cuda_graph_max_bs > 0 ? cfg_.cuda_graph_max_bs
+                                                   : cfg_.max_running_requests);
   SchedulerConfig sc;
   sc.max_running_requests = cfg_.max_running_requests;
   sc.chunked_prefill_size = cfg_.chunked_prefill_size;

@@ -47,6 +47,10 @@ struct EngineConfig {
   // streaming) runs while the model computes step N+1.
   bool disable_overlap_schedule = false;
   std::string profile_trace;           // write a Chrome trace here at shutdown
+  // Decode and verify steps of up to this many requests run as captured
+  // graphs on backends that can capture (CUDA); 0 = max_running_requests.
+  int cuda_graph_max_bs = 0;
+  bool disable_cuda_graph = false;
 };
 
 // A failed submit: the server maps kind to an HTTP status.

@@ -1,16 +1,25 @@
 #include "kv/kv_cache.h"
 
+#include <atomic>
+
 #include "core/error.h"
 
 namespace mimo {
 
+namespace {
+uint64_t next_id() {
+  static std::atomic<uint64_t> n{0};
+  return ++n;
+}
+}  // namespace
+
 KvCache::KvCache(const ModelSpec& spec, Backend& backend, DType dtype, std::vector<int64_t> pool_slots, int num_mtp)
-    : dtype_(dtype), slots_(std::move(pool_slots)) {
+    : dtype_(dtype), id_(next_id()), slots_(std::move(pool_slots)) {
   bpt_.assign(size_t(kPoolMtp0 + num_mtp), 0);
   // MTP layers address their KV with the full pool's slots unless told otherwise.
   for (size_t p = slots_.size(); p < bpt_.size(); p++) slots_.push_back(p >= size_t(kPoolMtp0) && !slots_.empty() ? slots_[0] : 0);
   auto make = [&](const AttnSpec& a, int pool, Tensor& k, Tensor& v) {
-    int64_t n = slots_[size_t(pool)];
+    int64_t n = slots_[size_t(pool)] + 1;  // + the padding slot
     k = backend.alloc({a.num_kv_heads, n, a.head_dim}, dtype);
     v = backend.alloc({a.num_kv_heads, n, a.v_head_dim}, dtype);
     bpt_[size_t(pool)] += int64_t(a.num_kv_heads) * (a.head_dim + a.v_head_dim) * int64_t(dtype_size(dtype));

@@ -8,6 +8,7 @@
 // simple per-sequence cache (slot = position) and paged pools.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "model/spec.h"
@@ -28,13 +29,24 @@ class KvCache {
   Tensor& mtp_k(int i) { return mk_[size_t(i)]; }
   Tensor& mtp_v(int i) { return mv_[size_t(i)]; }
   int64_t slots(int pool) const { return pool < int(slots_.size()) ? slots_[size_t(pool)] : 0; }
+  // One slot past the pool's slots that no sequence owns: the rows a padded
+  // batch adds (graph steps run at a bucketed batch size) write and read
+  // their K/V there. Every pool's buffers hold it; MTP pools share the full
+  // pool's numbering, so pad_slot(kPoolFull) serves them too.
+  int32_t pad_slot(int pool) const { return int32_t(slots(pool)); }
   DType dtype() const { return dtype_; }
+  // Unique per cache object (never reused), and a token that expires with
+  // it, for whoever holds its addresses (the model's step graphs).
+  uint64_t id() const { return id_; }
+  std::weak_ptr<const void> lifetime() const { return alive_; }
   // Bytes one token takes in a pool (all layers of the pool together).
   int64_t bytes_per_token(int pool) const;
   int64_t total_bytes() const;
 
  private:
   DType dtype_;
+  uint64_t id_;
+  std::shared_ptr<const void> alive_ = std::make_shared<int>(0);
   std::vector<int64_t> slots_;
   std::vector<Tensor> k_, v_, mk_, mv_;
   std::vector<int64_t> bpt_;

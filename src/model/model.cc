@@ -7,12 +7,17 @@
 namespace mimo {
 
 Model::Model(ModelSpec spec, ModelWeights weights, Backend& backend, Communicator* comm)
-    : spec_(std::move(spec)), w_(std::move(weights)), be_(backend), comm_(comm ? *comm : single_), ws_(backend) {}
+    : spec_(std::move(spec)),
+      w_(std::move(weights)),
+      be_(backend),
+      comm_(comm ? *comm : single_),
+      ws_(backend),
+      gws_(backend) {}
 
 Tensor Model::to_device(const std::vector<int32_t>& v) {
   if (be_.device() == Device::CPU)  // the batch outlives the step: no copy
     return Tensor::wrap({int64_t(v.size())}, DType::I32, const_cast<int32_t*>(v.data()));
-  Tensor t = ws_.take({int64_t(v.size())}, DType::I32);
+  Tensor t = cur_->take({int64_t(v.size())}, DType::I32);
   be_.copy_from_host(t, v.data());
   return t;
 }
@@ -38,16 +43,16 @@ void Model::attention(const LayerSpec& ls, const AttnWeights& aw, const AttnMeta
                       const Tensor& x, Tensor& out) {
   const AttnSpec& a = ls.attn;
   int64_t T = x.dim(0);
-  Tensor q = ws_.take({T, a.num_heads, a.head_dim}, DType::F32);
-  Tensor k = ws_.take({T, a.num_kv_heads, a.head_dim}, DType::F32);
-  Tensor v = ws_.take({T, a.num_kv_heads, a.v_head_dim}, DType::F32);
+  Tensor q = cur_->take({T, a.num_heads, a.head_dim}, DType::F32);
+  Tensor k = cur_->take({T, a.num_kv_heads, a.head_dim}, DType::F32);
+  Tensor v = cur_->take({T, a.num_kv_heads, a.v_head_dim}, DType::F32);
   be_.linear(x, aw.q, q);
   be_.linear(x, aw.k, k);
   be_.linear(x, aw.v, v);
   be_.rope_(q, meta.positions, a.rotary_dim, a.rope_theta);
   be_.rope_(k, meta.positions, a.rotary_dim, a.rope_theta);
   be_.store_kv(k, v, a.value_scale, meta, kc, vc);
-  Tensor att = ws_.take({T, a.num_heads, a.v_head_dim}, DType::F32);
+  Tensor att = cur_->take({T, a.num_heads, a.v_head_dim}, DType::F32);
   AttnParams p;
   p.window = a.kind == AttnKind::Sliding ? a.window : 0;
   p.scale = float(1.0 / std::sqrt(double(a.head_dim)));
@@ -60,7 +65,7 @@ void Model::ffn(const LayerSpec& ls, const LayerWeights& lw, const Tensor& x, Te
   int64_t T = x.dim(0);
   if (ls.ffn == FfnKind::Dense) {
     int64_t I = lw.mlp.down.dim(1);
-    Tensor gu = ws_.take({T, 2 * I}, DType::F32), act = ws_.take({T, I}, DType::F32);
+    Tensor gu = cur_->take({T, 2 * I}, DType::F32), act = cur_->take({T, I}, DType::F32);
     be_.linear(x, lw.mlp.gate_up, gu);
     be_.silu_mul(gu, act);
     be_.linear(act, lw.mlp.down, out);
@@ -68,9 +73,9 @@ void Model::ffn(const LayerSpec& ls, const LayerWeights& lw, const Tensor& x, Te
     return;
   }
   const MoESpec& m = spec_.moe;
-  Tensor logits = ws_.take({T, m.num_experts}, DType::F32);
+  Tensor logits = cur_->take({T, m.num_experts}, DType::F32);
   be_.linear(x, lw.moe.router, logits);  // fp32 router
-  Tensor ids = ws_.take({T, m.top_k}, DType::I32), wts = ws_.take({T, m.top_k}, DType::F32);
+  Tensor ids = cur_->take({T, m.top_k}, DType::I32), wts = cur_->take({T, m.top_k}, DType::F32);
   MoEParams p{m.top_k, m.n_group, m.topk_group, m.norm_topk_prob, m.routed_scaling_factor};
   be_.moe_route(logits, lw.moe.bias, p, ids, wts);
   // Expert parallel: each rank computes its own experts' share; the sum over
@@ -80,36 +85,42 @@ void Model::ffn(const LayerSpec& ls, const LayerWeights& lw, const Tensor& x, Te
 }
 
 const Tensor& Model::forward(const StepBatch& b, KvCache& kv) {
-  ws_.reset();
-  const int64_t T = b.num_tokens(), H = spec_.hidden_size;
-  MIMO_ASSERT(T > 0);
+  MIMO_ASSERT(b.num_tokens() > 0);
   b.validate(used_pool(AttnKind::Full) ? kv.slots(kPoolFull) : 0, used_pool(AttnKind::Sliding) ? kv.slots(kPoolSwa) : 0);
-  Tensor ids = to_device(b.tokens), positions = to_device(b.positions), q_start = to_device(b.q_start),
-         kv_len = to_device(b.kv_len);
-  AttnMeta meta[2];
-  bool used[2] = {used_pool(AttnKind::Full), used_pool(AttnKind::Sliding)};
+  if (const Tensor* lg = forward_graphed(b, kv)) return *lg;
+  ws_.reset();
+  cur_ = &ws_;
+  StepInputs in;
+  in.T = b.num_tokens();
+  in.R = int64_t(b.logit_rows.size());
+  in.ids = to_device(b.tokens);
+  in.rows = to_device(b.logit_rows);
+  Tensor positions = to_device(b.positions), q_start = to_device(b.q_start), kv_len = to_device(b.kv_len);
   for (int p = 0; p < 2; p++)
-    if (used[p]) meta[p] = upload_meta(b, p, positions, q_start, kv_len);
+    if (used_pool(p == kPoolFull ? AttnKind::Full : AttnKind::Sliding))
+      in.meta[p] = upload_meta(b, p, positions, q_start, kv_len);
+  return run_forward(in, kv);
+}
 
-  Tensor x = ws_.take({T, H}, DType::F32), h = ws_.take({T, H}, DType::F32), y = ws_.take({T, H}, DType::F32);
-  be_.embedding(ids, w_.embed, x);
+const Tensor& Model::run_forward(const StepInputs& in, KvCache& kv) {
+  const int64_t T = in.T, H = spec_.hidden_size;
+  Tensor x = cur_->take({T, H}, DType::F32), h = cur_->take({T, H}, DType::F32), y = cur_->take({T, H}, DType::F32);
+  be_.embedding(in.ids, w_.embed, x);
   for (int l = 0; l < spec_.num_layers(); l++) {
     const LayerSpec& ls = spec_.layers[size_t(l)];
     const LayerWeights& lw = w_.layers[size_t(l)];
     be_.rms_norm(x, lw.input_norm, spec_.rms_eps, h);
-    attention(ls, lw.attn, meta[pool_of(ls.attn.kind)], kv.k(l), kv.v(l), h, y);
+    attention(ls, lw.attn, in.meta[pool_of(ls.attn.kind)], kv.k(l), kv.v(l), h, y);
     be_.add_(x, y);
     be_.rms_norm(x, lw.post_norm, spec_.rms_eps, h);
     ffn(ls, lw, h, y);
     be_.add_(x, y);
   }
-  hidden_ = ws_.take({T, H}, DType::F32);
+  hidden_ = cur_->take({T, H}, DType::F32);
   be_.rms_norm(x, w_.norm, spec_.rms_eps, hidden_);
-  int64_t R = int64_t(b.logit_rows.size());
-  Tensor rows = to_device(b.logit_rows);
-  Tensor sel = ws_.take({R, H}, DType::F32);
-  be_.gather_rows(hidden_, rows, sel);
-  logits_ = ws_.take({R, spec_.vocab_size}, DType::F32);
+  Tensor sel = cur_->take({in.R, H}, DType::F32);
+  be_.gather_rows(hidden_, in.rows, sel);
+  logits_ = cur_->take({in.R, spec_.vocab_size}, DType::F32);
   be_.linear(sel, w_.lm_head, logits_);
   return logits_;
 }
@@ -121,6 +132,7 @@ namespace mimo {
 const Tensor& Model::mtp_forward(int k, const StepBatch& b, const Tensor& hidden_in, KvCache& kv) {
   MIMO_ASSERT(k >= 0 && k < num_mtp_layers(), "MTP layer {} of {}", k, num_mtp_layers());
   ws_.reset();
+  cur_ = &ws_;
   const int64_t T = b.num_tokens(), H = spec_.hidden_size;
   MIMO_ASSERT(T > 0 && hidden_in.dim(0) == T);
   b.validate(kv.slots(kPoolFull), 0);
@@ -128,8 +140,8 @@ const Tensor& Model::mtp_forward(int k, const StepBatch& b, const Tensor& hidden
   Tensor ids = to_device(b.tokens), positions = to_device(b.positions), q_start = to_device(b.q_start),
          kv_len = to_device(b.kv_len);
   AttnMeta meta = upload_meta(b, kPoolFull, positions, q_start, kv_len);
-  Tensor e = ws_.take({T, H}, DType::F32), a = ws_.take({T, H}, DType::F32), x = ws_.take({T, H}, DType::F32),
-         y = ws_.take({T, H}, DType::F32);
+  Tensor e = cur_->take({T, H}, DType::F32), a = cur_->take({T, H}, DType::F32), x = cur_->take({T, H}, DType::F32),
+         y = cur_->take({T, H}, DType::F32);
   be_.embedding(ids, w_.embed, e);
   be_.rms_norm(e, m.enorm, spec_.rms_eps, e);
   be_.rms_norm(hidden_in, m.hnorm, spec_.rms_eps, a);
@@ -151,9 +163,9 @@ const Tensor& Model::mtp_forward(int k, const StepBatch& b, const Tensor& hidden
   be_.rms_norm(x, m.final_norm, spec_.rms_eps, x);
   int64_t R = int64_t(b.logit_rows.size());
   Tensor rows = to_device(b.logit_rows);
-  Tensor sel = ws_.take({R, H}, DType::F32);
+  Tensor sel = cur_->take({R, H}, DType::F32);
   be_.gather_rows(x, rows, sel);
-  logits_ = ws_.take({R, spec_.vocab_size}, DType::F32);
+  logits_ = cur_->take({R, spec_.vocab_size}, DType::F32);
   be_.linear(sel, w_.lm_head, logits_);
   return logits_;
 }

@@ -3,7 +3,9 @@
 // one StepBatch (any mix of prefill chunks and decode tokens).
 #pragma once
 
+#include <map>
 #include <memory>
+#include <tuple>
 
 #include "dist/comm.h"
 #include "kv/kv_cache.h"
@@ -34,11 +36,44 @@ class Model {
   const Tensor& mtp_forward(int k, const StepBatch& batch, const Tensor& hidden_in, KvCache& kv);
   int num_mtp_layers() const { return int(w_.mtp.size()); }
 
+  // Step graphs (CUDA graphs on the GPU): when the backend can capture,
+  // forward() runs decode and verify steps — every sequence the same number
+  // of rows (1..kMaxGraphRows), logits for every row, at most max_bs
+  // sequences — as one replayed graph per (padded batch size, rows per
+  // sequence, context bucket). The batch is padded to the bucket with
+  // sequences on the KV cache's pad slots; inputs go to buffers the graph
+  // owns. Other steps, and every step with max_bs = 0 or several ranks, run
+  // op by op. Outputs are the same either way.
+  static constexpr int kMaxGraphRows = 8;
+  void enable_graphs(int max_bs);
+  int graph_captures() const { return graph_captures_; }
+  int64_t graph_replays() const { return graph_replays_; }
+
   const ModelSpec& spec() const { return spec_; }
   const ModelWeights& weights() const { return w_; }
   Backend& backend() { return be_; }
 
  private:
+  // One step's inputs on the device, and the op sequence that runs it.
+  struct StepInputs {
+    Tensor ids, rows;
+    AttnMeta meta[2];
+    int64_t T = 0, R = 0;
+  };
+  const Tensor& run_forward(const StepInputs& in, KvCache& kv);
+  struct Graph {
+    Tensor buf;  // I32: every input of the step, at fixed addresses
+    int64_t header = 0, table_off[2] = {0, 0};
+    StepInputs in;
+    std::unique_ptr<OpGraph> graph;
+    Tensor logits, hidden;
+    std::weak_ptr<const void> kv_alive;  // the KvCache whose buffers the graph writes
+  };
+  // Runs b as a graph when it qualifies; null when it does not.
+  const Tensor* forward_graphed(const StepBatch& b, KvCache& kv);
+  void capture(Graph& g, KvCache& kv);
+  Graph make_graph(int seqs, int rows, int kv_cap);
+
   void attention(const LayerSpec& ls, const AttnWeights& aw, const AttnMeta& meta, Tensor& kc, Tensor& vc,
                  const Tensor& x, Tensor& out);
   void ffn(const LayerSpec& ls, const LayerWeights& lw, const Tensor& x, Tensor& out);
@@ -52,8 +87,16 @@ class Model {
   Backend& be_;
   SingleRank single_;
   Communicator& comm_;
-  Workspace ws_;
+  Workspace ws_;   // op-by-op steps' temporaries
+  Workspace gws_;  // graph steps' temporaries: one block all graphs share (they run one at a time)
+  Workspace* cur_ = &ws_;
   Tensor hidden_, logits_;
+  int graph_max_bs_ = 0;
+  // (KvCache::id(), seqs, rows per seq, context capacity)
+  std::map<std::tuple<uint64_t, int, int, int>, Graph> graphs_;
+  std::vector<int32_t> stage_;                         // host staging for graph inputs
+  int graph_captures_ = 0;
+  int64_t graph_replays_ = 0;
 };
 
 }  // namespace mimo

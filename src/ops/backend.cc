@@ -12,6 +12,13 @@ Tensor Backend::upload(const Tensor& host) {
   return t;
 }
 
+void Backend::begin_capture() { MIMO_ASSERT(false, "backend {} cannot capture op graphs", name()); }
+std::unique_ptr<OpGraph> Backend::end_capture() {
+  MIMO_ASSERT(false, "backend {} cannot capture op graphs", name());
+  return nullptr;
+}
+void Backend::replay(OpGraph&) { MIMO_ASSERT(false, "backend {} cannot replay op graphs", name()); }
+
 #ifndef MIMOSERVE_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend() { return nullptr; }
 #endif

@@ -43,6 +43,12 @@ struct MoEParams {
   float routed_scaling_factor = 1.0f;
 };
 
+// A recorded sequence of ops (a CUDA graph) that Backend::replay runs again.
+class OpGraph {
+ public:
+  virtual ~OpGraph() = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -99,6 +105,18 @@ class Backend {
                       Tensor& out) = 0;
   // Converts between F32 and BF16 (or copies when dtypes match).
   virtual void convert(const Tensor& src, Tensor& dst) = 0;
+
+  // Step graphs. Between begin_capture() and end_capture() ops are recorded,
+  // not run; replay() runs the recording with one launch. Everything an op
+  // is given is fixed at capture (tensor addresses, shapes, AttnMeta's host
+  // bounds, scalars); only the contents of tensors may change between
+  // replays. Copies between host and device are not recorded: a capture
+  // that calls copy_from_host or copy_to_host fails. Ops must have run once with the same
+  // shapes before their capture (backends size scratch memory then).
+  virtual bool can_capture() const { return false; }
+  virtual void begin_capture();
+  virtual std::unique_ptr<OpGraph> end_capture();
+  virtual void replay(OpGraph& graph);
 };
 
 std::unique_ptr<Backend> make_cpu_backend();
@@ -112,6 +130,9 @@ class Workspace {
   explicit Workspace(Backend& b) : backend_(b) {}
   Tensor take(std::vector<int64_t> shape, DType dtype);
   void reset();
+  // Whether everything taken since the last reset() came from the block
+  // (reset() then keeps the block, so the addresses repeat).
+  bool settled() const { return overflow_.empty() && high_water_ <= capacity_; }
 
  private:
   Backend& backend_;

@@ -12,6 +12,7 @@
 #include "engine/generate.h"
 #include "loader/checkpoint_maker.h"
 #include "loader/load_model.h"
+#include "ops/recording_backend.h"
 #include "test_util.h"
 
 namespace mimo {
@@ -384,6 +385,42 @@ TEST_F(EngineTest, SpeculativeGreedyEqualsPlainGreedy) {
     }
     expect_no_leaks(e);
   }
+}
+
+TEST_F(EngineTest, GraphStepsGiveTheSameTokens) {
+  // The model on a backend that captures and replays (as CUDA graphs do):
+  // decode and verify steps run as graphs at padded batch sizes, and every
+  // request's tokens are those of the op-by-op engine, plain and with 3 MTP
+  // draft steps, batch 1 and 32 mixed requests, overlap on and off.
+  RecordingBackend rec(*backend_);
+  ModelLoadOptions o;
+  o.dtype = "float32";
+  LoadedModel lm = load_model(gen_dir_->path(), rec, o);
+  std::vector<EngineRequest> reqs;
+  for (int i = 0; i < 32; i++) reqs.push_back(greedy(prompt_of(5 + i * 7, 1000, i), 10 + i % 7));
+  Engine plain(config(), *gen_->model);
+  auto want = run_all(plain, reqs);
+  for (int steps : {0, 3})
+    for (bool overlap : {true, false}) {
+      EngineConfig c = config();
+      c.speculative_num_steps = steps;
+      c.disable_overlap_schedule = !overlap;
+      c.cuda_graph_max_bs = 24;  // batches above it run op by op
+      Engine e(c, *lm.model);
+      int64_t before = lm.model->graph_replays();
+      EXPECT_EQ(run_all(e, {reqs[3]})[0].ids, want[3].ids) << "batch 1, steps " << steps;
+      auto got = run_all(e, reqs);
+      for (size_t i = 0; i < reqs.size(); i++)
+        EXPECT_EQ(got[i].ids, want[i].ids) << "steps " << steps << " overlap " << overlap << " request " << i;
+      EXPECT_GT(lm.model->graph_replays(), before + 10) << "steps " << steps;
+      expect_no_leaks(e);
+    }
+  EngineConfig off = config();
+  off.disable_cuda_graph = true;
+  Engine e(off, *lm.model);
+  int64_t before = lm.model->graph_replays();
+  EXPECT_EQ(run_all(e, {reqs[5]})[0].ids, want[5].ids);
+  EXPECT_EQ(lm.model->graph_replays(), before) << "--disable-cuda-graph runs every step op by op";
 }
 
 TEST_F(EngineTest, SpeculativeSamplingIsDecidedAlikeOnDeviceAndHost) {

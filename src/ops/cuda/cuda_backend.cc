@@ -96,6 +96,7 @@ CudaBackend::~CudaBackend() {
   if (blas_) cublasDestroy(blas_);
   if (blas_workspace_) cudaFree(blas_workspace_);
   if (scratch_) cudaFree(scratch_);
+  for (void* p : retired_scratch_) cudaFree(p);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -104,7 +105,7 @@ void CudaBackend::synchronize() { CUDA_OK(cudaStreamSynchronize(stream_)); }
 void CudaBackend::after_launch(const char* op) {
   cudaError_t e = cudaGetLastError();
   MIMO_ASSERT(e == cudaSuccess, "CUDA {}: launch failed: {}", op, cudaGetErrorString(e));
-  if (sync_each_op_) {
+  if (sync_each_op_ && !capturing_) {
     e = cudaStreamSynchronize(stream_);
     MIMO_ASSERT(e == cudaSuccess, "CUDA {}: kernel failed: {}", op, cudaGetErrorString(e));
   }
@@ -112,9 +113,12 @@ void CudaBackend::after_launch(const char* op) {
 
 void* CudaBackend::scratch(size_t bytes) {
   if (bytes <= scratch_bytes_) return scratch_;
+  MIMO_ASSERT(!capturing_, "CUDA scratch would grow to {} bytes inside a graph capture (run the step once first)",
+              bytes);
   // Work already queued may still read the old block.
   CUDA_OK(cudaStreamSynchronize(stream_));
-  if (scratch_) CUDA_OK(cudaFree(scratch_));
+  if (scratch_ && captured_) retired_scratch_.push_back(scratch_);
+  else if (scratch_) CUDA_OK(cudaFree(scratch_));
   scratch_ = nullptr;
   size_t want = bytes + bytes / 4;
   cudaError_t e = cudaMalloc(&scratch_, want);
@@ -154,6 +158,7 @@ void CudaBackend::zero_(Tensor& t) {
 
 void CudaBackend::copy_from_host(Tensor& dst, const void* src) {
   expect_cuda(dst, "copy_from_host");
+  MIMO_ASSERT(!capturing_, "copy_from_host inside a graph capture");
   // From pageable memory the call returns once src has been staged, so the
   // caller may reuse src right away.
   CUDA_OK(cudaMemcpyAsync(dst.data(), src, dst.nbytes(), cudaMemcpyHostToDevice, stream_));
@@ -161,6 +166,7 @@ void CudaBackend::copy_from_host(Tensor& dst, const void* src) {
 
 void CudaBackend::copy_to_host(void* dst, const Tensor& src) {
   expect_cuda(src, "copy_to_host");
+  MIMO_ASSERT(!capturing_, "copy_to_host inside a graph capture");
   CUDA_OK(cudaMemcpyAsync(dst, src.data(), src.nbytes(), cudaMemcpyDeviceToHost, stream_));
   CUDA_OK(cudaStreamSynchronize(stream_));
 }
@@ -245,6 +251,8 @@ const float* CudaBackend::inv_freq(int rot_dim, double theta) {
   auto key = std::make_pair(rot_dim, theta);
   auto it = inv_freq_.find(key);
   if (it != inv_freq_.end()) return it->second.ptr<float>();
+  MIMO_ASSERT(!capturing_, "RoPE table ({}, {}) first needed inside a graph capture (run the step once first)",
+              rot_dim, theta);
   int half = rot_dim / 2;
   // The same expression as the CPU backend (transformers' fp32 inv_freq).
   std::vector<float> inv(size_t(std::max(half, 1)));
@@ -411,6 +419,44 @@ void CudaBackend::convert(const Tensor& src, Tensor& dst) {
   else
     MIMO_ASSERT(false, "convert {} -> {}", dtype_name(src.dtype()), dtype_name(dst.dtype()));
   after_launch("convert");
+}
+
+namespace {
+
+struct CudaGraph final : OpGraph {
+  cudaGraphExec_t exec = nullptr;
+  ~CudaGraph() override {
+    if (exec) cudaGraphExecDestroy(exec);
+  }
+};
+
+}  // namespace
+
+void CudaBackend::begin_capture() {
+  MIMO_ASSERT(!capturing_, "nested graph capture");
+  CUDA_OK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  capturing_ = true;
+  captured_ = true;
+}
+
+std::unique_ptr<OpGraph> CudaBackend::end_capture() {
+  MIMO_ASSERT(capturing_, "end_capture without begin_capture");
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  CUDA_OK(cudaStreamEndCapture(stream_, &graph));
+  auto g = std::make_unique<CudaGraph>();
+  cudaError_t e = cudaGraphInstantiate(&g->exec, graph, 0);
+  cudaGraphDestroy(graph);
+  CUDA_OK(e);
+  return g;
+}
+
+void CudaBackend::replay(OpGraph& graph) {
+  MIMO_ASSERT(!capturing_, "replay inside a graph capture");
+  auto* g = dynamic_cast<CudaGraph*>(&graph);
+  MIMO_ASSERT(g && g->exec, "replay of a graph this backend did not capture");
+  CUDA_OK(cudaGraphLaunch(g->exec, stream_));
+  after_launch("graph replay");
 }
 
 }  // namespace mimo

@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "ops/backend.h"
 
@@ -56,6 +57,13 @@ class CudaBackend final : public Backend {
               Tensor& out) override;
   void convert(const Tensor& src, Tensor& dst) override;
 
+  // CUDA graphs: stream capture (thread-local mode, so other threads'
+  // CUDA calls are unaffected), instantiated once, launched on the stream.
+  bool can_capture() const override { return true; }
+  void begin_capture() override;
+  std::unique_ptr<OpGraph> end_capture() override;
+  void replay(OpGraph& graph) override;
+
  private:
   // One scratch block reused by every op that needs temporaries (bf16 copies
   // of activations, attention splits, MoE grouping). Ops run in stream
@@ -75,6 +83,10 @@ class CudaBackend final : public Backend {
   void* blas_workspace_ = nullptr;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
+  // Scratch blocks left by growth once a graph exists: graphs keep their
+  // addresses, so the blocks live as long as the backend.
+  std::vector<void*> retired_scratch_;
+  bool capturing_ = false, captured_ = false;
   std::map<std::pair<int, double>, Tensor> inv_freq_;
   bool sync_each_op_ = false;
 };

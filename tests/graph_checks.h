@@ -1,0 +1,131 @@
+// The check of the model's step graphs (model/model_graph.cc) that runs on
+// the CPU through RecordingBackend (tests/model/graph_test.cc) and on a GPU
+// through CUDA graphs (src/ops/cuda/cuda_graph_test.cc): a graph step must
+// give what the same step gives op by op, for any batch that reuses a graph
+// captured on other inputs, padded or not.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "loader/checkpoint_maker.h"
+#include "loader/load_model.h"
+#include "test_util.h"
+
+namespace mimo::test {
+
+constexpr int kSlotsPerSeq = 160;
+
+struct Seq {
+  std::vector<int32_t> tokens;  // prompt + generated
+  int32_t computed = 0;         // positions in the KV cache
+};
+
+// One step for the given sequences: each feeds its next `q` tokens (the last
+// known token and q - 1 made-up ones, as a verify step would) and wants
+// logits for every row.
+inline StepBatch step_of(const std::vector<Seq>& seqs, const std::vector<int>& which, int q, int vocab) {
+  StepBatch b;
+  for (int s : which) {
+    const Seq& sq = seqs[size_t(s)];
+    std::vector<int32_t> toks = {sq.tokens.back()};
+    for (int i = 1; i < q; i++) toks.push_back(int32_t((sq.tokens.back() * 7 + i * 13) % vocab));
+    b.add_contiguous(toks, sq.computed, true, s * kSlotsPerSeq);
+  }
+  return b;
+}
+
+inline std::vector<float> host(Backend& be, const Tensor& t) {
+  std::vector<float> v(size_t(t.numel()));
+  be.copy_to_host(v.data(), t);
+  return v;
+}
+
+// Runs the same steps on two copies of a small generated model, op by op on
+// `eager` and with graphs on `graphed` (a backend that can capture), and
+// compares logits and hidden states within `tol`.
+inline void expect_graph_steps_match(Backend& eager_be, Backend& graphed_be, float tol) {
+  test::TempDir dir("graph-model");
+  MakerOptions m;
+  m.vocab = 300;
+  m.hidden = 64;
+  m.layers = 3;
+  m.full_layers = {0};
+  m.window = 8;
+  m.experts = 8;
+  m.top_k = 2;
+  m.seed = 5;
+  make_checkpoint(m, dir.path());
+  ModelLoadOptions o;
+  o.dtype = "float32";
+  LoadedModel eager = load_model(dir.path(), eager_be, o), graphed = load_model(dir.path(), graphed_be, o);
+  ASSERT_TRUE(graphed_be.can_capture());
+  graphed.model->enable_graphs(16);
+  const int S = 11, V = m.vocab;
+  KvCache kv_e(eager.model->spec(), eager_be, DType::F32, {S * kSlotsPerSeq, S * kSlotsPerSeq});
+  KvCache kv_g(graphed.model->spec(), graphed_be, DType::F32, {S * kSlotsPerSeq, S * kSlotsPerSeq});
+
+  // Prompts of different lengths, prefilled in one (ungraphed) step each.
+  std::vector<Seq> seqs(S);
+  for (int s = 0; s < S; s++) {
+    for (int i = 0; i < 3 + 5 * s; i++) seqs[size_t(s)].tokens.push_back(int32_t((i * 31 + s * 17 + 1) % V));
+    StepBatch b;
+    b.add_contiguous(seqs[size_t(s)].tokens, 0, false, s * kSlotsPerSeq);
+    b.validate(kv_e.slots(0), kv_e.slots(1));
+    eager.model->forward(b, kv_e);
+    graphed.model->forward(b, kv_g);
+    seqs[size_t(s)].computed = int32_t(seqs[size_t(s)].tokens.size());
+  }
+  EXPECT_EQ(graphed.model->graph_captures(), 0) << "prefill steps are not graphed";
+
+  // Decode (q = 1) and verify-shaped (q = 4) steps over changing subsets:
+  // sizes that pad (3 -> 4, 5 -> 8, 11 -> 16), contexts that cross a
+  // capacity bucket (64 -> 128), and graphs reused on new contents.
+  const std::vector<std::vector<int>> subsets = {{0}, {2, 5, 7}, {0, 1, 2, 3, 4}, {1, 3, 4, 6, 8, 10, 9, 7, 5, 2, 0},
+                                                 {4}, {6, 2, 9}};
+  int steps = 0;
+  for (int round = 0; round < 6; round++)
+    for (int q : {1, 4})
+      for (const auto& which : subsets) {
+        StepBatch b = step_of(seqs, which, q, V);
+        const Tensor& le = eager.model->forward(b, kv_e);
+        std::vector<float> lg_e = host(eager_be, le), h_e = host(eager_be, eager.model->hidden());
+        const Tensor& lg = graphed.model->forward(b, kv_g);
+        ASSERT_EQ(lg.shape(), le.shape());
+        std::vector<float> lg_g = host(graphed_be, lg), h_g = host(graphed_be, graphed.model->hidden());
+        ASSERT_EQ(h_g.size(), h_e.size());
+        EXPECT_LE(test::max_abs_diff(lg_e.data(), lg_g.data(), lg_e.size()), tol)
+            << "round " << round << " q " << q << " seqs " << which.size();
+        EXPECT_LE(test::max_abs_diff(h_e.data(), h_g.data(), h_e.size()), tol);
+        // The step's first token is accepted, so contexts grow.
+        for (size_t i = 0; i < which.size(); i++) {
+          Seq& sq = seqs[size_t(which[i])];
+          const float* row = lg_e.data() + size_t(b.q_start[i]) * size_t(V);
+          sq.tokens.push_back(int32_t(std::max_element(row, row + V) - row));
+          sq.computed++;
+        }
+        steps++;
+      }
+  EXPECT_EQ(graphed.model->graph_replays(), steps) << "every decode and verify step ran as a graph";
+  EXPECT_GT(graphed.model->graph_captures(), 0);
+  EXPECT_LT(graphed.model->graph_captures(), steps / 2) << "graphs are reused across steps";
+  EXPECT_GT(seqs[10].computed, 64) << "the test should cross a context bucket";
+
+  // Steps that do not qualify run op by op: a sequence with a different
+  // number of rows, and more sequences than max_bs.
+  int64_t before = graphed.model->graph_replays();
+  StepBatch mixed = step_of(seqs, {0}, 1, V);
+  StepBatch two = step_of(seqs, {1}, 2, V);
+  mixed.add_contiguous({two.tokens[0], two.tokens[1]}, seqs[1].computed, true, kSlotsPerSeq);
+  graphed.model->enable_graphs(2);
+  eager.model->forward(mixed, kv_e);
+  graphed.model->forward(mixed, kv_g);
+  StepBatch many = step_of(seqs, {0, 1, 2}, 1, V);
+  std::vector<float> lg_e = host(eager_be, eager.model->forward(many, kv_e));
+  std::vector<float> lg_g = host(graphed_be, graphed.model->forward(many, kv_g));
+  EXPECT_LE(test::max_abs_diff(lg_e.data(), lg_g.data(), lg_e.size()), tol);
+  EXPECT_EQ(graphed.model->graph_replays(), before);
+}
+
+}  // namespace mimo::test
