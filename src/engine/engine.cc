@@ -102,6 +102,8 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   model.enable_graphs(cfg_.disable_cuda_graph ? 0
                       : cfg_.cuda_graph_max_bs > 0 ? cfg_.cuda_graph_max_bs
                                                    : cfg_.max_running_requests);
+  graph_replays_at_start_ = model.graph_replays();
+  graph_captures_at_start_ = model.graph_captures();
   SchedulerConfig sc;
   sc.max_running_requests = cfg_.max_running_requests;
   sc.chunked_prefill_size = cfg_.chunked_prefill_size;
@@ -183,7 +185,10 @@ void Engine::abort(const std::string& id) {
 
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lk(mu_);
-  return stats_;
+  EngineStats s = stats_;
+  s.graph_steps = model_.graph_replays() - graph_replays_at_start_;
+  s.graph_captures = model_.graph_captures() - graph_captures_at_start_;
+  return s;
 }
 
 bool Engine::flush_cache() {

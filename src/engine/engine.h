@@ -124,6 +124,8 @@ struct EngineStats {
   }
   int64_t kv_bytes = 0;
   int context_length = 0;
+  int64_t graph_steps = 0;  // target steps replayed as captured graphs (CUDA graphs)
+  int graph_captures = 0;
   // KV slots in use, measured from the pools' allocators (bench-prefill's SWA
   // memory check). step_*_max: the most held while a step ran (a prefill
   // chunk holds SWA slots for all its tokens until the step ends).
@@ -195,6 +197,8 @@ class Engine {
 
   EngineConfig cfg_;
   Model& model_;
+  int64_t graph_replays_at_start_ = 0;  // the model's graph counters when this engine took it
+  int graph_captures_at_start_ = 0;
   const TextCodec* codec_;
   std::vector<int32_t> eos_ids_;
   std::unique_ptr<SlotAllocator> full_alloc_, swa_alloc_;

@@ -3,6 +3,7 @@
 // one StepBatch (any mix of prefill chunks and decode tokens).
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -46,8 +47,9 @@ class Model {
   // op by op. Outputs are the same either way.
   static constexpr int kMaxGraphRows = 8;
   void enable_graphs(int max_bs);
-  int graph_captures() const { return graph_captures_; }
-  int64_t graph_replays() const { return graph_replays_; }
+  // Counters, readable from any thread.
+  int graph_captures() const { return graph_captures_.load(std::memory_order_relaxed); }
+  int64_t graph_replays() const { return graph_replays_.load(std::memory_order_relaxed); }
 
   const ModelSpec& spec() const { return spec_; }
   const ModelWeights& weights() const { return w_; }
@@ -95,8 +97,8 @@ class Model {
   // (KvCache::id(), seqs, rows per seq, context capacity)
   std::map<std::tuple<uint64_t, int, int, int>, Graph> graphs_;
   std::vector<int32_t> stage_;                         // host staging for graph inputs
-  int graph_captures_ = 0;
-  int64_t graph_replays_ = 0;
+  std::atomic<int> graph_captures_{0};
+  std::atomic<int64_t> graph_replays_{0};
 };
 
 }  // namespace mimo

@@ -10,8 +10,10 @@
 // cache's pad slot only, so they never touch a request's KV.
 #include <algorithm>
 #include <bit>
+#include <chrono>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "model/model.h"
 
 namespace mimo {
@@ -138,7 +140,13 @@ const Tensor* Model::forward_graphed(const StepBatch& b, KvCache& kv) {
     be_.copy_from_host(dst, stage_.data());
   }
 
-  if (!g.graph) capture(g, kv);
+  if (!g.graph) {
+    const auto t0 = std::chrono::steady_clock::now();
+    capture(g, kv);
+    spdlog::debug("step graph captured: {} sequences x {} rows, context up to {} ({:.1f} ms, {} graphs held)", Sp, q,
+                  cap, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+                  graphs_.size());
+  }
   be_.replay(*g.graph);
   graph_replays_++;
   hidden_ = g.hidden.slice_rows(0, T);

@@ -139,7 +139,9 @@ ojson engine_state(const ServerContext& ctx) {
               {"forward_steps", s.steps},
               {"new_token_ratio", s.new_token_ratio},
               {"kv_bytes", s.kv_bytes},
-              {"context_length", s.context_length}};
+              {"context_length", s.context_length},
+              {"graph_steps", s.graph_steps},
+              {"graph_captures", s.graph_captures}};
   if (auto a = spec_accept_length(s)) {
     st["avg_spec_accept_length"] = *a;
     st["spec_decode_steps_by_depth"] = s.decode_steps_by_depth;  // index = draft depth verified (0: none)
