@@ -175,6 +175,7 @@ class Engine {
   Decision decide_from_ids(const BatchEntry& e, const int32_t* ids) const;
   Tensor sample_ids_, sample_drafts_, sample_params_, sample_u_;  // the sample op's rows (grown as needed)
   Tensor draft_ids_;   // device ids of the last draft pass (the engine thread's own)
+  Tensor draft_hidden_;  // device hidden states a draft step reads (grown, never shrunk)
   void commit(Req* r, Decision d, int64_t* generated);
   void draft(const ScheduledBatch& b, int depth);
   void process_outputs();

@@ -544,7 +544,12 @@ void Engine::draft(const ScheduledBatch& b, int depth) {
       new_done.push_back(it.drafting ? m - k : hi);
     }
     if (!mb.tokens.empty()) {
-      Tensor h = be.alloc({int64_t(mb.tokens.size()), H}, DType::F32);
+      // One buffer for every draft step: on a GPU an allocation per step
+      // would also free one per step, and freeing waits for the device.
+      const int64_t T = int64_t(mb.tokens.size());
+      if (!draft_hidden_.defined() || draft_hidden_.dim(0) < T)
+        draft_hidden_ = be.alloc({std::max<int64_t>(T, 64), H}, DType::F32);
+      Tensor h = draft_hidden_.slice_rows(0, T);
       be.copy_from_host(h, hin.data());
       const Tensor& lg = model_.mtp_forward(k, mb, h, *kv_);
       // Drafts are greedy: only their ids cross to the host.

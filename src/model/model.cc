@@ -87,7 +87,7 @@ void Model::ffn(const LayerSpec& ls, const LayerWeights& lw, const Tensor& x, Te
 const Tensor& Model::forward(const StepBatch& b, KvCache& kv) {
   MIMO_ASSERT(b.num_tokens() > 0);
   b.validate(used_pool(AttnKind::Full) ? kv.slots(kPoolFull) : 0, used_pool(AttnKind::Sliding) ? kv.slots(kPoolSwa) : 0);
-  if (const Tensor* lg = forward_graphed(b, kv)) return *lg;
+  if (const Tensor* lg = graphed(-1, b, nullptr, kv)) return *lg;
   ws_.reset();
   cur_ = &ws_;
   StepInputs in;
@@ -131,18 +131,27 @@ namespace mimo {
 
 const Tensor& Model::mtp_forward(int k, const StepBatch& b, const Tensor& hidden_in, KvCache& kv) {
   MIMO_ASSERT(k >= 0 && k < num_mtp_layers(), "MTP layer {} of {}", k, num_mtp_layers());
+  MIMO_ASSERT(b.num_tokens() > 0 && hidden_in.dim(0) == b.num_tokens());
+  b.validate(kv.slots(kPoolFull), 0);
+  if (const Tensor* lg = graphed(k, b, &hidden_in, kv)) return *lg;
   ws_.reset();
   cur_ = &ws_;
-  const int64_t T = b.num_tokens(), H = spec_.hidden_size;
-  MIMO_ASSERT(T > 0 && hidden_in.dim(0) == T);
-  b.validate(kv.slots(kPoolFull), 0);
+  StepInputs in;
+  in.T = b.num_tokens();
+  in.R = int64_t(b.logit_rows.size());
+  in.ids = to_device(b.tokens);
+  in.rows = to_device(b.logit_rows);
+  Tensor positions = to_device(b.positions), q_start = to_device(b.q_start), kv_len = to_device(b.kv_len);
+  in.meta[kPoolFull] = upload_meta(b, kPoolFull, positions, q_start, kv_len);
+  return run_mtp(k, in, hidden_in, kv);
+}
+
+const Tensor& Model::run_mtp(int k, const StepInputs& in, const Tensor& hidden_in, KvCache& kv) {
+  const int64_t T = in.T, H = spec_.hidden_size;
   const MtpLayerWeights& m = w_.mtp[size_t(k)];
-  Tensor ids = to_device(b.tokens), positions = to_device(b.positions), q_start = to_device(b.q_start),
-         kv_len = to_device(b.kv_len);
-  AttnMeta meta = upload_meta(b, kPoolFull, positions, q_start, kv_len);
   Tensor e = cur_->take({T, H}, DType::F32), a = cur_->take({T, H}, DType::F32), x = cur_->take({T, H}, DType::F32),
          y = cur_->take({T, H}, DType::F32);
-  be_.embedding(ids, w_.embed, e);
+  be_.embedding(in.ids, w_.embed, e);
   be_.rms_norm(e, m.enorm, spec_.rms_eps, e);
   be_.rms_norm(hidden_in, m.hnorm, spec_.rms_eps, a);
   // eh_proj(concat[enorm(e), hnorm(h)]) as two halves.
@@ -153,7 +162,7 @@ const Tensor& Model::mtp_forward(int k, const StepBatch& b, const Tensor& hidden
   ls.attn = spec_.mtp_attn;
   ls.ffn = FfnKind::Dense;
   be_.rms_norm(x, m.input_norm, spec_.rms_eps, a);
-  attention(ls, m.attn, meta, kv.mtp_k(k), kv.mtp_v(k), a, y);
+  attention(ls, m.attn, in.meta[kPoolFull], kv.mtp_k(k), kv.mtp_v(k), a, y);
   be_.add_(x, y);
   be_.rms_norm(x, m.pre_mlp_norm, spec_.rms_eps, a);
   LayerWeights dense;
@@ -161,11 +170,9 @@ const Tensor& Model::mtp_forward(int k, const StepBatch& b, const Tensor& hidden
   ffn(ls, dense, a, y);
   be_.add_(x, y);
   be_.rms_norm(x, m.final_norm, spec_.rms_eps, x);
-  int64_t R = int64_t(b.logit_rows.size());
-  Tensor rows = to_device(b.logit_rows);
-  Tensor sel = cur_->take({R, H}, DType::F32);
-  be_.gather_rows(x, rows, sel);
-  logits_ = cur_->take({R, spec_.vocab_size}, DType::F32);
+  Tensor sel = cur_->take({in.R, H}, DType::F32);
+  be_.gather_rows(x, in.rows, sel);
+  logits_ = cur_->take({in.R, spec_.vocab_size}, DType::F32);
   be_.linear(sel, w_.lm_head, logits_);
   return logits_;
 }

@@ -38,13 +38,14 @@ class Model {
   int num_mtp_layers() const { return int(w_.mtp.size()); }
 
   // Step graphs (CUDA graphs on the GPU): when the backend can capture,
-  // forward() runs decode and verify steps — every sequence the same number
-  // of rows (1..kMaxGraphRows), logits for every row, at most max_bs
-  // sequences — as one replayed graph per (padded batch size, rows per
-  // sequence, context bucket). The batch is padded to the bucket with
-  // sequences on the KV cache's pad slots; inputs go to buffers the graph
-  // owns. Other steps, and every step with max_bs = 0 or several ranks, run
-  // op by op. Outputs are the same either way.
+  // forward() and mtp_forward() run steps of at most max_bs sequences with
+  // 1..kMaxGraphRows rows each (decode, verify, draft), whose logits rows are
+  // all rows or at most one per sequence, as one replayed graph per (step
+  // kind, padded batch size, rows per sequence, context bucket). Sequences
+  // are padded to the same number of rows and the batch to a bucket, the
+  // padding on the KV cache's pad slot; inputs go to buffers the graph owns.
+  // Other steps, and every step with max_bs = 0 or several ranks, run op by
+  // op. Outputs are the same either way.
   static constexpr int kMaxGraphRows = 8;
   void enable_graphs(int max_bs);
   // Counters, readable from any thread.
@@ -63,18 +64,24 @@ class Model {
     int64_t T = 0, R = 0;
   };
   const Tensor& run_forward(const StepInputs& in, KvCache& kv);
+  const Tensor& run_mtp(int k, const StepInputs& in, const Tensor& hidden_in, KvCache& kv);
   struct Graph {
-    Tensor buf;  // I32: every input of the step, at fixed addresses
+    int fn = -1;  // -1: the target model, k >= 0: MTP layer k
+    Tensor buf;   // I32: every input of the step, at fixed addresses
     int64_t header = 0, table_off[2] = {0, 0};
     StepInputs in;
+    Tensor hidden_rows;  // I32 [Tp] target: padded row of each given row; MTP: given row of each padded row
+    Tensor hidden_in;    // F32 [Tp, hidden] MTP: the given hidden states, in the given order
     std::unique_ptr<OpGraph> graph;
     Tensor logits, hidden;
     std::weak_ptr<const void> kv_alive;  // the KvCache whose buffers the graph writes
   };
-  // Runs b as a graph when it qualifies; null when it does not.
-  const Tensor* forward_graphed(const StepBatch& b, KvCache& kv);
+  // Runs the step (fn as in Graph) as a graph when it qualifies; null when
+  // it does not.
+  const Tensor* graphed(int fn, const StepBatch& b, const Tensor* hidden_in, KvCache& kv);
+  void run_graph_body(Graph& g, KvCache& kv);
   void capture(Graph& g, KvCache& kv);
-  Graph make_graph(int seqs, int rows, int kv_cap);
+  Graph make_graph(int fn, int seqs, int rows, int kv_cap, int logit_rows);
 
   void attention(const LayerSpec& ls, const AttnWeights& aw, const AttnMeta& meta, Tensor& kc, Tensor& vc,
                  const Tensor& x, Tensor& out);
@@ -94,9 +101,9 @@ class Model {
   Workspace* cur_ = &ws_;
   Tensor hidden_, logits_;
   int graph_max_bs_ = 0;
-  // (KvCache::id(), seqs, rows per seq, context capacity)
-  std::map<std::tuple<uint64_t, int, int, int>, Graph> graphs_;
-  std::vector<int32_t> stage_;                         // host staging for graph inputs
+  // (KvCache::id(), fn, seqs, rows per seq, context capacity, logits rows)
+  std::map<std::tuple<uint64_t, int, int, int, int, int>, Graph> graphs_;
+  std::vector<int32_t> stage_, pmap_;                  // host staging for graph inputs
   std::atomic<int> graph_captures_{0};
   std::atomic<int64_t> graph_replays_{0};
 };

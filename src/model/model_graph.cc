@@ -1,13 +1,20 @@
-// Model step graphs: decode and verify steps padded to a bucketed batch and
-// replayed from a capture (see Model::enable_graphs).
+// Model step graphs: decode, verify and draft steps padded to a bucketed
+// batch and replayed from a capture (see Model::enable_graphs).
 //
 // A graph fixes every argument of every op, so whatever changes from step
 // to step lives in device buffers the graph owns (token ids, positions,
-// slot tables), and whatever sizes a launch is fixed by the key: the padded
-// number of sequences, the rows per sequence, and a context capacity (a
-// power of two at least the longest context, which bounds the slot tables
-// and the attention's split count). Padding sequences attend over the KV
-// cache's pad slot only, so they never touch a request's KV.
+// slot tables, row maps), and whatever sizes a launch is fixed by the key:
+// the step kind, the padded number of sequences, the rows per sequence, a
+// context capacity (a power of two at least the longest context, which
+// bounds the slot tables and the attention's split count) and the number
+// of logits rows.
+//
+// The padded batch gives every sequence q rows: sequence s holds rows
+// [s q, s q + q), its real rows first. A padding row inside a sequence
+// repeats its last position; a padding sequence holds positions 0..q-1 over
+// the pad slot alone. Every padding row writes its K/V to the pad slot, so
+// no request's KV changes. Row maps carry the given rows to their padded
+// places and back (logits rows, hidden states).
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -32,21 +39,23 @@ void Model::enable_graphs(int max_bs) {
   graphs_.clear();
 }
 
-Model::Graph Model::make_graph(int S, int q, int kv_cap) {
-  // Layout (I32): ids [T], positions [T], q_start [S+1], kv_len [S], rows [T],
-  // then per pool table_start [S] and out_slots [T]; the tables last, so a
-  // step copies only the part of each it uses.
+Model::Graph Model::make_graph(int fn, int S, int q, int kv_cap, int R) {
+  // Layout (I32): ids [T], positions [T], q_start [S+1], kv_len [S], logits
+  // rows [R], hidden rows [T], then per pool table_start [S] and out_slots
+  // [T]; the tables last, so a step copies only the part of each it uses.
   const int64_t T = int64_t(S) * q;
   Graph g;
+  g.fn = fn;
   int64_t off = 0;
   auto carve = [&](int64_t n) {
     int64_t at = off;
     off += n;
     return at;
   };
-  const int64_t o_ids = carve(T), o_pos = carve(T), o_qs = carve(S + 1), o_kvl = carve(S), o_rows = carve(T);
+  const int64_t o_ids = carve(T), o_pos = carve(T), o_qs = carve(S + 1), o_kvl = carve(S), o_rows = carve(R),
+                o_hr = carve(T);
   int64_t o_ts[2] = {0, 0}, o_os[2] = {0, 0};
-  bool used[2] = {used_pool(AttnKind::Full), used_pool(AttnKind::Sliding)};
+  bool used[2] = {fn >= 0 || used_pool(AttnKind::Full), fn < 0 && used_pool(AttnKind::Sliding)};
   for (int p = 0; p < 2; p++)
     if (used[p]) {
       o_ts[p] = carve(S);
@@ -58,9 +67,11 @@ Model::Graph Model::make_graph(int S, int q, int kv_cap) {
   g.buf = be_.alloc({off}, DType::I32);
   auto part = [&](int64_t at, int64_t n) { return g.buf.slice_rows(at, at + n); };
   g.in.T = T;
-  g.in.R = T;
+  g.in.R = R;
   g.in.ids = part(o_ids, T);
-  g.in.rows = part(o_rows, T);
+  g.in.rows = part(o_rows, R);
+  g.hidden_rows = part(o_hr, T);
+  if (fn >= 0) g.hidden_in = be_.alloc({T, spec_.hidden_size}, DType::F32);
   for (int p = 0; p < 2; p++) {
     if (!used[p]) continue;
     AttnMeta& m = g.in.meta[p];
@@ -77,57 +88,70 @@ Model::Graph Model::make_graph(int S, int q, int kv_cap) {
   return g;
 }
 
-const Tensor* Model::forward_graphed(const StepBatch& b, KvCache& kv) {
-  const int S = b.num_seqs(), T = b.num_tokens();
+const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in, KvCache& kv) {
+  const int S = b.num_seqs(), T = b.num_tokens(), R = int(b.logit_rows.size());
   if (graph_max_bs_ == 0 || S == 0 || S > graph_max_bs_) return nullptr;
-  const int q = b.q_start[1] - b.q_start[0];
-  if (q < 1 || q > kMaxGraphRows || T != S * q || int(b.logit_rows.size()) != T) return nullptr;
-  int max_kv = 0;
+  int q = 0, max_kv = 0;
   for (int s = 0; s < S; s++) {
-    if (b.q_start[size_t(s) + 1] - b.q_start[size_t(s)] != q) return nullptr;
+    const int n = b.q_start[size_t(s) + 1] - b.q_start[size_t(s)];
+    if (n < 1 || n > kMaxGraphRows) return nullptr;
+    q = std::max(q, n);
     max_kv = std::max(max_kv, b.kv_len[size_t(s)]);
   }
-  for (int i = 0; i < T; i++)
-    if (b.logit_rows[size_t(i)] != i) return nullptr;
-
   const int Sp = seq_bucket(S), cap = kv_bucket(max_kv);
-  auto key = std::make_tuple(kv.id(), Sp, q, cap);
+  const int Tp = Sp * q;
+  // Logits for every row, or for at most one row per sequence.
+  const int Rp = R == T ? Tp : R <= S ? Sp : -1;
+  if (Rp < 0) return nullptr;
+
+  auto key = std::make_tuple(kv.id(), fn, Sp, q, cap, Rp);
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
     // Graphs of caches that are gone will never run again.
     std::erase_if(graphs_, [](const auto& e) { return e.second.kv_alive.expired(); });
-    it = graphs_.emplace(key, make_graph(Sp, q, cap)).first;
+    it = graphs_.emplace(key, make_graph(fn, Sp, q, cap, Rp)).first;
     it->second.kv_alive = kv.lifetime();
   }
   Graph& g = it->second;
 
-  // The header, padded: sequence s >= S holds q rows at positions 0..q-1,
-  // all on the pad slot.
-  const int64_t Tp = int64_t(Sp) * q;
+  // The padded place of each given row.
+  pmap_.resize(size_t(T));
+  for (int s = 0; s < S; s++)
+    for (int r = b.q_start[size_t(s)], i = 0; r < b.q_start[size_t(s) + 1]; r++, i++) pmap_[size_t(r)] = s * q + i;
   stage_.assign(size_t(g.header), 0);
   int32_t* w = stage_.data();
-  auto put = [&](const std::vector<int32_t>& v, int64_t n, int32_t fill) {
-    std::copy(v.begin(), v.end(), w);
-    std::fill(w + v.size(), w + n, fill);
-    w += n;
-  };
-  put(b.tokens, Tp, 0);
-  std::copy(b.positions.begin(), b.positions.end(), w);
-  for (int64_t t = T; t < Tp; t++) w[t] = int32_t((t - T) % q);
-  w += Tp;
-  for (int s = 0; s <= Sp; s++) w[s] = s <= S ? b.q_start[size_t(s)] : s * q;
-  w += Sp + 1;
-  put(b.kv_len, Sp, q);
-  for (int64_t t = 0; t < Tp; t++) w[t] = int32_t(t);
-  w += Tp;
+  int32_t* ids = w;
+  int32_t* pos = ids + Tp;
+  int32_t* qs = pos + Tp;
+  int32_t* kvl = qs + Sp + 1;
+  int32_t* rows = kvl + Sp;
+  int32_t* hrows = rows + Rp;
+  w = hrows + Tp;
+  for (int s = 0; s < Sp; s++) {
+    const int r0 = s < S ? b.q_start[size_t(s)] : 0, n = s < S ? b.q_start[size_t(s) + 1] - r0 : 0;
+    for (int i = 0; i < q; i++) {
+      const int t = s * q + i;
+      ids[t] = i < n ? b.tokens[size_t(r0 + i)] : 0;
+      pos[t] = i < n ? b.positions[size_t(r0 + i)] : n > 0 ? b.positions[size_t(r0 + n - 1)] : i;
+      if (fn >= 0) hrows[t] = i < n ? r0 + i : 0;  // MTP: padded row <- given row
+    }
+    qs[s] = s * q;
+    kvl[s] = s < S ? b.kv_len[size_t(s)] : q;
+  }
+  qs[Sp] = Tp;
+  for (int i = 0; i < R; i++) rows[i] = pmap_[size_t(b.logit_rows[size_t(i)])];
+  if (fn < 0)
+    for (int t = 0; t < T; t++) hrows[t] = pmap_[size_t(t)];  // target: given row <- padded row
   int64_t used_len[2] = {0, 0};
   for (int p = 0; p < 2; p++) {
-    if (g.in.meta[p].num_seqs == 0) continue;  // a pool no layer uses
+    if (g.in.meta[p].num_seqs == 0) continue;  // a pool this step does not use
     const PoolSlots& ps = b.pools[p];
     used_len[p] = int64_t(ps.table.size()) + int64_t(Sp - S) * q;
     for (int s = 0; s < Sp; s++) w[s] = s < S ? ps.table_start[size_t(s)] : int32_t(ps.table.size()) + (s - S) * q;
     w += Sp;
-    put(ps.out_slots, Tp, kv.pad_slot(p));
+    std::fill(w, w + Tp, kv.pad_slot(p));
+    for (int t = 0; t < T; t++) w[pmap_[size_t(t)]] = ps.out_slots[size_t(t)];
+    w += Tp;
   }
   Tensor header = g.buf.slice_rows(0, g.header);
   be_.copy_from_host(header, stage_.data());
@@ -139,26 +163,47 @@ const Tensor* Model::forward_graphed(const StepBatch& b, KvCache& kv) {
     Tensor dst = g.buf.slice_rows(g.table_off[p], g.table_off[p] + used_len[p]);
     be_.copy_from_host(dst, stage_.data());
   }
+  if (fn >= 0) {
+    Tensor dst = g.hidden_in.slice_rows(0, T);
+    be_.convert(*hidden_in, dst);  // a device copy, outside the graph
+  }
 
   if (!g.graph) {
     const auto t0 = std::chrono::steady_clock::now();
     capture(g, kv);
-    spdlog::debug("step graph captured: {} sequences x {} rows, context up to {} ({:.1f} ms, {} graphs held)", Sp, q,
-                  cap, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+    spdlog::debug("step graph captured: {}, {} sequences x {} rows, context up to {}, {} logits rows ({:.1f} ms, {} "
+                  "graphs held)",
+                  fn < 0 ? std::string("target") : fmt::format("MTP layer {}", fn), Sp, q, cap, Rp,
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
                   graphs_.size());
   }
   be_.replay(*g.graph);
   graph_replays_++;
-  hidden_ = g.hidden.slice_rows(0, T);
-  logits_ = g.logits.slice_rows(0, T);
+  logits_ = g.logits.slice_rows(0, R);
+  if (fn < 0) hidden_ = g.hidden.slice_rows(0, T);
   return &logits_;
+}
+
+void Model::run_graph_body(Graph& g, KvCache& kv) {
+  const int64_t Tp = g.in.T, H = spec_.hidden_size;
+  if (g.fn < 0) {
+    run_forward(g.in, kv);
+    // hidden() in the given rows' order.
+    Tensor h = cur_->take({Tp, H}, DType::F32);
+    be_.gather_rows(hidden_, g.hidden_rows, h);
+    hidden_ = h;
+  } else {
+    Tensor h = cur_->take({Tp, H}, DType::F32);
+    be_.gather_rows(g.hidden_in, g.hidden_rows, h);
+    run_mtp(g.fn, g.in, h, kv);
+  }
 }
 
 void Model::capture(Graph& g, KvCache& kv) {
   auto run = [&] {
     gws_.reset();
     cur_ = &gws_;
-    run_forward(g.in, kv);
+    run_graph_body(g, kv);
     cur_ = &ws_;
   };
   // One run op by op first: the backend sizes its scratch memory, and the
@@ -174,7 +219,7 @@ void Model::capture(Graph& g, KvCache& kv) {
   gws_.reset();
   cur_ = &gws_;
   be_.begin_capture();
-  run_forward(g.in, kv);
+  run_graph_body(g, kv);
   g.graph = be_.end_capture();
   cur_ = &ws_;
   g.logits = logits_;
