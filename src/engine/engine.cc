@@ -102,6 +102,11 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   model.enable_graphs(cfg_.disable_cuda_graph ? 0
                       : cfg_.cuda_graph_max_bs > 0 ? cfg_.cuda_graph_max_bs
                                                    : cfg_.max_running_requests);
+  if (model.backend().can_capture() && cfg_.disable_cuda_graph)
+    spdlog::info("step graphs off (--disable-cuda-graph)");
+  else if (model.backend().can_capture())
+    spdlog::info("step graphs on: decode, verify and draft steps of up to {} requests",
+                 cfg_.cuda_graph_max_bs > 0 ? cfg_.cuda_graph_max_bs : cfg_.max_running_requests);
   graph_replays_at_start_ = model.graph_replays();
   graph_captures_at_start_ = model.graph_captures();
   SchedulerConfig sc;

@@ -75,6 +75,7 @@ class Model {
     std::unique_ptr<OpGraph> graph;
     Tensor logits, hidden;
     std::weak_ptr<const void> kv_alive;  // the KvCache whose buffers the graph writes
+    bool failed = false;                 // its capture failed: the step runs op by op
   };
   // Runs the step (fn as in Graph) as a graph when it qualifies; null when
   // it does not.

@@ -113,6 +113,7 @@ const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in
     it->second.kv_alive = kv.lifetime();
   }
   Graph& g = it->second;
+  if (g.failed) return nullptr;
 
   // The padded place of each given row.
   pmap_.resize(size_t(T));
@@ -170,7 +171,18 @@ const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in
 
   if (!g.graph) {
     const auto t0 = std::chrono::steady_clock::now();
-    capture(g, kv);
+    try {
+      capture(g, kv);
+    } catch (const std::exception& e) {
+      // This shape runs op by op from now on (the op-by-op run reports any
+      // error that is not the capture's own).
+      g.failed = true;
+      cur_ = &ws_;
+      spdlog::warn("step graph capture failed ({} sequences x {} rows, context up to {}): {}; these steps run op "
+                   "by op",
+                   Sp, q, cap, e.what());
+      return nullptr;
+    }
     spdlog::debug("step graph captured: {}, {} sequences x {} rows, context up to {}, {} logits rows ({:.1f} ms, {} "
                   "graphs held)",
                   fn < 0 ? std::string("target") : fmt::format("MTP layer {}", fn), Sp, q, cap, Rp,
@@ -219,7 +231,13 @@ void Model::capture(Graph& g, KvCache& kv) {
   gws_.reset();
   cur_ = &gws_;
   be_.begin_capture();
-  run_graph_body(g, kv);
+  try {
+    run_graph_body(g, kv);
+  } catch (...) {
+    be_.abort_capture();
+    cur_ = &ws_;
+    throw;
+  }
   g.graph = be_.end_capture();
   cur_ = &ws_;
   g.logits = logits_;

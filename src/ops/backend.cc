@@ -17,6 +17,7 @@ std::unique_ptr<OpGraph> Backend::end_capture() {
   MIMO_ASSERT(false, "backend {} cannot capture op graphs", name());
   return nullptr;
 }
+void Backend::abort_capture() { MIMO_ASSERT(false, "backend {} cannot capture op graphs", name()); }
 void Backend::replay(OpGraph&) { MIMO_ASSERT(false, "backend {} cannot replay op graphs", name()); }
 
 #ifndef MIMOSERVE_WITH_CUDA

@@ -117,6 +117,9 @@ class Backend {
   virtual void begin_capture();
   virtual std::unique_ptr<OpGraph> end_capture();
   virtual void replay(OpGraph& graph);
+  // Ends a capture that failed part way, discarding what it recorded, so the
+  // backend runs ops again (the caller runs the step op by op instead).
+  virtual void abort_capture();
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -13,8 +13,9 @@ struct Recording final : OpGraph {
 }  // namespace
 
 void RecordingBackend::run(std::function<void()> op) {
-  if (capturing()) ops_.push_back(std::move(op));
-  else op();
+  if (!capturing()) return op();
+  if (fail_captures_) throw Error("RecordingBackend: injected capture failure");
+  ops_.push_back(std::move(op));
 }
 
 void RecordingBackend::zero_(Tensor& t) {
@@ -94,6 +95,12 @@ std::unique_ptr<OpGraph> RecordingBackend::end_capture() {
   ops_.clear();
   captures_++;
   return g;
+}
+
+void RecordingBackend::abort_capture() {
+  MIMO_ASSERT(capturing(), "abort_capture without a capture on this thread");
+  capturing_.store(false, std::memory_order_release);
+  ops_.clear();
 }
 
 void RecordingBackend::replay(OpGraph& graph) {

@@ -52,6 +52,9 @@ class RecordingBackend final : public Backend {
   void begin_capture() override;
   std::unique_ptr<OpGraph> end_capture() override;
   void replay(OpGraph& graph) override;
+  void abort_capture() override;
+  // Tests: ops recorded from now on throw instead (a capture that fails).
+  void fail_captures(bool on) { fail_captures_ = on; }
 
  private:
   // Runs op now, or records it while capturing.
@@ -67,6 +70,7 @@ class RecordingBackend final : public Backend {
   std::thread::id capture_thread_;
   std::vector<std::function<void()>> ops_;
   int captures_ = 0, replays_ = 0;
+  bool fail_captures_ = false;
 };
 
 }  // namespace mimo

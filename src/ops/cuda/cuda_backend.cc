@@ -451,6 +451,16 @@ std::unique_ptr<OpGraph> CudaBackend::end_capture() {
   return g;
 }
 
+void CudaBackend::abort_capture() {
+  MIMO_ASSERT(capturing_, "abort_capture without begin_capture");
+  capturing_ = false;
+  // The capture may already be invalidated; whatever it holds is dropped.
+  cudaGraph_t graph = nullptr;
+  cudaStreamEndCapture(stream_, &graph);
+  if (graph) cudaGraphDestroy(graph);
+  cudaGetLastError();
+}
+
 void CudaBackend::replay(OpGraph& graph) {
   MIMO_ASSERT(!capturing_, "replay inside a graph capture");
   auto* g = dynamic_cast<CudaGraph*>(&graph);

@@ -63,6 +63,7 @@ class CudaBackend final : public Backend {
   void begin_capture() override;
   std::unique_ptr<OpGraph> end_capture() override;
   void replay(OpGraph& graph) override;
+  void abort_capture() override;
 
  private:
   // One scratch block reused by every op that needs temporaries (bf16 copies
