@@ -39,6 +39,20 @@ AttnMeta Model::upload_meta(const StepBatch& b, int pool, const Tensor& position
   return m;
 }
 
+Model::StepInputs Model::upload_inputs(const StepBatch& b, const bool pools[2]) {
+  ws_.reset();
+  cur_ = &ws_;
+  StepInputs in;
+  in.T = b.num_tokens();
+  in.R = int64_t(b.logit_rows.size());
+  in.ids = to_device(b.tokens);
+  in.rows = to_device(b.logit_rows);
+  Tensor positions = to_device(b.positions), q_start = to_device(b.q_start), kv_len = to_device(b.kv_len);
+  for (int p = 0; p < 2; p++)
+    if (pools[p]) in.meta[p] = upload_meta(b, p, positions, q_start, kv_len);
+  return in;
+}
+
 void Model::attention(const LayerSpec& ls, const AttnWeights& aw, const AttnMeta& meta, Tensor& kc, Tensor& vc,
                       const Tensor& x, Tensor& out) {
   const AttnSpec& a = ls.attn;
@@ -88,17 +102,8 @@ const Tensor& Model::forward(const StepBatch& b, KvCache& kv) {
   MIMO_ASSERT(b.num_tokens() > 0);
   b.validate(used_pool(AttnKind::Full) ? kv.slots(kPoolFull) : 0, used_pool(AttnKind::Sliding) ? kv.slots(kPoolSwa) : 0);
   if (const Tensor* lg = graphed(-1, b, nullptr, kv)) return *lg;
-  ws_.reset();
-  cur_ = &ws_;
-  StepInputs in;
-  in.T = b.num_tokens();
-  in.R = int64_t(b.logit_rows.size());
-  in.ids = to_device(b.tokens);
-  in.rows = to_device(b.logit_rows);
-  Tensor positions = to_device(b.positions), q_start = to_device(b.q_start), kv_len = to_device(b.kv_len);
-  for (int p = 0; p < 2; p++)
-    if (used_pool(p == kPoolFull ? AttnKind::Full : AttnKind::Sliding))
-      in.meta[p] = upload_meta(b, p, positions, q_start, kv_len);
+  const bool pools[2] = {used_pool(AttnKind::Full), used_pool(AttnKind::Sliding)};
+  StepInputs in = upload_inputs(b, pools);
   return run_forward(in, kv);
 }
 
@@ -134,15 +139,8 @@ const Tensor& Model::mtp_forward(int k, const StepBatch& b, const Tensor& hidden
   MIMO_ASSERT(b.num_tokens() > 0 && hidden_in.dim(0) == b.num_tokens());
   b.validate(kv.slots(kPoolFull), 0);
   if (const Tensor* lg = graphed(k, b, &hidden_in, kv)) return *lg;
-  ws_.reset();
-  cur_ = &ws_;
-  StepInputs in;
-  in.T = b.num_tokens();
-  in.R = int64_t(b.logit_rows.size());
-  in.ids = to_device(b.tokens);
-  in.rows = to_device(b.logit_rows);
-  Tensor positions = to_device(b.positions), q_start = to_device(b.q_start), kv_len = to_device(b.kv_len);
-  in.meta[kPoolFull] = upload_meta(b, kPoolFull, positions, q_start, kv_len);
+  const bool pools[2] = {true, false};
+  StepInputs in = upload_inputs(b, pools);
   return run_mtp(k, in, hidden_in, kv);
 }
 

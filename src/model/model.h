@@ -63,6 +63,9 @@ class Model {
     AttnMeta meta[2];
     int64_t T = 0, R = 0;
   };
+  // An op-by-op step's inputs, uploaded into the workspace (pools: which
+  // pools' slot tables the step reads).
+  StepInputs upload_inputs(const StepBatch& b, const bool pools[2]);
   const Tensor& run_forward(const StepInputs& in, KvCache& kv);
   const Tensor& run_mtp(int k, const StepInputs& in, const Tensor& hidden_in, KvCache& kv);
   struct Graph {
