@@ -71,7 +71,10 @@ class Model {
   struct Graph {
     int fn = -1;  // -1: the target model, k >= 0: MTP layer k
     Tensor buf;   // I32: every input of the step, at fixed addresses
-    int64_t header = 0, table_off[2] = {0, 0};
+    struct Offsets {  // in buf, in elements
+      int64_t ids = 0, pos = 0, qs = 0, kvl = 0, rows = 0, hrows = 0, ts[2] = {0, 0}, os[2] = {0, 0};
+    } off;
+    int64_t header = 0, table_off[2] = {0, 0};  // the header (everything but the tables) is buf[0, header)
     StepInputs in;
     Tensor hidden_rows;  // I32 [Tp] target: padded row of each given row; MTP: given row of each padded row
     Tensor hidden_in;    // F32 [Tp, hidden] MTP: the given hidden states, in the given order

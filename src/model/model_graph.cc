@@ -52,14 +52,13 @@ Model::Graph Model::make_graph(int fn, int S, int q, int kv_cap, int R) {
     off += n;
     return at;
   };
-  const int64_t o_ids = carve(T), o_pos = carve(T), o_qs = carve(S + 1), o_kvl = carve(S), o_rows = carve(R),
-                o_hr = carve(T);
-  int64_t o_ts[2] = {0, 0}, o_os[2] = {0, 0};
+  Graph::Offsets& o = g.off;
+  o.ids = carve(T), o.pos = carve(T), o.qs = carve(S + 1), o.kvl = carve(S), o.rows = carve(R), o.hrows = carve(T);
   bool used[2] = {fn >= 0 || used_pool(AttnKind::Full), fn < 0 && used_pool(AttnKind::Sliding)};
   for (int p = 0; p < 2; p++)
     if (used[p]) {
-      o_ts[p] = carve(S);
-      o_os[p] = carve(T);
+      o.ts[p] = carve(S);
+      o.os[p] = carve(T);
     }
   g.header = off;
   for (int p = 0; p < 2; p++)
@@ -68,18 +67,18 @@ Model::Graph Model::make_graph(int fn, int S, int q, int kv_cap, int R) {
   auto part = [&](int64_t at, int64_t n) { return g.buf.slice_rows(at, at + n); };
   g.in.T = T;
   g.in.R = R;
-  g.in.ids = part(o_ids, T);
-  g.in.rows = part(o_rows, R);
-  g.hidden_rows = part(o_hr, T);
+  g.in.ids = part(o.ids, T);
+  g.in.rows = part(o.rows, R);
+  g.hidden_rows = part(o.hrows, T);
   if (fn >= 0) g.hidden_in = be_.alloc({T, spec_.hidden_size}, DType::F32);
   for (int p = 0; p < 2; p++) {
     if (!used[p]) continue;
     AttnMeta& m = g.in.meta[p];
-    m.positions = part(o_pos, T);
-    m.q_start = part(o_qs, S + 1);
-    m.kv_len = part(o_kvl, S);
-    m.table_start = part(o_ts[p], S);
-    m.out_slots = part(o_os[p], T);
+    m.positions = part(o.pos, T);
+    m.q_start = part(o.qs, S + 1);
+    m.kv_len = part(o.kvl, S);
+    m.table_start = part(o.ts[p], S);
+    m.out_slots = part(o.os[p], T);
     m.table = part(g.table_off[p], int64_t(S) * kv_cap);
     m.num_seqs = S;
     m.max_q_len = q;
@@ -120,14 +119,9 @@ const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in
   for (int s = 0; s < S; s++)
     for (int r = b.q_start[size_t(s)], i = 0; r < b.q_start[size_t(s) + 1]; r++, i++) pmap_[size_t(r)] = s * q + i;
   stage_.assign(size_t(g.header), 0);
-  int32_t* w = stage_.data();
-  int32_t* ids = w;
-  int32_t* pos = ids + Tp;
-  int32_t* qs = pos + Tp;
-  int32_t* kvl = qs + Sp + 1;
-  int32_t* rows = kvl + Sp;
-  int32_t* hrows = rows + Rp;
-  w = hrows + Tp;
+  int32_t* const st = stage_.data();
+  int32_t *ids = st + g.off.ids, *pos = st + g.off.pos, *qs = st + g.off.qs, *kvl = st + g.off.kvl,
+          *rows = st + g.off.rows, *hrows = st + g.off.hrows;
   for (int s = 0; s < Sp; s++) {
     const int r0 = s < S ? b.q_start[size_t(s)] : 0, n = s < S ? b.q_start[size_t(s) + 1] - r0 : 0;
     for (int i = 0; i < q; i++) {
@@ -148,11 +142,10 @@ const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in
     if (g.in.meta[p].num_seqs == 0) continue;  // a pool this step does not use
     const PoolSlots& ps = b.pools[p];
     used_len[p] = int64_t(ps.table.size()) + int64_t(Sp - S) * q;
-    for (int s = 0; s < Sp; s++) w[s] = s < S ? ps.table_start[size_t(s)] : int32_t(ps.table.size()) + (s - S) * q;
-    w += Sp;
-    std::fill(w, w + Tp, kv.pad_slot(p));
-    for (int t = 0; t < T; t++) w[pmap_[size_t(t)]] = ps.out_slots[size_t(t)];
-    w += Tp;
+    int32_t *ts = st + g.off.ts[p], *os = st + g.off.os[p];
+    for (int s = 0; s < Sp; s++) ts[s] = s < S ? ps.table_start[size_t(s)] : int32_t(ps.table.size()) + (s - S) * q;
+    std::fill(os, os + Tp, kv.pad_slot(p));
+    for (int t = 0; t < T; t++) os[pmap_[size_t(t)]] = ps.out_slots[size_t(t)];
   }
   Tensor header = g.buf.slice_rows(0, g.header);
   be_.copy_from_host(header, stage_.data());
