@@ -2,7 +2,8 @@
 // machine. For each batch size and draft depth (0..3 and auto) it runs the
 // same greedy requests through the engine and reports decode tokens/s per
 // request, the accept length, and the model's idle time between steps with
-// and without overlap scheduling; then a mixed load (a burst of short
+// and without overlap scheduling, and (on a GPU) how many forwards per step
+// ran as CUDA graphs (target and drafts: up to 1 + depth); then a mixed load (a burst of short
 // requests with one long one) where the best depth changes mid-run.
 #include <algorithm>
 #include <chrono>
@@ -44,6 +45,7 @@ std::vector<std::string> split(const std::string& s) {
 
 struct RunResult {
   double decode_tps_per_req = 0, total_tps = 0, wall_s = 0, accept_len = 0, idle = 0;
+  double graphs_per_step = 0;  // forwards (target and draft) replayed as graphs per engine step
   SpecDepthController::PerDepth steps_by_depth{};
   std::vector<std::vector<int32_t>> outputs;  // every request's tokens, to check against depth 0
 };
@@ -63,6 +65,7 @@ RunResult median(std::vector<RunResult> rs) {
   m.wall_s = med(&RunResult::wall_s);
   m.idle = med(&RunResult::idle);
   m.accept_len = med(&RunResult::accept_len);
+  m.graphs_per_step = med(&RunResult::graphs_per_step);
   m.steps_by_depth = {};
   for (auto& r : rs)
     for (size_t d = 0; d < m.steps_by_depth.size(); d++) m.steps_by_depth[d] += r.steps_by_depth[d];
@@ -133,6 +136,7 @@ RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, co
   EngineStats s = e.stats();
   r.accept_len = s.avg_spec_accept_length();
   r.idle = s.model_idle_fraction();
+  r.graphs_per_step = s.steps > 0 ? double(s.graph_steps) / double(s.steps) : 0.0;
   r.steps_by_depth = s.decode_steps_by_depth;
   r.outputs = std::move(outs);
   return r;
@@ -174,8 +178,8 @@ void bench(const Args& a) {
   std::vector<int> depths;
   for (auto& d : split(a.depths)) depths.push_back(d == "auto" ? -1 : std::stoi(d));
   std::printf("\nmodel %s on %s\n", path.c_str(), be->name().c_str());
-  std::printf("%-6s %-6s %14s %12s %12s %10s  %s\n", "batch", "depth", "tok/s per req", "total tok/s", "accept len",
-              "idle %", "greedy = depth 0");
+  std::printf("%-6s %-6s %14s %12s %12s %10s %12s  %s\n", "batch", "depth", "tok/s per req", "total tok/s",
+              "accept len", "idle %", "graphs/step", "greedy = depth 0");
   auto wants = [&](const char* section) { return std::find(sections.begin(), sections.end(), section) != sections.end(); };
   const int R = std::max(1, a.repeats);
   // Every depth of a batch size runs once per round, R rounds: each figure
@@ -204,13 +208,14 @@ void bench(const Args& a) {
       mismatches += differ;
       RunResult r = median(rs[i]);
       std::string dn = depths[i] < 0 ? "auto" : std::to_string(depths[i]);
-      std::printf("%-6d %-6s %14.1f %12.1f %12.2f %10.1f  %s\n", bs, dn.c_str(), r.decode_tps_per_req, r.total_tps,
-                  r.accept_len, 100 * r.idle,
+      std::printf("%-6d %-6s %14.1f %12.1f %12.2f %10.1f %12.2f  %s\n", bs, dn.c_str(), r.decode_tps_per_req,
+                  r.total_tps, r.accept_len, 100 * r.idle, r.graphs_per_step,
                   differ ? fmt::format("NO ({} of {} request outputs differ)", differ, plain.size() * rs[i].size()).c_str()
                          : "yes");
       if (depths[i] < 0) std::printf("%-6s auto's decode steps by depth: %s\n", "", depth_mix(r.steps_by_depth).c_str());
       out["decode"][std::to_string(bs)][dn] = {{"tok_s_per_req", r.decode_tps_per_req}, {"total_tok_s", r.total_tps},
                                                {"accept_length", r.accept_len}, {"model_idle_fraction", r.idle},
+                                               {"graphs_per_step", r.graphs_per_step},
                                                {"steps_by_depth", r.steps_by_depth}};
     }
   }
