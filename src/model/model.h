@@ -43,7 +43,7 @@ class Model {
   // all rows or at most one per sequence, as one replayed graph per (step
   // kind, padded batch size, rows per sequence, context bucket). Sequences
   // are padded to the same number of rows and the batch to a bucket, the
-  // padding on the KV cache's pad slot; inputs go to buffers the graph owns.
+  // padding on the KV cache's pad slot; inputs go to buffers all graphs share.
   // Other steps, and every step with max_bs = 0 or several ranks, run op by
   // op. Outputs are the same either way.
   static constexpr int kMaxGraphRows = 8;
@@ -68,16 +68,20 @@ class Model {
   StepInputs upload_inputs(const StepBatch& b, const bool pools[2]);
   const Tensor& run_forward(const StepInputs& in, KvCache& kv);
   const Tensor& run_mtp(int k, const StepInputs& in, const Tensor& hidden_in, KvCache& kv);
+  // The input buffers every graph reads, one set for all (graphs run one at
+  // a time): regions at fixed offsets sized for the largest step so far; a
+  // step that needs more grows them and drops every graph.
+  struct GraphInputs {
+    int64_t seqs = 0, rows = 0, table = 0;  // capacities (table: entries per pool)
+    Tensor buf;                             // I32, the regions below
+    Tensor hidden;                          // F32 [rows, hidden]: an MTP step's given hidden states
+    int64_t ids = 0, pos = 0, qs = 0, kvl = 0, logit_rows = 0, hidden_rows = 0, ts[2] = {0, 0}, os[2] = {0, 0};
+    int64_t header = 0, tables[2] = {0, 0};  // buf[0, header) is copied whole each step; tables in part
+  };
   struct Graph {
     int fn = -1;  // -1: the target model, k >= 0: MTP layer k
-    Tensor buf;   // I32: every input of the step, at fixed addresses
-    struct Offsets {  // in buf, in elements
-      int64_t ids = 0, pos = 0, qs = 0, kvl = 0, rows = 0, hrows = 0, ts[2] = {0, 0}, os[2] = {0, 0};
-    } off;
-    int64_t header = 0, table_off[2] = {0, 0};  // the header (everything but the tables) is buf[0, header)
     StepInputs in;
     Tensor hidden_rows;  // I32 [Tp] target: padded row of each given row; MTP: given row of each padded row
-    Tensor hidden_in;    // F32 [Tp, hidden] MTP: the given hidden states, in the given order
     std::unique_ptr<OpGraph> graph;
     Tensor logits, hidden;
     std::weak_ptr<const void> kv_alive;  // the KvCache whose buffers the graph writes
@@ -89,6 +93,7 @@ class Model {
   void run_graph_body(Graph& g, KvCache& kv);
   void capture(Graph& g, KvCache& kv);
   Graph make_graph(int fn, int seqs, int rows, int kv_cap, int logit_rows);
+  void ensure_graph_inputs(int64_t seqs, int64_t rows, int64_t table);
 
   void attention(const LayerSpec& ls, const AttnWeights& aw, const AttnMeta& meta, Tensor& kc, Tensor& vc,
                  const Tensor& x, Tensor& out);
@@ -110,6 +115,7 @@ class Model {
   int graph_max_bs_ = 0;
   // (KvCache::id(), fn, seqs, rows per seq, context capacity, logits rows)
   std::map<std::tuple<uint64_t, int, int, int, int, int>, Graph> graphs_;
+  GraphInputs gin_;
   std::vector<int32_t> stage_, pmap_;                  // host staging for graph inputs
   std::atomic<int> graph_captures_{0};
   std::atomic<int64_t> graph_replays_{0};

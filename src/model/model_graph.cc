@@ -2,7 +2,7 @@
 // batch and replayed from a capture (see Model::enable_graphs).
 //
 // A graph fixes every argument of every op, so whatever changes from step
-// to step lives in device buffers the graph owns (token ids, positions,
+// to step lives in device buffers the graphs read (token ids, positions,
 // slot tables, row maps), and whatever sizes a launch is fixed by the key:
 // the step kind, the padded number of sequences, the rows per sequence, a
 // context capacity (a power of two at least the longest context, which
@@ -15,6 +15,10 @@
 // the pad slot alone. Every padding row writes its K/V to the pad slot, so
 // no request's KV changes. Row maps carry the given rows to their padded
 // places and back (logits rows, hidden states).
+//
+// Memory: the input buffers are one set all graphs read (sized for the
+// largest batch and the largest slot tables so far), the activations one
+// workspace, so a graph itself costs only its recorded launches.
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -37,49 +41,55 @@ int kv_bucket(int n) { return int(std::max(64u, std::bit_ceil(unsigned(n)))); }
 void Model::enable_graphs(int max_bs) {
   graph_max_bs_ = be_.can_capture() && comm_.size() == 1 ? std::max(0, max_bs) : 0;
   graphs_.clear();
+  gin_ = GraphInputs();
 }
 
-Model::Graph Model::make_graph(int fn, int S, int q, int kv_cap, int R) {
-  // Layout (I32): ids [T], positions [T], q_start [S+1], kv_len [S], logits
-  // rows [R], hidden rows [T], then per pool table_start [S] and out_slots
-  // [T]; the tables last, so a step copies only the part of each it uses.
-  const int64_t T = int64_t(S) * q;
-  Graph g;
-  g.fn = fn;
+void Model::ensure_graph_inputs(int64_t seqs, int64_t rows, int64_t table) {
+  GraphInputs& g = gin_;
+  if (seqs <= g.seqs && rows <= g.rows && table <= g.table) return;
+  graphs_.clear();  // they read the old buffers
+  // Room for the largest batch at once; tables grow by powers of two.
+  g.seqs = std::max<int64_t>({g.seqs, seqs, seq_bucket(std::max(graph_max_bs_, 1))});
+  g.rows = std::max<int64_t>({g.rows, rows, g.seqs * kMaxGraphRows});
+  g.table = std::max<int64_t>({g.table, g.seqs * kv_bucket(1), int64_t(std::bit_ceil(uint64_t(std::max<int64_t>(table, 1))))});
   int64_t off = 0;
   auto carve = [&](int64_t n) {
     int64_t at = off;
     off += n;
     return at;
   };
-  Graph::Offsets& o = g.off;
-  o.ids = carve(T), o.pos = carve(T), o.qs = carve(S + 1), o.kvl = carve(S), o.rows = carve(R), o.hrows = carve(T);
-  bool used[2] = {fn >= 0 || used_pool(AttnKind::Full), fn < 0 && used_pool(AttnKind::Sliding)};
-  for (int p = 0; p < 2; p++)
-    if (used[p]) {
-      o.ts[p] = carve(S);
-      o.os[p] = carve(T);
-    }
+  g.ids = carve(g.rows), g.pos = carve(g.rows), g.qs = carve(g.seqs + 1), g.kvl = carve(g.seqs);
+  g.logit_rows = carve(g.rows), g.hidden_rows = carve(g.rows);
+  for (int p = 0; p < 2; p++) g.ts[p] = carve(g.seqs), g.os[p] = carve(g.rows);
   g.header = off;
-  for (int p = 0; p < 2; p++)
-    if (used[p]) g.table_off[p] = carve(int64_t(S) * kv_cap);
+  for (int p = 0; p < 2; p++) g.tables[p] = carve(g.table);
+  g.buf = Tensor();  // the old buffers go before the new ones come
+  g.hidden = Tensor();
   g.buf = be_.alloc({off}, DType::I32);
-  auto part = [&](int64_t at, int64_t n) { return g.buf.slice_rows(at, at + n); };
+  if (num_mtp_layers() > 0) g.hidden = be_.alloc({g.rows, spec_.hidden_size}, DType::F32);
+}
+
+Model::Graph Model::make_graph(int fn, int S, int q, int kv_cap, int R) {
+  const int64_t T = int64_t(S) * q;
+  const GraphInputs& gi = gin_;
+  Graph g;
+  g.fn = fn;
+  auto part = [&](int64_t at, int64_t n) { return gi.buf.slice_rows(at, at + n); };
   g.in.T = T;
   g.in.R = R;
-  g.in.ids = part(o.ids, T);
-  g.in.rows = part(o.rows, R);
-  g.hidden_rows = part(o.hrows, T);
-  if (fn >= 0) g.hidden_in = be_.alloc({T, spec_.hidden_size}, DType::F32);
+  g.in.ids = part(gi.ids, T);
+  g.in.rows = part(gi.logit_rows, R);
+  g.hidden_rows = part(gi.hidden_rows, T);
+  const bool used[2] = {fn >= 0 || used_pool(AttnKind::Full), fn < 0 && used_pool(AttnKind::Sliding)};
   for (int p = 0; p < 2; p++) {
     if (!used[p]) continue;
     AttnMeta& m = g.in.meta[p];
-    m.positions = part(o.pos, T);
-    m.q_start = part(o.qs, S + 1);
-    m.kv_len = part(o.kvl, S);
-    m.table_start = part(o.ts[p], S);
-    m.out_slots = part(o.os[p], T);
-    m.table = part(g.table_off[p], int64_t(S) * kv_cap);
+    m.positions = part(gi.pos, T);
+    m.q_start = part(gi.qs, S + 1);
+    m.kv_len = part(gi.kvl, S);
+    m.table_start = part(gi.ts[p], S);
+    m.out_slots = part(gi.os[p], T);
+    m.table = part(gi.tables[p], int64_t(S) * kv_cap);
     m.num_seqs = S;
     m.max_q_len = q;
     m.max_kv_len = kv_cap;
@@ -103,6 +113,7 @@ const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in
   const int Rp = R == T ? Tp : R <= S ? Sp : -1;
   if (Rp < 0) return nullptr;
 
+  ensure_graph_inputs(Sp, Tp, int64_t(Sp) * cap);
   auto key = std::make_tuple(kv.id(), fn, Sp, q, cap, Rp);
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
@@ -118,10 +129,11 @@ const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in
   pmap_.resize(size_t(T));
   for (int s = 0; s < S; s++)
     for (int r = b.q_start[size_t(s)], i = 0; r < b.q_start[size_t(s) + 1]; r++, i++) pmap_[size_t(r)] = s * q + i;
-  stage_.assign(size_t(g.header), 0);
+  const GraphInputs& gi = gin_;
+  stage_.assign(size_t(gi.header), 0);
   int32_t* const st = stage_.data();
-  int32_t *ids = st + g.off.ids, *pos = st + g.off.pos, *qs = st + g.off.qs, *kvl = st + g.off.kvl,
-          *rows = st + g.off.rows, *hrows = st + g.off.hrows;
+  int32_t *ids = st + gi.ids, *pos = st + gi.pos, *qs = st + gi.qs, *kvl = st + gi.kvl, *rows = st + gi.logit_rows,
+          *hrows = st + gi.hidden_rows;
   for (int s = 0; s < Sp; s++) {
     const int r0 = s < S ? b.q_start[size_t(s)] : 0, n = s < S ? b.q_start[size_t(s) + 1] - r0 : 0;
     for (int i = 0; i < q; i++) {
@@ -142,23 +154,23 @@ const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in
     if (g.in.meta[p].num_seqs == 0) continue;  // a pool this step does not use
     const PoolSlots& ps = b.pools[p];
     used_len[p] = int64_t(ps.table.size()) + int64_t(Sp - S) * q;
-    int32_t *ts = st + g.off.ts[p], *os = st + g.off.os[p];
+    int32_t *ts = st + gi.ts[p], *os = st + gi.os[p];
     for (int s = 0; s < Sp; s++) ts[s] = s < S ? ps.table_start[size_t(s)] : int32_t(ps.table.size()) + (s - S) * q;
     std::fill(os, os + Tp, kv.pad_slot(p));
     for (int t = 0; t < T; t++) os[pmap_[size_t(t)]] = ps.out_slots[size_t(t)];
   }
-  Tensor header = g.buf.slice_rows(0, g.header);
+  Tensor header = gi.buf.slice_rows(0, gi.header);
   be_.copy_from_host(header, stage_.data());
   for (int p = 0; p < 2; p++) {
     if (used_len[p] == 0) continue;
     const PoolSlots& ps = b.pools[p];
     stage_.assign(ps.table.begin(), ps.table.end());
     stage_.resize(size_t(used_len[p]), kv.pad_slot(p));
-    Tensor dst = g.buf.slice_rows(g.table_off[p], g.table_off[p] + used_len[p]);
+    Tensor dst = gi.buf.slice_rows(gi.tables[p], gi.tables[p] + used_len[p]);
     be_.copy_from_host(dst, stage_.data());
   }
   if (fn >= 0) {
-    Tensor dst = g.hidden_in.slice_rows(0, T);
+    Tensor dst = gi.hidden.slice_rows(0, T);
     be_.convert(*hidden_in, dst);  // a device copy, outside the graph
   }
 
@@ -199,7 +211,7 @@ void Model::run_graph_body(Graph& g, KvCache& kv) {
     hidden_ = h;
   } else {
     Tensor h = cur_->take({Tp, H}, DType::F32);
-    be_.gather_rows(g.hidden_in, g.hidden_rows, h);
+    be_.gather_rows(gin_.hidden.slice_rows(0, Tp), g.hidden_rows, h);
     run_mtp(g.fn, g.in, h, kv);
   }
 }
