@@ -223,9 +223,10 @@ void register_serve_commands(CLI::App& app) {
   c->add_flag("--disable-overlap-schedule", f->a.engine.disable_overlap_schedule,
               "process outputs between model steps instead of during them");
   c->add_flag("--disable-cuda-graph", a.engine.disable_cuda_graph,
-              "run decode and verify steps op by op instead of as captured CUDA graphs");
+              "run decode, verify and draft steps op by op instead of as captured CUDA graphs");
   c->add_option("--cuda-graph-max-bs", a.engine.cuda_graph_max_bs,
-                "largest batch a CUDA graph serves (default: --max-running-requests)")
+                "largest batch (requests) a CUDA graph serves (default: --max-running-requests)")
+      ->check(CLI::Range(0, 65536))
       ->capture_default_str();
   c->add_option("--profile-trace", f->a.engine.profile_trace, "write a Chrome trace (JSON) of the engine's threads here at exit");
   c->add_option("--dtype", a.dtype, "weights: auto (FP8 checkpoints stay FP8) | bfloat16 | float32")->capture_default_str();
