@@ -238,12 +238,12 @@ void Model::capture(Graph& g, KvCache& kv) {
   be_.begin_capture();
   try {
     run_graph_body(g, kv);
+    g.graph = be_.end_capture();
   } catch (...) {
     be_.abort_capture();
     cur_ = &ws_;
     throw;
   }
-  g.graph = be_.end_capture();
   cur_ = &ws_;
   g.logits = logits_;
   g.hidden = hidden_;

@@ -117,8 +117,10 @@ class Backend {
   virtual void begin_capture();
   virtual std::unique_ptr<OpGraph> end_capture();
   virtual void replay(OpGraph& graph);
-  // Ends a capture that failed part way, discarding what it recorded, so the
-  // backend runs ops again (the caller runs the step op by op instead).
+  // Ends a capture that failed part way (an op or end_capture threw),
+  // discarding what it recorded, so the backend runs ops again (the caller
+  // runs the step op by op instead). A backend reports a failure inside a
+  // capture by throwing, not by aborting.
   virtual void abort_capture();
 };
 

@@ -16,12 +16,23 @@ namespace mimo {
 
 namespace {
 
+// Whether this thread is capturing a graph on a CudaBackend: a CUDA call
+// that fails then throws (the model abandons the capture and runs the step
+// op by op) instead of aborting.
+thread_local bool t_capturing = false;
+
+void cuda_failed(const char* what, cudaError_t e) {
+  const std::string msg = fmt::format("{} failed: {} ({})", what, cudaGetErrorName(e), cudaGetErrorString(e));
+  if (t_capturing) throw Error(msg + " during a graph capture");
+  MIMO_ASSERT(false, "{}", msg);
+}
+
 // CUDA API failures that are not the caller's input are bugs or a broken
-// device: abort with the call and the error.
-#define CUDA_OK(call)                                                                                      \
-  do {                                                                                                      \
-    cudaError_t e_ = (call);                                                                                \
-    MIMO_ASSERT(e_ == cudaSuccess, "{} failed: {} ({})", #call, cudaGetErrorName(e_), cudaGetErrorString(e_)); \
+// device: abort with the call and the error (throw inside a graph capture).
+#define CUDA_OK(call)                             \
+  do {                                            \
+    cudaError_t e_ = (call);                      \
+    if (e_ != cudaSuccess) cuda_failed(#call, e_); \
   } while (0)
 
 #define CUBLAS_OK(call)                                                                \
@@ -104,7 +115,7 @@ void CudaBackend::synchronize() { CUDA_OK(cudaStreamSynchronize(stream_)); }
 
 void CudaBackend::after_launch(const char* op) {
   cudaError_t e = cudaGetLastError();
-  MIMO_ASSERT(e == cudaSuccess, "CUDA {}: launch failed: {}", op, cudaGetErrorString(e));
+  if (e != cudaSuccess) cuda_failed(fmt::format("CUDA {}: launch", op).c_str(), e);
   if (sync_each_op_ && !capturing_) {
     e = cudaStreamSynchronize(stream_);
     MIMO_ASSERT(e == cudaSuccess, "CUDA {}: kernel failed: {}", op, cudaGetErrorString(e));
@@ -437,22 +448,34 @@ void CudaBackend::begin_capture() {
   CUDA_OK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   capturing_ = true;
   captured_ = true;
+  t_capturing = true;
 }
 
 std::unique_ptr<OpGraph> CudaBackend::end_capture() {
   MIMO_ASSERT(capturing_, "end_capture without begin_capture");
-  capturing_ = false;
   cudaGraph_t graph = nullptr;
-  CUDA_OK(cudaStreamEndCapture(stream_, &graph));
+  cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  capturing_ = false;
+  if (e != cudaSuccess) {
+    // An invalidated capture: the stream is out of capture mode; throw as
+    // a failed capture does (t_capturing still set).
+    cudaGetLastError();
+    cuda_failed("cudaStreamEndCapture", e);
+  }
+  t_capturing = false;
   auto g = std::make_unique<CudaGraph>();
-  cudaError_t e = cudaGraphInstantiate(&g->exec, graph, 0);
+  e = cudaGraphInstantiate(&g->exec, graph, 0);
   cudaGraphDestroy(graph);
-  CUDA_OK(e);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw Error(fmt::format("cudaGraphInstantiate failed: {} ({})", cudaGetErrorName(e), cudaGetErrorString(e)));
+  }
   return g;
 }
 
 void CudaBackend::abort_capture() {
-  MIMO_ASSERT(capturing_, "abort_capture without begin_capture");
+  t_capturing = false;
+  if (!capturing_) return;  // end_capture already left capture mode, then failed
   capturing_ = false;
   // The capture may already be invalidated; whatever it holds is dropped.
   cudaGraph_t graph = nullptr;
