@@ -91,6 +91,8 @@ std::string Metrics::prometheus(const EngineStats& s, const std::string& model_n
   w.counter("sglang:num_retracted_reqs_total", "Requests retracted (KV freed and requeued) when memory ran out.",
             double(s.retractions));
   w.counter("sglang:forward_steps_total", "Model steps run.", double(s.steps));
+  w.counter("mimoserve:graph_steps_total", "Model forwards (target and draft) replayed as captured CUDA graphs.",
+            double(s.graph_steps));
   if (auto a = spec_accept_length(s)) {
     w.gauge("sglang:spec_accept_length", "Average speculative accept length.", *a);
     // Which draft depth the steps used (fixed, or chosen by --speculative-num-steps auto).

@@ -373,8 +373,10 @@ TEST(ServerMetrics, PrometheusText) {
   s.full_used = 25;
   s.prompt_tokens = 10;
   s.cached_prompt_tokens = 5;
+  s.graph_steps = 7;
   std::string t = m.prometheus(s, "m\"x");
   for (const char* want : {"sglang:num_running_reqs{model_name=\"m\\\"x\"} 2", "sglang:token_usage{model_name=\"m\\\"x\"} 0.25",
+                           "mimoserve:graph_steps_total{model_name=\"m\\\"x\"} 7",
                            "sglang:cache_hit_rate{model_name=\"m\\\"x\"} 0.5",
                            "finish_reason=\"stop\"} 1", "status=\"503\"} 1", "le=\"0.5\"} 1", "le=\"+Inf\"} 2",
                            "# TYPE sglang:e2e_request_latency_seconds histogram"})
