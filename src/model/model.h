@@ -47,7 +47,9 @@ class Model {
   // Other steps, and every step with max_bs = 0 or several ranks, run op by
   // op. Outputs are the same either way.
   static constexpr int kMaxGraphRows = 8;
-  void enable_graphs(int max_bs);
+  // max_graphs: how many graphs may be held at once (the least recently
+  // used goes first); each holds its recorded launches on the device.
+  void enable_graphs(int max_bs, int max_graphs = 256);
   // Counters, readable from any thread.
   int graph_captures() const { return graph_captures_.load(std::memory_order_relaxed); }
   int64_t graph_replays() const { return graph_replays_.load(std::memory_order_relaxed); }
@@ -86,6 +88,7 @@ class Model {
     Tensor logits, hidden;
     std::weak_ptr<const void> kv_alive;  // the KvCache whose buffers the graph writes
     bool failed = false;                 // its capture failed: the step runs op by op
+    int64_t used = 0;                    // graph_replays_ when it last ran (least recently used goes first)
   };
   // Runs the step (fn as in Graph) as a graph when it qualifies; null when
   // it does not.
@@ -112,7 +115,7 @@ class Model {
   Workspace gws_;  // graph steps' temporaries: one block all graphs share (they run one at a time)
   Workspace* cur_ = &ws_;
   Tensor hidden_, logits_;
-  int graph_max_bs_ = 0;
+  int graph_max_bs_ = 0, graph_limit_ = 0;
   // (KvCache::id(), fn, seqs, rows per seq, context capacity, logits rows)
   std::map<std::tuple<uint64_t, int, int, int, int, int>, Graph> graphs_;
   GraphInputs gin_;

@@ -38,8 +38,9 @@ int kv_bucket(int n) { return int(std::max(64u, std::bit_ceil(unsigned(n)))); }
 
 }  // namespace
 
-void Model::enable_graphs(int max_bs) {
+void Model::enable_graphs(int max_bs, int max_graphs) {
   graph_max_bs_ = be_.can_capture() && comm_.size() == 1 ? std::max(0, max_bs) : 0;
+  graph_limit_ = std::max(1, max_graphs);
   graphs_.clear();
   gin_ = GraphInputs();
 }
@@ -117,8 +118,13 @@ const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in
   auto key = std::make_tuple(kv.id(), fn, Sp, q, cap, Rp);
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
-    // Graphs of caches that are gone will never run again.
+    // Graphs of caches that are gone will never run again; past the limit,
+    // the least recently used goes.
     std::erase_if(graphs_, [](const auto& e) { return e.second.kv_alive.expired(); });
+    if (int(graphs_.size()) >= graph_limit_)
+      graphs_.erase(std::min_element(graphs_.begin(), graphs_.end(), [](const auto& a, const auto& b) {
+        return a.second.used < b.second.used;
+      }));
     it = graphs_.emplace(key, make_graph(fn, Sp, q, cap, Rp)).first;
     it->second.kv_alive = kv.lifetime();
   }
@@ -195,7 +201,7 @@ const Tensor* Model::graphed(int fn, const StepBatch& b, const Tensor* hidden_in
                   graphs_.size());
   }
   be_.replay(*g.graph);
-  graph_replays_++;
+  g.used = ++graph_replays_;
   logits_ = g.logits.slice_rows(0, R);
   if (fn < 0) hidden_ = g.hidden.slice_rows(0, T);
   return &logits_;

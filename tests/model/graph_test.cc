@@ -17,6 +17,12 @@ TEST(ModelGraphs, GraphStepsEqualOpByOpSteps) {
   EXPECT_GT(rec.replays(), rec.captures());
 }
 
+TEST(ModelGraphs, EvictedGraphsAreCapturedAgain) {
+  auto cpu = make_cpu_backend();
+  RecordingBackend rec(*cpu);
+  test::expect_graph_steps_match(*cpu, rec, 1e-5f, /*max_graphs=*/3);
+}
+
 TEST(ModelGraphs, AFailedCaptureFallsBackToOpByOp) {
   // A capture that throws (injected) leaves the backend usable: the step
   // runs op by op with the same logits, and that shape is not retried.
