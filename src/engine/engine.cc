@@ -99,14 +99,12 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
                                   std::vector<int64_t>{full_alloc_->capacity(), has_swa ? swa_alloc_->capacity() : 0},
                                   cfg_.speculative_num_steps);
   if (cfg_.cuda_graph_max_bs < 0) fail("--cuda-graph-max-bs must be >= 0, got {}", cfg_.cuda_graph_max_bs);
-  model.enable_graphs(cfg_.disable_cuda_graph ? 0
-                      : cfg_.cuda_graph_max_bs > 0 ? cfg_.cuda_graph_max_bs
-                                                   : cfg_.max_running_requests);
+  const int graph_bs = cfg_.cuda_graph_max_bs > 0 ? cfg_.cuda_graph_max_bs : cfg_.max_running_requests;
+  model.enable_graphs(cfg_.disable_cuda_graph ? 0 : graph_bs);
   if (model.backend().can_capture() && cfg_.disable_cuda_graph)
     spdlog::info("step graphs off (--disable-cuda-graph)");
   else if (model.backend().can_capture())
-    spdlog::info("step graphs on: decode, verify and draft steps of up to {} requests",
-                 cfg_.cuda_graph_max_bs > 0 ? cfg_.cuda_graph_max_bs : cfg_.max_running_requests);
+    spdlog::info("step graphs on: decode, verify and draft steps of up to {} requests", graph_bs);
   graph_replays_at_start_ = model.graph_replays();
   graph_captures_at_start_ = model.graph_captures();
   SchedulerConfig sc;

@@ -47,8 +47,9 @@ struct EngineConfig {
   // streaming) runs while the model computes step N+1.
   bool disable_overlap_schedule = false;
   std::string profile_trace;           // write a Chrome trace here at shutdown
-  // Decode and verify steps of up to this many requests run as captured
-  // graphs on backends that can capture (CUDA); 0 = max_running_requests.
+  // Decode, verify and draft steps of up to this many requests run as
+  // captured graphs on backends that can capture (CUDA); 0 =
+  // max_running_requests.
   int cuda_graph_max_bs = 0;
   bool disable_cuda_graph = false;
 };
@@ -124,7 +125,7 @@ struct EngineStats {
   }
   int64_t kv_bytes = 0;
   int context_length = 0;
-  int64_t graph_steps = 0;  // target steps replayed as captured graphs (CUDA graphs)
+  int64_t graph_steps = 0;  // forwards (target and draft) replayed as captured graphs (CUDA graphs)
   int graph_captures = 0;
   // KV slots in use, measured from the pools' allocators (bench-prefill's SWA
   // memory check). step_*_max: the most held while a step ran (a prefill

@@ -46,28 +46,28 @@ void Model::enable_graphs(int max_bs, int max_graphs) {
 }
 
 void Model::ensure_graph_inputs(int64_t seqs, int64_t rows, int64_t table) {
-  GraphInputs& g = gin_;
-  if (seqs <= g.seqs && rows <= g.rows && table <= g.table) return;
+  GraphInputs& gi = gin_;
+  if (seqs <= gi.seqs && rows <= gi.rows && table <= gi.table) return;
   graphs_.clear();  // they read the old buffers
   // Room for the largest batch at once; tables grow by powers of two.
-  g.seqs = std::max<int64_t>({g.seqs, seqs, seq_bucket(std::max(graph_max_bs_, 1))});
-  g.rows = std::max<int64_t>({g.rows, rows, g.seqs * kMaxGraphRows});
-  g.table = std::max<int64_t>({g.table, g.seqs * kv_bucket(1), int64_t(std::bit_ceil(uint64_t(std::max<int64_t>(table, 1))))});
+  gi.seqs = std::max<int64_t>({gi.seqs, seqs, seq_bucket(std::max(graph_max_bs_, 1))});
+  gi.rows = std::max<int64_t>({gi.rows, rows, gi.seqs * kMaxGraphRows});
+  gi.table = std::max<int64_t>({gi.table, gi.seqs * kv_bucket(1), int64_t(std::bit_ceil(uint64_t(std::max<int64_t>(table, 1))))});
   int64_t off = 0;
   auto carve = [&](int64_t n) {
     int64_t at = off;
     off += n;
     return at;
   };
-  g.ids = carve(g.rows), g.pos = carve(g.rows), g.qs = carve(g.seqs + 1), g.kvl = carve(g.seqs);
-  g.logit_rows = carve(g.rows), g.hidden_rows = carve(g.rows);
-  for (int p = 0; p < 2; p++) g.ts[p] = carve(g.seqs), g.os[p] = carve(g.rows);
-  g.header = off;
-  for (int p = 0; p < 2; p++) g.tables[p] = carve(g.table);
-  g.buf = Tensor();  // the old buffers go before the new ones come
-  g.hidden = Tensor();
-  g.buf = be_.alloc({off}, DType::I32);
-  if (num_mtp_layers() > 0) g.hidden = be_.alloc({g.rows, spec_.hidden_size}, DType::F32);
+  gi.ids = carve(gi.rows), gi.pos = carve(gi.rows), gi.qs = carve(gi.seqs + 1), gi.kvl = carve(gi.seqs);
+  gi.logit_rows = carve(gi.rows), gi.hidden_rows = carve(gi.rows);
+  for (int p = 0; p < 2; p++) gi.ts[p] = carve(gi.seqs), gi.os[p] = carve(gi.rows);
+  gi.header = off;
+  for (int p = 0; p < 2; p++) gi.tables[p] = carve(gi.table);
+  gi.buf = Tensor();  // the old buffers go before the new ones come
+  gi.hidden = Tensor();
+  gi.buf = be_.alloc({off}, DType::I32);
+  if (num_mtp_layers() > 0) gi.hidden = be_.alloc({gi.rows, spec_.hidden_size}, DType::F32);
 }
 
 Model::Graph Model::make_graph(int fn, int S, int q, int kv_cap, int R) {

@@ -453,23 +453,22 @@ void CudaBackend::begin_capture() {
 
 std::unique_ptr<OpGraph> CudaBackend::end_capture() {
   MIMO_ASSERT(capturing_, "end_capture without begin_capture");
+  // The stream leaves capture mode whatever happens; a failure here throws
+  // like any failure inside the capture (t_capturing is still set), and
+  // abort_capture() then only clears the flag.
   cudaGraph_t graph = nullptr;
   cudaError_t e = cudaStreamEndCapture(stream_, &graph);
   capturing_ = false;
+  auto g = std::make_unique<CudaGraph>();
+  if (e == cudaSuccess) {
+    e = cudaGraphInstantiate(&g->exec, graph, 0);
+    cudaGraphDestroy(graph);
+  }
   if (e != cudaSuccess) {
-    // An invalidated capture: the stream is out of capture mode; throw as
-    // a failed capture does (t_capturing still set).
     cudaGetLastError();
-    cuda_failed("cudaStreamEndCapture", e);
+    cuda_failed("ending the graph capture", e);
   }
   t_capturing = false;
-  auto g = std::make_unique<CudaGraph>();
-  e = cudaGraphInstantiate(&g->exec, graph, 0);
-  cudaGraphDestroy(graph);
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    throw Error(fmt::format("cudaGraphInstantiate failed: {} ({})", cudaGetErrorName(e), cudaGetErrorString(e)));
-  }
   return g;
 }
 
