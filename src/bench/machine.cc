@@ -65,17 +65,21 @@ double read_bandwidth(ThreadPool& pool, size_t bytes, int reps) {
 
 double fma_peak_flops(ThreadPool& pool, double seconds) {
   if (!cpu::cpu_features().avx2_fma) return 0;
+  // The widest FMA the kernels use: 16 lanes with AVX-512, else 8.
+  const bool wide = cpu::cpu_features().avx512;
+  auto loop = [wide](int64_t n) { return wide ? avx512::fma_loop(n) : avx2::fma_loop(n); };
+  const double flops_per_iter = wide ? avx512::kFmaChains * 32.0 : 10 * 16.0;
   // Calibrate the iteration count on one thread, then run it everywhere.
   int64_t iters = 1 << 20;
   double t0 = now();
-  g_sink.store(avx2::fma_loop(iters));
+  g_sink.store(loop(iters));
   double dt = now() - t0;
   iters = std::max<int64_t>(iters, int64_t(double(iters) * seconds / std::max(dt, 1e-6)));
   double best = 0;
   for (int r = 0; r < 3; r++) {
     t0 = now();
-    pool.run([&](int, int) { g_sink.store(avx2::fma_loop(iters), std::memory_order_relaxed); });
-    best = std::max(best, double(iters) * 10 * 16 * pool.size() / (now() - t0));
+    pool.run([&](int, int) { g_sink.store(loop(iters), std::memory_order_relaxed); });
+    best = std::max(best, double(iters) * flops_per_iter * pool.size() / (now() - t0));
   }
   return best;
 }

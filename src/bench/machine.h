@@ -38,4 +38,10 @@ float sum_stream(const float* p, size_t n);
 float fma_loop(int64_t iters);
 }  // namespace avx2
 
+namespace avx512 {
+constexpr int kFmaChains = 12;
+// Runs `iters` rounds of kFmaChains independent 16-wide FMA chains.
+float fma_loop(int64_t iters);
+}  // namespace avx512
+
 }  // namespace mimo::bench

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -13,11 +14,14 @@ namespace mimo {
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
-CpuBackend::CpuBackend() : pool_(ThreadPool::global()) {}
-
-std::string CpuBackend::name() const {
-  return fmt::format("cpu ({} threads, {})", pool_.size(), cpu::cpu_features().avx2_fma ? "avx2+fma" : "portable");
+CpuBackend::CpuBackend() : pool_(ThreadPool::global()) {
+  // MIMOSERVE_CPU_ISA caps the kernels' instruction set once per process
+  // (a bad value throws here, and again at the next backend).
+  static std::once_flag isa_once;
+  std::call_once(isa_once, cpu::apply_cpu_isa_env);
 }
+
+std::string CpuBackend::name() const { return fmt::format("cpu ({} threads, {})", pool_.size(), cpu::cpu_isa_name()); }
 
 Tensor CpuBackend::alloc(std::vector<int64_t> shape, DType dtype) { return Tensor::empty(std::move(shape), dtype); }
 void CpuBackend::zero_(Tensor& t) { std::memset(t.data(), 0, t.nbytes()); }

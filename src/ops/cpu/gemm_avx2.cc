@@ -74,35 +74,46 @@ void gemm_impl(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, co
   const int64_t kq = K / 8, kt = K % 8, SX = sliver_floats(K), SW = block_panel_floats(K);
   const int64_t gp = group_panels(K);
   const int64_t nkb = std::max<int64_t>(1, (kq + kBlockQ - 1) / kBlockQ);
-  using Part = float[kMR * kNR];
-  alignas(32) float local[8][kMR * kNR];
   thread_local FloatBuffer part_buf;
-  Part* parts = nkb > 1 ? reinterpret_cast<Part*>(part_buf.get(size_t((s1 - s0) * gp * 8 * kMR * kNR))) : nullptr;
+  float* parts = nkb > 1 ? part_buf.get(size_t((s1 - s0) * gp * 8 * kMR * kNR)) : nullptr;
+  const bool wide = cpu_features().avx512;
   for (int64_t nb = n0; nb < n1; nb += gp * kNR) {
     const int64_t nc = std::min<int64_t>(gp * kNR, n1 - nb);
     const int64_t panels = (nc + kNR - 1) / kNR;
     for (int64_t kb = 0; kb < nkb; kb++) {
-      const int64_t q0 = kb * kBlockQ, q1 = std::min(kq, q0 + kBlockQ), nq = q1 - q0;
+      const int64_t q0 = kb * kBlockQ, q1 = std::min(kq, q0 + kBlockQ);
       const bool last = kb == nkb - 1;
       for (int64_t p = 0; p < panels; p++)
         w.pack(nb + p * kNR, int(std::min<int64_t>(kNR, nc - p * kNR)), K, q0, q1, last, wbuf + p * SW);
       for (int64_t s = s0; s < s1; s++) {
-        const float* a = pa + s * SX;
-        const int mr = int(std::min<int64_t>(kMR, M - s * kMR));
-        for (int64_t p = 0; p < panels; p++) {
-          Part* part = parts ? parts + ((s - s0) * panels + p) * 8 : local;
-          const float* b = wbuf + p * SW;
-          for (int r = 0; r < 8; r++) ukernel_chain(nq, a + (r * kq + q0) * kMR, b + r * nq * kNR, part[r], kb > 0);
-          if (last)
-            combine_6x16(part, kt, a + 8 * kq * kMR, b + 8 * nq * kNR, out + s * kMR * ldo + nb + p * kNR, ldo, mr,
-                         int(std::min<int64_t>(kNR, nc - p * kNR)));
-        }
+        SliverPanels j;
+        j.a = pa + s * SX, j.kq = kq, j.kt = kt, j.q0 = q0, j.nq = q1 - q0;
+        j.w = wbuf, j.sw = SW, j.panels = panels, j.nc = nc;
+        j.parts = parts ? parts + (s - s0) * panels * 8 * kMR * kNR : nullptr;
+        j.resume = kb > 0, j.last = last;
+        j.out = out + s * kMR * ldo + nb, j.ldo = ldo, j.mr = int(std::min<int64_t>(kMR, M - s * kMR));
+        if (wide) avx512::sliver_panels(j);
+        else sliver_panels(j);
       }
     }
   }
 }
 
 }  // namespace
+
+void sliver_panels(const SliverPanels& j) {
+  using Part = float[kMR * kNR];
+  alignas(32) float local[8][kMR * kNR];
+  for (int64_t p = 0; p < j.panels; p++) {
+    Part* part = j.parts ? reinterpret_cast<Part*>(j.parts) + p * 8 : local;
+    const float* b = j.w + p * j.sw;
+    for (int r = 0; r < 8; r++)
+      ukernel_chain(j.nq, j.a + (r * j.kq + j.q0) * kMR, b + r * j.nq * kNR, part[r], j.resume);
+    if (j.last)
+      combine_6x16(part, j.kt, j.a + 8 * j.kq * kMR, b + 8 * j.nq * kNR, j.out + p * kNR, j.ldo, j.mr,
+                   int(std::min<int64_t>(kNR, j.nc - p * kNR)));
+  }
+}
 
 size_t gemm_wbuf_floats(int64_t K) { return size_t(group_panels(K) * block_panel_floats(K)); }
 int64_t gemm_group_cols(int64_t K) { return group_panels(K) * kNR; }

@@ -1,6 +1,8 @@
 // CPU kernels behind CpuBackend. Each has a portable version; the hot ones
-// have an AVX2+FMA version picked at run time (cpu_features()). AVX2 code
-// lives only in the *_avx2.cc files, the only ones built with -mavx2.
+// have an AVX2+FMA version picked at run time (cpu_features()), and the
+// matrix products an AVX-512 one on top. AVX2 code lives only in the
+// *_avx2.cc files, AVX-512 code only in the *_avx512.cc files: the only ones
+// built with those instruction sets.
 #pragma once
 
 #include <cstddef>
@@ -9,12 +11,20 @@
 namespace mimo::cpu {
 
 struct CpuFeatures {
-  bool avx2_fma = false;
+  bool avx2_fma = false;  // AVX2 + FMA + F16C
+  bool avx512 = false;    // AVX-512 F/BW/DQ/VL, with avx2_fma
 };
 const CpuFeatures& cpu_features();
-// Tests run the portable path on AVX2 machines through this; nullptr restores
-// the detected features. Not thread-safe: call between kernels only.
+// Tests run the narrower paths on wider machines through this (it never
+// enables what the CPU lacks); nullptr restores the detected features. Not
+// thread-safe: call between kernels only.
 void override_cpu_features(const CpuFeatures* f);
+// Applies MIMOSERVE_CPU_ISA (avx512, avx2 or portable: the widest path to
+// use) when it is set; an unknown value throws naming it. Called once by
+// every CpuBackend; benchmarks use it to compare paths on one machine.
+void apply_cpu_isa_env();
+// "avx512", "avx2+fma" or "portable": the path the kernels take now.
+const char* cpu_isa_name();
 
 // ---- Matrix products: out[m, n] = sum_k x[m, k] * w[n, k] ----------------
 //
@@ -90,11 +100,41 @@ void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, 
                  int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf);
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const Fp8Matrix& w, int64_t n0,
                  int64_t n1, float* out, int64_t ldo, float* wbuf);
+// The GEMM's inner step (gemm_avx2.cc): one packed 6-row sliver against a
+// group of packed weight panels over one depth block, each output summed in
+// the backend's order. Both ISAs implement it, with the same bits.
+struct SliverPanels {
+  const float* a = nullptr;  // the sliver, whole depth, chain-class-major
+  int64_t kq = 0, kt = 0;    // K / 8, K % 8
+  int64_t q0 = 0, nq = 0;    // this block's chain steps
+  const float* w = nullptr;  // this block's packed panels, `sw` floats apart
+  int64_t sw = 0, panels = 0, nc = 0;  // nc: columns the panels cover
+  float* parts = nullptr;  // 8 partial 6x16 tiles per panel kept across blocks; null with one block
+  bool resume = false, last = true;  // resume: continue the chains in parts; last: combine into out
+  float* out = nullptr;              // the sliver's first row, the group's first column
+  int64_t ldo = 0;
+  int mr = 0;  // live rows of the sliver
+};
+void sliver_panels(const SliverPanels& j);
 float dot_f32(const float* a, const float* b, int64_t n);
 float dot_bf16(const float* a, const uint16_t* b, int64_t n);
 void axpy_f32(float a, const float* x, float* y, int64_t n);  // y += a x
 void axpy_bf16(float a, const uint16_t* x, float* y, int64_t n);
 }  // namespace avx2
+
+// The same kernels with 512-bit vectors, bit-identical results to avx2's:
+// linear_* (each vector holds two weight rows' eight chains) and the GEMM's
+// sliver step (16 columns per vector).
+namespace avx512 {
+void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
+                int64_t n0, int64_t n1, int64_t K);
+void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
+                 int64_t n0, int64_t n1, int64_t K);
+void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
+                int64_t n1, int64_t K);
+// avx2::sliver_panels with a 6x32 micro-kernel (two panels per pass).
+void sliver_panels(const avx2::SliverPanels& j);
+}  // namespace avx512
 
 // The query rows [row0, row0 + nrows) of one sequence that share kv head kh:
 // out[row, kh*G + g] = softmax(q k^T * scale [+ sink]) v over the keys each

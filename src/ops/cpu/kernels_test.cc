@@ -35,9 +35,9 @@ double at(const Tensor& t, int64_t i) {
 }
 bool same_bits(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, size_t(n) * sizeof(float)) == 0; }
 
-// Each Paths test body runs on the AVX2 path and on the portable one.
-INSTANTIATE_TEST_SUITE_P(Cpu, Paths, ::testing::Values(true, false),
-                         [](const auto& i) { return i.param ? "avx2" : "portable"; });
+// Each Paths test body runs on the AVX-512, the AVX2 and the portable path.
+INSTANTIATE_TEST_SUITE_P(Cpu, Paths, ::testing::Values(CpuPath::Avx512, CpuPath::Avx2, CpuPath::Portable),
+                         [](const auto& i) { return cpu_path_name(i.param); });
 
 void expect_linear_matches(Backend& be, int64_t M, int64_t N, int64_t K, DType wdt, std::mt19937& g) {
   Tensor x = randn({M, K}, g), w = as(randn({N, K}, g), wdt), out = be.alloc({M, N}, DType::F32);
@@ -98,6 +98,71 @@ TEST(Kernels, DecodeGemvPathsAgree) {
           }
       }
   }
+}
+
+// The AVX-512 dot-product kernels sum every output in the AVX2 kernels'
+// order, so their results are the same bits: fp32, bf16 and FP8 weights,
+// 1-40 rows of x (one group, several groups over column slabs), depths with
+// and without a tail, contiguous and strided rows (the linear prefetch and
+// the next-rows one), ranges that start and end off every tile width.
+TEST(Kernels, Avx512LinearEqualsAvx2BitForBit) {
+  if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512 (F, BW, DQ, VL) on this CPU";
+  std::mt19937 g(31);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int64_t K : {1, 5, 8, 9, 64, 100, 512, 1031, 2048}) {
+    const int64_t N = 53, block = 16;
+    for (int64_t ld : {K, K + 8}) {
+      Tensor wf = randn({N, ld}, g), x = randn({40, K}, g);
+      Tensor wb = as(wf, DType::BF16);
+      std::vector<uint8_t> q(size_t(N * ld));
+      for (auto& b : q) b = uint8_t(byte(g)) & 0xF7;  // no NaN codes (0x7f, 0xff)
+      const int64_t nblk = (K + block - 1) / block;
+      std::vector<float> sc(size_t(N * nblk));
+      for (auto& v : sc) v = std::ldexp(1.0f + float(byte(g)) / 256.0f, byte(g) % 9 - 4);
+      const cpu::Fp8Matrix w8{q.data(), ld, sc.data(), nblk, block};
+      for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 17, 24, 40})
+        for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, N}, {3, 50}, {1, 2}, {45, 53}}) {
+          for (int kind = 0; kind < 3; kind++) {
+            std::vector<float> a(size_t(M * N), 0.0f), b(size_t(M * N), 0.0f);
+            if (kind == 0) {
+              cpu::avx2::linear_f32(x.ptr<float>(), K, wf.ptr<float>(), ld, a.data(), N, M, n0, n1, K);
+              cpu::avx512::linear_f32(x.ptr<float>(), K, wf.ptr<float>(), ld, b.data(), N, M, n0, n1, K);
+            } else if (kind == 1) {
+              cpu::avx2::linear_bf16(x.ptr<float>(), K, wb.ptr<uint16_t>(), ld, a.data(), N, M, n0, n1, K);
+              cpu::avx512::linear_bf16(x.ptr<float>(), K, wb.ptr<uint16_t>(), ld, b.data(), N, M, n0, n1, K);
+            } else {
+              cpu::avx2::linear_fp8(x.ptr<float>(), K, w8, a.data(), N, M, n0, n1, K);
+              cpu::avx512::linear_fp8(x.ptr<float>(), K, w8, b.data(), N, M, n0, n1, K);
+            }
+            ASSERT_TRUE(same_bits(a.data(), b.data(), M * N))
+                << "kind " << kind << " K=" << K << " ld=" << ld << " M=" << M << " rows " << n0 << ".." << n1;
+          }
+        }
+    }
+  }
+}
+
+// The packed GEMM (M >= kGemmMinM) gives the same bits on the AVX-512 path
+// as on the AVX2 one: panel counts odd and even, edge columns, depth tails
+// and the depth blocking (K > 4096), fp32 / bf16 weights, through the
+// backend (packing, work split and all).
+TEST(Kernels, Avx512GemmEqualsAvx2BitForBit) {
+  if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512 (F, BW, DQ, VL) on this CPU";
+  auto be = make_cpu_backend();
+  std::mt19937 g(32);
+  struct Shape { int64_t M, N, K; };
+  for (DType dt : {DType::F32, DType::BF16})
+    for (Shape sh : {Shape{40, 16, 8}, {41, 17, 77}, {47, 48, 1031}, {100, 130, 512}, {64, 33, 4100}, {45, 5, 3}}) {
+      Tensor w = as(randn({sh.N, sh.K}, g), dt), x = randn({sh.M, sh.K}, g);
+      Tensor a = be->alloc({sh.M, sh.N}, DType::F32), b = be->alloc({sh.M, sh.N}, DType::F32);
+      use_cpu_path(CpuPath::Avx2);
+      be->linear(x, w, a);
+      use_cpu_path(CpuPath::Avx512);
+      be->linear(x, w, b);
+      cpu::override_cpu_features(nullptr);
+      ASSERT_TRUE(same_bits(a.ptr<float>(), b.ptr<float>(), sh.M * sh.N))
+          << dtype_name(dt) << " " << sh.M << "x" << sh.N << "x" << sh.K;
+    }
 }
 
 TEST(Kernels, LinearBatchInvarianceAcrossKernels) {
@@ -162,9 +227,10 @@ struct AttnCase {
   DType kv;
 };
 
+// Attention has no AVX-512 kernel of its own (it runs the AVX2 one there).
 class AttentionPaths : public Paths {};
-INSTANTIATE_TEST_SUITE_P(Cpu, AttentionPaths, ::testing::Values(true, false),
-                         [](const auto& i) { return i.param ? "avx2" : "portable"; });
+INSTANTIATE_TEST_SUITE_P(Cpu, AttentionPaths, ::testing::Values(CpuPath::Avx2, CpuPath::Portable),
+                         [](const auto& i) { return cpu_path_name(i.param); });
 
 TEST_P(AttentionPaths, LongContextsWindowsGqaOddDims) {
   auto be = make_cpu_backend();

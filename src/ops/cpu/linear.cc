@@ -1,7 +1,10 @@
-// Portable kernels and run-time dispatch to the AVX2 ones.
+// Portable kernels and run-time dispatch to the AVX2 and AVX-512 ones.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "ops/cpu/kernels.h"
 
 namespace mimo::cpu {
@@ -13,6 +16,8 @@ CpuFeatures detect() {
   __builtin_cpu_init();
   // F16C comes with every AVX2 CPU; the FP8 kernels use it.
   c.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  c.avx512 = c.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 #endif
   return c;
 }
@@ -30,7 +35,25 @@ void override_cpu_features(const CpuFeatures* f) {
   }
   held = *f;
   held.avx2_fma = held.avx2_fma && g_detected.avx2_fma;  // never claim what the CPU lacks
+  held.avx512 = held.avx512 && held.avx2_fma && g_detected.avx512;
   g_active = &held;
+}
+
+void apply_cpu_isa_env() {
+  const char* v = std::getenv("MIMOSERVE_CPU_ISA");
+  if (!v || !*v) return;
+  const std::string isa(v);
+  CpuFeatures f = g_detected;
+  if (isa == "portable") f = CpuFeatures{};
+  else if (isa == "avx2") f.avx512 = false;
+  else if (isa != "avx512")
+    fail("MIMOSERVE_CPU_ISA={}: expected avx512, avx2 or portable (the widest instruction set to use)", isa);
+  override_cpu_features(&f);
+}
+
+const char* cpu_isa_name() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx512 ? "avx512" : f.avx2_fma ? "avx2+fma" : "portable";
 }
 
 namespace {
@@ -72,18 +95,21 @@ void linear_ref(const float* x, int64_t ldx, const Rows& w, float* out, int64_t 
 
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K) {
+  if (cpu_features().avx512) return avx512::linear_f32(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
   if (cpu_features().avx2_fma) return avx2::linear_f32(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
   linear_ref(x, ldx, F32Rows{w, ldw}, out, ldo, M, n0, n1, K);
 }
 
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K) {
+  if (cpu_features().avx512) return avx512::linear_bf16(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
   if (cpu_features().avx2_fma) return avx2::linear_bf16(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
   linear_ref(x, ldx, Bf16Rows{w, ldw}, out, ldo, M, n0, n1, K);
 }
 
 void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
                 int64_t n1, int64_t K) {
+  if (cpu_features().avx512) return avx512::linear_fp8(x, ldx, w, out, ldo, M, n0, n1, K);
   if (cpu_features().avx2_fma) return avx2::linear_fp8(x, ldx, w, out, ldo, M, n0, n1, K);
   linear_ref(x, ldx, Fp8RowsRef{w}, out, ldo, M, n0, n1, K);
 }

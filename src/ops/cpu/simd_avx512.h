@@ -1,0 +1,46 @@
+// Inline AVX-512 helpers for the *_avx512.cc files (include only from files
+// built with the AVX-512 flags). Everything here is in an unnamed namespace:
+// an inline function compiled with AVX-512 enabled must never be merged with
+// a same-named copy the AVX2 or portable files use, or a CPU without AVX-512
+// could end up running it.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+
+namespace mimo::cpu::avx512 {
+namespace {
+
+// Two weight rows' next 8 values side by side (row a in lanes 0-7, row b in
+// lanes 8-15), widened to fp32: each half is one AVX2 load8 of that row.
+inline __m512 pair8(const float* a, const float* b) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b), 1);
+}
+inline __m512 pair8(const uint16_t* a, const uint16_t* b) {
+  __m256i h = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), 1);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+// FP8 E4M3 as fp32 times 2^-8, exactly, as avx2::fp8x8 (see simd_avx2.h).
+inline __m512 pair8(const uint8_t* a, const uint8_t* b) {
+  __m128i q = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)),
+                                 _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b)));
+  __m256i w = _mm256_cvtepi8_epi16(q);
+  w = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(int16_t(0xBF80)));
+  return _mm512_cvtph_ps(w);
+}
+
+// The backend's 8-chain tree ((c0+c4)+(c2+c6))+((c1+c5)+(c3+c7)) over the
+// low (half 0) or high (half 1) 8 lanes: the same adds as avx2::hsum.
+inline float hsum_half(__m512 v, int half) {
+  __m256 h = half ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+}  // namespace
+}  // namespace mimo::cpu::avx512
