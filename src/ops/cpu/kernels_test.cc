@@ -7,9 +7,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "ops/backend.h"
 #include "ops/cpu/cpu_paths_test.h"
@@ -163,6 +166,31 @@ TEST(Kernels, Avx512GemmEqualsAvx2BitForBit) {
       ASSERT_TRUE(same_bits(a.ptr<float>(), b.ptr<float>(), sh.M * sh.N))
           << dtype_name(dt) << " " << sh.M << "x" << sh.N << "x" << sh.K;
     }
+}
+
+// MIMOSERVE_CPU_ISA caps the path (never widens it); a bad value names itself.
+TEST(Kernels, CpuIsaEnvironmentCapsThePath) {
+  const cpu::CpuFeatures detected = cpu::cpu_features();
+  setenv("MIMOSERVE_CPU_ISA", "avx9", 1);
+  try {
+    cpu::apply_cpu_isa_env();
+    ADD_FAILURE() << "an unknown instruction set was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("MIMOSERVE_CPU_ISA=avx9"), std::string::npos) << e.what();
+  }
+  setenv("MIMOSERVE_CPU_ISA", "avx2", 1);
+  cpu::apply_cpu_isa_env();
+  EXPECT_FALSE(cpu::cpu_features().avx512);
+  EXPECT_EQ(cpu::cpu_features().avx2_fma, detected.avx2_fma);
+  setenv("MIMOSERVE_CPU_ISA", "portable", 1);
+  cpu::apply_cpu_isa_env();
+  EXPECT_FALSE(cpu::cpu_features().avx2_fma);
+  EXPECT_STREQ(cpu::cpu_isa_name(), "portable");
+  setenv("MIMOSERVE_CPU_ISA", "avx512", 1);
+  cpu::apply_cpu_isa_env();
+  EXPECT_EQ(cpu::cpu_features().avx512, detected.avx512);
+  unsetenv("MIMOSERVE_CPU_ISA");
+  cpu::override_cpu_features(nullptr);
 }
 
 TEST(Kernels, LinearBatchInvarianceAcrossKernels) {
