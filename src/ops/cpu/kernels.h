@@ -39,10 +39,12 @@ const char* cpu_isa_name();
 // compute-bound: a GEMM on packed operands (k stored chain-class-major, so a
 // 6x16 broadcast micro-kernel runs each chain class over contiguous data).
 constexpr int kMR = 6, kNR = 16;
-// M at and above which the packed GEMM wins over the dot-product form (on
-// Zen 3 the two cross near M = 40 for bf16 1024-deep weights: below it,
-// widening and transposing weights for the GEMM costs more than it saves).
-constexpr int64_t kGemmMinM = 40;
+// M at and above which the packed GEMM wins over the dot-product form:
+// below it, widening and transposing weights for the GEMM costs more than it
+// saves. For bf16 1024-deep weights the two cross near M = 40 with AVX2 (Zen
+// 3) and between 48 and 64 with AVX-512 (2 threads, 4096 x 1024 weights
+// hot in cache: M = 48 dot 1.45 ms vs GEMM 1.50, M = 64 1.98 vs 1.91).
+constexpr int64_t kGemmMinM = 40, kGemmMinMAvx512 = 64;
 
 // Floats of one packed 6-row sliver / 16-row weight panel of depth K.
 inline int64_t sliver_floats(int64_t K) { return K * kMR; }
@@ -63,7 +65,7 @@ struct Fp8Matrix {
 };
 
 // Dispatching single-thread entry points: the dot-product form (any M; meant
-// for M < kGemmMinM).
+// for M below use_gemm's threshold).
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K);
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,

@@ -27,7 +27,10 @@ float* thread_wbuf(int64_t K) {
   return buf.get(avx2::gemm_wbuf_floats(K));
 }
 
-bool use_gemm(int64_t M) { return M >= kGemmMinM && cpu_features().avx2_fma; }
+bool use_gemm(int64_t M) {
+  const CpuFeatures& f = cpu_features();
+  return f.avx2_fma && M >= (f.avx512 ? kGemmMinMAvx512 : kGemmMinM);
+}
 
 namespace {
 // Slivers [s0, s1) of packed x against weight columns [n0, n1).

@@ -1,6 +1,7 @@
 // Matrix products on the thread pool: picks the dot-product form (small M,
-// weight-streaming) or the packed GEMM (M >= kGemmMinM with AVX2) and splits
-// the work so each thread streams its own weight rows.
+// weight-streaming) or the packed GEMM (M >= kGemmMinM, or kGemmMinMAvx512
+// with AVX-512) and splits the work so each thread streams its own weight
+// rows.
 #pragma once
 
 #include <cstddef>
