@@ -8,6 +8,9 @@
 // every q.k is summed in the backend's one order); P.V is the broadcast
 // micro-kernel continuing each output's FMA chain over keys.
 //
+// With AVX-512 the decode (direct) path's scores and P.V run in
+// attention_avx512.cc, with the same bits.
+//
 // Batch invariance: key blocks are fixed by absolute position ([b kKB,
 // (b+1) kKB)), a query's per-block arithmetic does not depend on the other
 // queries in the call (keys it cannot see contribute p = 0, which leaves
@@ -17,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/dtype.h"
@@ -201,6 +205,9 @@ void attend(const AttnRows& a) {
   // Few queries (decode): read K and V rows straight from the cache. Many
   // (prefill): pack them once per block for all queries.
   const bool direct = R <= kMR && a.Dv % kNR == 0;
+  // The direct path's two products run 512 bits wide when the CPU can.
+  const bool wide = cpu_features().avx512;
+  constexpr bool kBf16 = std::is_same_v<KV, uint16_t>;
   const float* qptr[kMR];
   const KV* krows[2][kKB];  // this block's rows and the next one's
   const KV* vrows[2][kKB];
@@ -236,7 +243,17 @@ void attend(const AttnRows& a) {
   for (int64_t b = hi_all >= 0 ? lo_all / kKB : 0; b < b_end; b++) {
     const int64_t j0 = std::max(b * kKB, lo_all), j1 = std::min(b * kKB + kKB - 1, hi_all), nk = j1 - j0 + 1;
     const int32_t* slots = a.slots + j0;
-    if (direct) {
+    if (direct && wide) {
+      AttnPrefetch next;
+      if (b + 1 < b_end) {
+        next.n = block_rows(b + 1);
+        next.k = reinterpret_cast<const void* const*>(krows[(b + 1) & 1]);
+        next.v = reinterpret_cast<const void* const*>(vrows[(b + 1) & 1]);
+        next.kbytes = a.D * int64_t(sizeof(KV)), next.vbytes = a.Dv * int64_t(sizeof(KV));
+      }
+      avx512::attn_scores(int(R), qptr, reinterpret_cast<const void* const*>(krows[b & 1]), kBf16, nk, a.D,
+                          S + (j0 - b * kKB), kKB, next);
+    } else if (direct) {
       NextRows<KV> next;
       if (b + 1 < b_end) {
         next.n = block_rows(b + 1);
@@ -311,7 +328,9 @@ void attend(const AttnRows& a) {
       }
     }
     // O += P V.
-    if (direct)
+    if (direct && wide)
+      avx512::attn_pv(int(R), nk, P, reinterpret_cast<const void* const*>(vrows[b & 1]), kBf16, a.Dv, O, Dvp);
+    else if (direct)
       pv_small(int(R), nk, P, vrows[b & 1], a.Dv, O, Dvp);
     else
       for (int64_t s = 0; s < nsl; s++)

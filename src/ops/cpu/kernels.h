@@ -159,6 +159,23 @@ namespace avx2 {
 void attention_rows(const AttnRows& a);
 }
 
+// The next key block's K and V rows, for attn_scores to prefetch into L2 a
+// few at a time while it computes.
+struct AttnPrefetch {
+  const void* const* k = nullptr;
+  const void* const* v = nullptr;
+  int64_t n = 0, kbytes = 0, vbytes = 0;
+};
+// avx2::attention_rows' decode products with 512-bit vectors, same bits: S[i][j]
+// = q[i] . k[j] for R <= 6 queries against nk cached key rows (bf16 or fp32),
+// and o[i][:Dv] += sum over j of p[j][i] v[j] (p packed [key][kMR]; Dv a
+// multiple of 16).
+namespace avx512 {
+void attn_scores(int R, const float* const* q, const void* const* k, bool bf16, int64_t nk, int64_t D, float* S,
+                 int64_t ldS, const AttnPrefetch& next);
+void attn_pv(int R, int64_t nk, const float* p, const void* const* v, bool bf16, int64_t Dv, float* o, int64_t ldo);
+}  // namespace avx512
+
 // Dot products and axpy (dispatching).
 float dot(const float* a, const float* b, int64_t n);
 float dot(const float* a, const uint16_t* b, int64_t n);

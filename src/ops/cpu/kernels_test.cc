@@ -255,9 +255,8 @@ struct AttnCase {
   DType kv;
 };
 
-// Attention has no AVX-512 kernel of its own (it runs the AVX2 one there).
 class AttentionPaths : public Paths {};
-INSTANTIATE_TEST_SUITE_P(Cpu, AttentionPaths, ::testing::Values(CpuPath::Avx2, CpuPath::Portable),
+INSTANTIATE_TEST_SUITE_P(Cpu, AttentionPaths, ::testing::Values(CpuPath::Avx512, CpuPath::Avx2, CpuPath::Portable),
                          [](const auto& i) { return cpu_path_name(i.param); });
 
 TEST_P(AttentionPaths, LongContextsWindowsGqaOddDims) {
@@ -318,13 +317,19 @@ TEST_P(AttentionPaths, LongContextsWindowsGqaOddDims) {
 }
 
 // A row's attention output is bit-identical whether it is computed in one
-// prefill, in chunks, one decode row at a time, or next to other sequences.
-TEST(Kernels, AttentionBatchInvariance) {
+// prefill, in chunks, one decode row at a time, or next to other sequences:
+// on each path, so on AVX-512 the 512-bit decode products (a decode row's 1-6
+// query vectors read K and V straight from the cache) match the packed
+// prefill path too. Shapes: 4 and 2 queries per kv head, 6 (the most the
+// decode path takes), a depth with a tail (D % 8), Dv of 16 and 48.
+TEST_P(AttentionPaths, BatchInvariance) {
   auto be = make_cpu_backend();
   std::mt19937 g(22);
+  struct Shape { int H, nkv, D, Dv; };
+  for (Shape sh : {Shape{8, 2, 64, 32}, {8, 4, 36, 16}, {12, 2, 20, 48}})
   for (int window : {0, 50})
     for (DType dt : {DType::BF16, DType::F32}) {
-      const int H = 8, nkv = 2, D = 64, Dv = 32, L = 180, slots = 2 * L;
+      const int H = sh.H, nkv = sh.nkv, D = sh.D, Dv = sh.Dv, L = 180, slots = 2 * L;
       Tensor kc = as(randn({nkv, slots, D}, g), dt), vc = as(randn({nkv, slots, Dv}, g), dt);
       Tensor q = randn({2 * L, H, D}, g), sinks = randn({H}, g);
       Seq a, b;
@@ -343,18 +348,47 @@ TEST(Kernels, AttentionBatchInvariance) {
         for (int i = 0; i < c.n; i++) rr.push_back(s0 + i);
         Tensor part = run_attention(*be, {o, c}, q, rr, kc, vc, sinks, window, 0.125f);
         ASSERT_TRUE(same_bits(part.ptr<float>() + rw, whole.ptr<float>() + s0 * rw, c.n * rw))
-            << "chunk at " << s0 << " window " << window;
+            << "chunk at " << s0 << " window " << window << " H" << H << " nkv" << nkv;
       }
       // Row by row (decode).
       for (int r = 0; r < L; r += 13) {
         Seq c = a;
         c.start = r, c.n = 1;
         Tensor one = run_attention(*be, {c}, q, {int64_t(r)}, kc, vc, sinks, window, 0.125f);
-        ASSERT_TRUE(same_bits(one.ptr<float>(), whole.ptr<float>() + r * rw, rw)) << "row " << r << " window " << window;
+        ASSERT_TRUE(same_bits(one.ptr<float>(), whole.ptr<float>() + r * rw, rw))
+            << "row " << r << " window " << window << " H" << H << " nkv" << nkv << " D" << D;
       }
     }
 }
 
+// The AVX-512 decode products give the AVX2 ones' bits (decode rows of
+// every shape above, bf16 and fp32 caches).
+TEST(Kernels, Avx512DecodeAttentionEqualsAvx2BitForBit) {
+  if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512 (F, BW, DQ, VL) on this CPU";
+  auto be = make_cpu_backend();
+  std::mt19937 g(23);
+  struct Shape { int H, nkv, D, Dv; };
+  for (Shape sh : {Shape{8, 2, 64, 32}, {8, 4, 36, 16}, {12, 2, 20, 48}, {16, 4, 128, 128}, {4, 4, 13, 16}})
+    for (int window : {0, 50})
+      for (DType dt : {DType::BF16, DType::F32}) {
+        const int L = 300, slots = 2 * L;
+        Tensor kc = as(randn({sh.nkv, slots, sh.D}, g), dt), vc = as(randn({sh.nkv, slots, sh.Dv}, g), dt);
+        Tensor q = randn({L, sh.H, sh.D}, g), sinks = randn({sh.H}, g);
+        Seq a;
+        for (int j = 0; j < L; j++) a.slots.push_back((j * 7) % slots);
+        for (int r : {0, 1, 63, 64, 65, 150, 299}) {
+          Seq c = a;
+          c.start = r, c.n = 1;
+          use_cpu_path(CpuPath::Avx2);
+          Tensor x = run_attention(*be, {c}, q, {int64_t(r)}, kc, vc, sinks, window, 0.125f);
+          use_cpu_path(CpuPath::Avx512);
+          Tensor y = run_attention(*be, {c}, q, {int64_t(r)}, kc, vc, sinks, window, 0.125f);
+          cpu::override_cpu_features(nullptr);
+          ASSERT_TRUE(same_bits(x.ptr<float>(), y.ptr<float>(), int64_t(sh.H) * sh.Dv))
+              << "row " << r << " window " << window << " H" << sh.H << " nkv" << sh.nkv << " D" << sh.D;
+        }
+      }
+}
 
 TEST(Kernels, ExpIsAccurateOverItsRange) {
   if (!cpu::cpu_features().avx2_fma) GTEST_SKIP() << "no AVX2+FMA on this CPU";
