@@ -30,7 +30,7 @@ namespace {
 
 struct Args {
   std::string model_path, heldout, json_out, batch_sizes = "1,32", depths = "0,1,2,3,auto", device = "auto";
-  std::string sections = "decode,overlap,mixed";
+  std::string sections = "decode,overlap,mixed", log_level = "info";
   int input_len = 64, output_len = 64, threads = 0, repeats = 3;
 };
 
@@ -147,6 +147,7 @@ void bench(const Args& a) {
   for (auto& x : sections)
     if (x != "decode" && x != "overlap" && x != "mixed")
       fail("--sections: unknown section '{}' (decode, overlap, mixed)", x);
+  set_log_level(a.log_level);
   if (a.threads > 0) ThreadPool::set_global_threads(a.threads);
   auto be = make_backend(a.device);
   std::string path = resolve_model_path(a.model_path);
@@ -271,6 +272,8 @@ void register_bench_spec(CLI::App& app) {
   c->add_option("--sections", a->sections, "what to run: decode, overlap, mixed (comma-separated)")
       ->capture_default_str();
   c->add_option("--device", a->device, "cpu | cuda | auto")->capture_default_str();
+  c->add_option("--log-level", a->log_level, "debug prints the auto depth's measured costs after each run")
+      ->capture_default_str();
   c->add_option("--json", a->json_out, "write the figures here");
   c->callback([a] { bench(*a); });
 }

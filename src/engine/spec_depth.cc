@@ -13,6 +13,14 @@ namespace {
 // estimate follows the last ~50 verifies (the text gets easier or harder).
 constexpr double kDecay = 0.98;
 constexpr double kPriorTrials = 2, kPriorAccept = 0.7;
+// A step is a cost sample only as the third in a row at its depth: the first
+// after a switch catches the MTP layers up on the positions they skipped,
+// the second still finds the layers' weights and KV cold in the CPU's caches
+// (measured on the default model at batch 1: a depth-1 step right after
+// depth-0 steps took ~0.48 ms against ~0.38 ms in a run of depth-1 steps, so
+// re-measured neighbours looked worse than the depth in use and the choice
+// stuck at depth 0). A re-measure therefore runs this many steps.
+constexpr int kRemeasureSteps = 3;
 }  // namespace
 
 SpecDepthController::SpecDepthController(int max_depth) : max_(std::clamp(max_depth, 0, kMaxDepth)) {
@@ -88,8 +96,8 @@ int SpecDepthController::choose(int batch) {
   // for a depth-3 step to learn that depth 1 already loses.
   //
   // Costs and acceptance drift, so a neighbour that looks worse is measured
-  // again now and then, at a price: a step at depth d loses
-  // L = t_d (1 - rate_d / rate_best) seconds against the best. Each may
+  // again now and then, at a price: a re-measure of depth d loses
+  // L = kRemeasureSteps t_d (1 - rate_d / rate_best) seconds against the best. Each may
   // spend ~1% of the time on that: it is due again after L / (1% of the best
   // step) steps, at least 16 and at most 256 (16 while it has under 3
   // samples: slow first ones must not lock it out; at once if it has none).
@@ -105,14 +113,14 @@ int SpecDepthController::choose(int batch) {
       const Cost& k = c[size_t(d)];
       double overdue = 2.0;
       if (k.samples > 0) {
-        double t = k.seconds(), loss = t * (1 - expected_tokens(d) / t / rate_best);
+        double t = k.seconds(), loss = kRemeasureSteps * t * (1 - expected_tokens(d) / t / rate_best);
         double every = k.samples < 3 ? 16.0 : std::clamp(loss / (0.01 * t_best), 16.0, 256.0);
         overdue = double(steps_ - k.at) / every;
       }
       if (overdue >= most) most = overdue, due = d;
     }
     if (due >= 0) {
-      hold_ = 1;  // two steps: the first one at a new depth is a switch, not a sample (see observe)
+      hold_ = kRemeasureSteps - 1;  // only the last of them is a sample (see observe)
       return last_ = due;
     }
   }
@@ -121,21 +129,23 @@ int SpecDepthController::choose(int batch) {
 
 void SpecDepthController::observe(int depth, int batch, double step_s) {
   if (depth < 0 || depth > max_) return;
-  // The first step after a switch is not what the depth costs: MTP layers
-  // that sat idle catch up on the positions they skipped. Only steps at the
-  // same depth as the one before are samples.
-  const bool settled = depth == prev_depth_;
+  // The first steps after a switch are not what the depth costs (see
+  // kRemeasureSteps): only the third step in a row at a depth is a sample.
+  streak_ = depth == prev_depth_ ? streak_ + 1 : 1;
   prev_depth_ = depth;
-  if (!settled) return;
+  if (streak_ < kRemeasureSteps) return;
   Cost& e = cost_[bucket(batch)][size_t(depth)];
-  e.recent[size_t(e.samples % 4)] = step_s;
+  e.recent[size_t(e.samples % Cost::kWindow)] = step_s;
   e.samples++;
   e.at = steps_;
 }
 
 double SpecDepthController::Cost::seconds() const {
-  const int n = std::min(samples, 4);
-  return n == 0 ? 0.0 : *std::min_element(recent.begin(), recent.begin() + n);
+  const int n = std::min(samples, kWindow);
+  if (n == 0) return 0.0;
+  std::array<double, kWindow> v = recent;
+  std::nth_element(v.begin(), v.begin() + (n - 1) / 2, v.begin() + n);
+  return v[size_t((n - 1) / 2)];
 }
 
 std::string SpecDepthController::summary() const {

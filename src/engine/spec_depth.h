@@ -45,18 +45,22 @@ class SpecDepthController {
   static int bucket(int batch);
   int max_;
   int last_ = 0;
-  int hold_ = 0;         // steps to stay at last_ (a re-measure runs two)
+  int hold_ = 0;         // steps to stay at last_ (a re-measure runs three)
   int prev_depth_ = -1;  // the depth the previous observed step verified
+  int streak_ = 0;       // steps in a row at prev_depth_
   int64_t steps_ = 0;
   // Decayed counts per draft position (an optimistic prior of 0.7, revised
   // within a few verifies).
   std::array<double, kMaxDepth> trials_{}, hits_{};
-  // Step seconds by (batch bucket, depth): the fastest of the last four
-  // samples (other load and warm-up only ever slow a step down; four samples
-  // still follow costs that grow with the context), and the step each depth
-  // was last measured at, so stale depths get measured again.
+  // Step seconds by (batch bucket, depth): the median of the last five
+  // samples (robust to the odd slow step from other load, and unbiased where
+  // the fastest of a few was not: short, jittery depth-0 steps looked ~15%
+  // cheaper than they were on average, which kept batch 1 at depth 0), and
+  // the step each depth was last measured at, so stale depths get measured
+  // again.
   struct Cost {
-    std::array<double, 4> recent{};
+    static constexpr int kWindow = 5;
+    std::array<double, kWindow> recent{};
     int samples = 0;
     int64_t at = 0;
     double seconds() const;

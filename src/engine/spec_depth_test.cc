@@ -98,11 +98,27 @@ TEST(SpecDepth, ANewBatchSizeStartsFromTheNearestOneInsteadOfExploring) {
 TEST(SpecDepth, ReMeasuringClearlyWorseDepthsCostsLittle) {
   SpecDepthController c(3);
   // Compute-bound: depths 1-3 lose 0.5, 1.2 and 2.1 ms a step against
-  // depth 0's 1 ms; depth 1 (the only neighbour) is re-measured, two
-  // steps at a time, every ~50 steps (a fixed 16-step schedule over all
+  // depth 0's 1 ms; depth 1 (the only neighbour) is re-measured, three
+  // steps at a time, every ~150 steps (a fixed 16-step schedule over all
   // depths was 6% of all steps, 12% with pairs).
   auto got = simulate(c, 1000, 800, 0.7, linear_cost(1.2));
   EXPECT_GE(got[0], 760) << mix(got);
+}
+
+TEST(SpecDepth, ColdStepsAfterASwitchDoNotHideABetterDepth) {
+  SpecDepthController c(3);
+  // Depth 1 is the best (1.9 tokens for 1.3 ms against 1 for 1 ms), but the
+  // first step at a depth after a switch costs 2x (catch-up) and the second
+  // 1.6x (cold caches). Sampling the second step made depth 1 look worse
+  // than depth 0 (2.08 ms) whenever it was re-measured from depth 0.
+  int prev = -1, streak = 0;
+  auto got = simulate(c, 600, 300, {0.9, 0.3, 0.3}, [&](int d, int) {
+    streak = d == prev ? streak + 1 : 1;
+    prev = d;
+    const double t = d == 0 ? 1e-3 : d == 1 ? 1.3e-3 : 1e-3 * (1 + 0.7 * d);
+    return t * (streak == 1 ? 2.0 : streak == 2 ? 1.6 : 1.0);
+  });
+  EXPECT_GE(got[1], 270) << mix(got);
 }
 
 TEST(SpecDepth, OnlyTheBestDepthsNeighboursAreMeasured) {
