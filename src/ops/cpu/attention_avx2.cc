@@ -37,132 +37,26 @@ constexpr int kKB = 64;  // keys per block
 
 inline float exp1(float x) { return _mm256_cvtss_f32(exp8(_mm256_set1_ps(x))); }
 
-// Scores of R <= 6 queries against NK keys read straight from the cache
-// (decode: too few queries to pay for packing). Same order as the packed
-// path: one 8-lane chain over d, the tree, the tail by FMA.
-template <int R, int NK, typename KV>
-inline void scores_direct(const float* const* q, const KV* const* k, int64_t D, float* S, int64_t ldS) {
-  __m256 acc[R][NK];
-  #pragma GCC unroll 16
-  for (int i = 0; i < R; i++)
-    #pragma GCC unroll 16
-    for (int j = 0; j < NK; j++) acc[i][j] = _mm256_setzero_ps();
-  const int64_t d8 = D / 8 * 8;
-  for (int64_t d = 0; d < d8; d += 8) {
-    __m256 kv[NK];
-    #pragma GCC unroll 16
-    for (int j = 0; j < NK; j++) kv[j] = load8(k[j] + d);
-    #pragma GCC unroll 16
-    for (int i = 0; i < R; i++) {
-      __m256 qv = _mm256_loadu_ps(q[i] + d);
-      #pragma GCC unroll 16
-      for (int j = 0; j < NK; j++) acc[i][j] = _mm256_fmadd_ps(qv, kv[j], acc[i][j]);
-    }
+struct Isa {
+  using Vec = __m256;
+  static constexpr int kRows = 1, kDims = 8;
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static Vec x8(const float* x) { return _mm256_loadu_ps(x); }
+  template <typename W>
+  static Vec w8(const W* a, const W*) {
+    return load8(a);
   }
-  #pragma GCC unroll 16
-  for (int i = 0; i < R; i++)
-    #pragma GCC unroll 16
-    for (int j = 0; j < NK; j++) {
-      float v = hsum(acc[i][j]);
-      for (int64_t d = d8; d < D; d++) v = std::fma(q[i][d], load1(k[j] + d), v);
-      S[i * ldS + j] = v;
-    }
-}
-
-// The next block's K and V rows, prefetched a few at a time while this
-// block's scores are computed: issued all at once (hundreds of lines) they
-// fill the miss queues and stall the loads that follow.
-template <typename KV>
-struct NextRows {
-  const KV* const* k = nullptr;
-  const KV* const* v = nullptr;
-  int64_t n = 0, kbytes = 0, vbytes = 0;
-  int64_t done = 0;
-  // Prefetches rows [done, upto) (clamped to n).
-  inline void upto(int64_t e) {
-    e = std::min(e, n);
-    for (; done < e; done++) {
-      const char* kr = reinterpret_cast<const char*>(k[done]);
-      const char* vr = reinterpret_cast<const char*>(v[done]);
-      for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(kr + o, _MM_HINT_T1);
-      for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(vr + o, _MM_HINT_T1);
-    }
+  static Vec fma(Vec x, Vec w, Vec acc) { return _mm256_fmadd_ps(x, w, acc); }
+  static float sum8(Vec v, int) { return hsum(v); }
+  static Vec set1(float v) { return _mm256_set1_ps(v); }
+  template <typename W>
+  static Vec vload(const W* p) {
+    return load8(p);
   }
+  static void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 };
 
-template <int R, typename KV>
-void scores_rows(const float* const* q, const KV* const* k, int64_t nk, int64_t D, float* S, int64_t ldS,
-                 NextRows<KV>& next) {
-  constexpr int NK = R <= 3 ? 4 : 2;  // enough independent chains to hide FMA latency
-  int64_t j = 0;
-  for (; j + NK <= nk; j += NK) {
-    // Spread over this block's keys; a partial block leaves the rest for
-    // the caller's final upto().
-    next.upto((j + NK) * next.n / std::max<int64_t>(nk, 1));
-    scores_direct<R, NK>(q, k + j, D, S + j, ldS);
-  }
-  for (; j < nk; j++) scores_direct<R, 1>(q, k + j, D, S + j, ldS);
-}
-
-template <typename KV>
-void scores_small(int R, const float* const* q, const KV* const* k, int64_t nk, int64_t D, float* S, int64_t ldS,
-                  NextRows<KV>& next) {
-  switch (R) {
-    case 1: return scores_rows<1>(q, k, nk, D, S, ldS, next);
-    case 2: return scores_rows<2>(q, k, nk, D, S, ldS, next);
-    case 3: return scores_rows<3>(q, k, nk, D, S, ldS, next);
-    case 4: return scores_rows<4>(q, k, nk, D, S, ldS, next);
-    case 5: return scores_rows<5>(q, k, nk, D, S, ldS, next);
-    default: return scores_rows<6>(q, k, nk, D, S, ldS, next);
-  }
-}
-
-// O[i][d] (i < R, 8 NV dims from d) continues its FMA chains over keys with
-// V rows read from the cache: the packed path's ukernel_6x16, with row
-// pointers, widening in place and only the live query rows.
-template <int R, int NV, typename KV>
-inline void pv_chunk(int64_t nk, const float* p, const KV* const* v, int64_t d, float* o, int64_t ldo) {
-  __m256 acc[R][NV];
-  #pragma GCC unroll 16
-  for (int i = 0; i < R; i++)
-    #pragma GCC unroll 16
-    for (int c = 0; c < NV; c++) acc[i][c] = _mm256_loadu_ps(o + i * ldo + d + 8 * c);
-  for (int64_t j = 0; j < nk; j++) {
-    __m256 vv[NV];
-    #pragma GCC unroll 16
-    for (int c = 0; c < NV; c++) vv[c] = load8(v[j] + d + 8 * c);
-    #pragma GCC unroll 16
-    for (int i = 0; i < R; i++) {
-      __m256 pi = _mm256_broadcast_ss(p + j * kMR + i);
-      #pragma GCC unroll 16
-      for (int c = 0; c < NV; c++) acc[i][c] = _mm256_fmadd_ps(pi, vv[c], acc[i][c]);
-    }
-  }
-  #pragma GCC unroll 16
-  for (int i = 0; i < R; i++)
-    #pragma GCC unroll 16
-    for (int c = 0; c < NV; c++) _mm256_storeu_ps(o + i * ldo + d + 8 * c, acc[i][c]);
-}
-
-template <int R, typename KV>
-void pv_rows(int64_t nk, const float* p, const KV* const* v, int64_t Dv, float* o, int64_t ldo) {
-  constexpr int NV = R == 1 ? 8 : R <= 3 ? 4 : 2;  // up to 12 accumulators
-  int64_t d = 0;
-  for (; d + 8 * NV <= Dv; d += 8 * NV) pv_chunk<R, NV>(nk, p, v, d, o, ldo);
-  for (; d < Dv; d += 16) pv_chunk<R, 2>(nk, p, v, d, o, ldo);  // Dv is a multiple of 16 here
-}
-
-template <typename KV>
-void pv_small(int R, int64_t nk, const float* p, const KV* const* v, int64_t Dv, float* o, int64_t ldo) {
-  switch (R) {
-    case 1: return pv_rows<1>(nk, p, v, Dv, o, ldo);
-    case 2: return pv_rows<2>(nk, p, v, Dv, o, ldo);
-    case 3: return pv_rows<3>(nk, p, v, Dv, o, ldo);
-    case 4: return pv_rows<4>(nk, p, v, Dv, o, ldo);
-    case 5: return pv_rows<5>(nk, p, v, Dv, o, ldo);
-    default: return pv_rows<6>(nk, p, v, Dv, o, ldo);
-  }
-}
+#include "ops/cpu/attention_direct.inc"
 
 // Per-thread scratch, grown once.
 struct Scratch {
@@ -243,7 +137,7 @@ void attend(const AttnRows& a) {
   for (int64_t b = hi_all >= 0 ? lo_all / kKB : 0; b < b_end; b++) {
     const int64_t j0 = std::max(b * kKB, lo_all), j1 = std::min(b * kKB + kKB - 1, hi_all), nk = j1 - j0 + 1;
     const int32_t* slots = a.slots + j0;
-    if (direct && wide) {
+    if (direct) {
       AttnPrefetch next;
       if (b + 1 < b_end) {
         next.n = block_rows(b + 1);
@@ -251,17 +145,11 @@ void attend(const AttnRows& a) {
         next.v = reinterpret_cast<const void* const*>(vrows[(b + 1) & 1]);
         next.kbytes = a.D * int64_t(sizeof(KV)), next.vbytes = a.Dv * int64_t(sizeof(KV));
       }
-      avx512::attn_scores(int(R), qptr, reinterpret_cast<const void* const*>(krows[b & 1]), kBf16, nk, a.D,
-                          S + (j0 - b * kKB), kKB, next);
-    } else if (direct) {
-      NextRows<KV> next;
-      if (b + 1 < b_end) {
-        next.n = block_rows(b + 1);
-        next.k = krows[(b + 1) & 1], next.v = vrows[(b + 1) & 1];
-        next.kbytes = a.D * int64_t(sizeof(KV)), next.vbytes = a.Dv * int64_t(sizeof(KV));
-      }
-      scores_small(int(R), qptr, krows[b & 1], nk, a.D, S + (j0 - b * kKB), kKB, next);
-      next.upto(next.n);
+      if (wide)
+        avx512::attn_scores(int(R), qptr, reinterpret_cast<const void* const*>(krows[b & 1]), kBf16, nk, a.D,
+                            S + (j0 - b * kKB), kKB, next);
+      else
+        scores_direct(int(R), qptr, krows[b & 1], nk, a.D, S + (j0 - b * kKB), kKB, next);
     } else {
       if (b + 1 < b_end) prefetch_block(b + 1);
       // K panels (keys as rows, chain-class-major over d) and V rows in fp32.
@@ -331,7 +219,7 @@ void attend(const AttnRows& a) {
     if (direct && wide)
       avx512::attn_pv(int(R), nk, P, reinterpret_cast<const void* const*>(vrows[b & 1]), kBf16, a.Dv, O, Dvp);
     else if (direct)
-      pv_small(int(R), nk, P, vrows[b & 1], a.Dv, O, Dvp);
+      pv_direct(int(R), nk, P, vrows[b & 1], a.Dv, O, Dvp);
     else
       for (int64_t s = 0; s < nsl; s++)
         for (int64_t d = 0; d < Dvp; d += kNR)
