@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/error.h"
 #include "ops/cpu/gemm_avx2_impl.h"
 #include "ops/cpu/kernels.h"
 #include "ops/cpu/matmul.h"
@@ -85,15 +86,19 @@ void gemm_impl(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, co
       const bool last = kb == nkb - 1;
       for (int64_t p = 0; p < panels; p++)
         w.pack(nb + p * kNR, int(std::min<int64_t>(kNR, nc - p * kNR)), K, q0, q1, last, wbuf + p * SW);
-      for (int64_t s = s0; s < s1; s++) {
+      // Slivers one at a time (AVX2) or two (AVX-512: 24 of its 32 registers hold a 12x32 tile).
+      for (int64_t s = s0; s < s1;) {
         SliverPanels j;
-        j.a = pa + s * SX, j.kq = kq, j.kt = kt, j.q0 = q0, j.nq = q1 - q0;
+        j.nsl = wide && s + 1 < s1 ? 2 : 1;
+        j.a = pa + s * SX, j.sx = SX, j.kq = kq, j.kt = kt, j.q0 = q0, j.nq = q1 - q0;
         j.w = wbuf, j.sw = SW, j.panels = panels, j.nc = nc;
         j.parts = parts ? parts + (s - s0) * panels * 8 * kMR * kNR : nullptr;
         j.resume = kb > 0, j.last = last;
-        j.out = out + s * kMR * ldo + nb, j.ldo = ldo, j.mr = int(std::min<int64_t>(kMR, M - s * kMR));
+        j.out = out + s * kMR * ldo + nb, j.ldo = ldo;
+        j.mr = int(std::min<int64_t>(kMR, M - (s + j.nsl - 1) * kMR));
         if (wide) avx512::sliver_panels(j);
         else sliver_panels(j);
+        s += j.nsl;
       }
     }
   }
@@ -102,6 +107,7 @@ void gemm_impl(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, co
 }  // namespace
 
 void sliver_panels(const SliverPanels& j) {
+  MIMO_ASSERT(j.nsl == 1, "the AVX2 step takes one sliver at a time");
   using Part = float[kMR * kNR];
   alignas(32) float local[8][kMR * kNR];
   for (int64_t p = 0; p < j.panels; p++) {

@@ -8,7 +8,8 @@
 // tree, then the tail by FMA in order. A 512-bit vector holds a whole
 // 16-column panel row, so a 6x32 micro-kernel (two panels, 12 accumulators,
 // 6 broadcasts and 2 loads per step) does the work of two AVX2 6x16 passes
-// with half the instructions, and the results are the same bits.
+// with half the instructions, and the results are the same bits. Two slivers
+// at a time (a 12x32 tile, 24 accumulators) halve the panel loads per FMA.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -21,30 +22,31 @@ namespace {
 
 constexpr int kTile = kMR * kNR;  // floats of one partial 6x16 tile
 
-// NP (1 or 2) panels' 6x16 tiles: c[p][i][j] = fma(a[k][i], b_p[k][j], ...)
-// for k < kc, from zero or (resume) from the values in c.
-template <int NP>
-inline void ukernel(int64_t kc, const float* a, const float* b0, const float* b1, float* c0, float* c1, bool resume) {
-  __m512 acc[kMR][NP];
-  float* c[2] = {c0, c1};
-  #pragma GCC unroll 6
-  for (int i = 0; i < kMR; i++)
+// NS slivers' (1 or 2) 6 rows against NP panels (1 or 2): c[2 s + p] is the
+// 6x16 tile of sliver s and panel p; c[..][i][j] = fma(a_s[k][i], b_p[k][j],
+// ...) for k < kc, from zero or (resume) from the values in c.
+template <int NS, int NP>
+inline void ukernel(int64_t kc, const float* const* a, const float* const* b, float* const* c, bool resume) {
+  __m512 acc[NS * kMR][NP];
+  #pragma GCC unroll 12
+  for (int i = 0; i < NS * kMR; i++)
     #pragma GCC unroll 2
-    for (int p = 0; p < NP; p++) acc[i][p] = resume ? _mm512_loadu_ps(c[p] + i * kNR) : _mm512_setzero_ps();
+    for (int p = 0; p < NP; p++)
+      acc[i][p] = resume ? _mm512_loadu_ps(c[2 * (i / kMR) + p] + (i % kMR) * kNR) : _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; k++) {
-    const __m512 w0 = _mm512_loadu_ps(b0 + k * kNR);
-    const __m512 w1 = NP == 2 ? _mm512_loadu_ps(b1 + k * kNR) : w0;
-    #pragma GCC unroll 6
-    for (int i = 0; i < kMR; i++) {
-      const __m512 av = _mm512_set1_ps(a[k * kMR + i]);
+    const __m512 w0 = _mm512_loadu_ps(b[0] + k * kNR);
+    const __m512 w1 = NP == 2 ? _mm512_loadu_ps(b[1] + k * kNR) : w0;
+    #pragma GCC unroll 12
+    for (int i = 0; i < NS * kMR; i++) {
+      const __m512 av = _mm512_set1_ps(a[i / kMR][k * kMR + i % kMR]);
       acc[i][0] = _mm512_fmadd_ps(av, w0, acc[i][0]);
       if constexpr (NP == 2) acc[i][1] = _mm512_fmadd_ps(av, w1, acc[i][1]);
     }
   }
-  #pragma GCC unroll 6
-  for (int i = 0; i < kMR; i++)
+  #pragma GCC unroll 12
+  for (int i = 0; i < NS * kMR; i++)
     #pragma GCC unroll 2
-    for (int p = 0; p < NP; p++) _mm512_storeu_ps(c[p] + i * kNR, acc[i][p]);
+    for (int p = 0; p < NP; p++) _mm512_storeu_ps(c[2 * (i / kMR) + p] + (i % kMR) * kNR, acc[i][p]);
 }
 
 // Eight partial tiles in the tree ((p0+p4)+(p2+p6))+((p1+p5)+(p3+p7)), the
@@ -64,26 +66,39 @@ inline void combine(const float* part, int64_t kt, const float* at, const float*
 }  // namespace
 
 void sliver_panels(const avx2::SliverPanels& j) {
-  alignas(64) float local[2][8 * kTile];
+  alignas(64) float local[2][2][8 * kTile];  // [sliver][panel of the pair]
+  const int64_t per_sliver = j.panels * 8 * kTile;  // floats of one sliver's kept partial tiles
   for (int64_t p = 0; p < j.panels; p += 2) {
     const bool two = p + 1 < j.panels;
-    float* part0 = j.parts ? j.parts + p * 8 * kTile : local[0];
-    float* part1 = j.parts ? part0 + 8 * kTile : local[1];
+    float* part[2][2];
+    for (int t = 0; t < 2; t++)
+      for (int q = 0; q < 2; q++) part[t][q] = j.parts ? j.parts + t * per_sliver + (p + q) * 8 * kTile : local[t][q];
     const float* b0 = j.w + p * j.sw;
     const float* b1 = b0 + j.sw;
     for (int r = 0; r < 8; r++) {
-      const float* a = j.a + (r * j.kq + j.q0) * kMR;
+      const float* a[2] = {j.a + (r * j.kq + j.q0) * kMR, j.a + j.sx + (r * j.kq + j.q0) * kMR};
       const int64_t off = r * j.nq * kNR;
-      if (two) ukernel<2>(j.nq, a, b0 + off, b1 + off, part0 + r * kTile, part1 + r * kTile, j.resume);
-      else ukernel<1>(j.nq, a, b0 + off, nullptr, part0 + r * kTile, nullptr, j.resume);
+      const float* b[2] = {b0 + off, b1 + off};
+      float* c[4] = {part[0][0] + r * kTile, part[0][1] + r * kTile, part[1][0] + r * kTile, part[1][1] + r * kTile};
+      if (j.nsl == 2) {
+        if (two) ukernel<2, 2>(j.nq, a, b, c, j.resume);
+        else ukernel<2, 1>(j.nq, a, b, c, j.resume);
+      } else {
+        if (two) ukernel<1, 2>(j.nq, a, b, c, j.resume);
+        else ukernel<1, 1>(j.nq, a, b, c, j.resume);
+      }
     }
     if (!j.last) continue;
-    const float* at = j.a + 8 * j.kq * kMR;
     const int64_t toff = 8 * j.nq * kNR;
-    combine(part0, j.kt, at, b0 + toff, j.out + p * kNR, j.ldo, j.mr, int(std::min<int64_t>(kNR, j.nc - p * kNR)));
-    if (two)
-      combine(part1, j.kt, at, b1 + toff, j.out + (p + 1) * kNR, j.ldo, j.mr,
-              int(std::min<int64_t>(kNR, j.nc - (p + 1) * kNR)));
+    for (int t = 0; t < j.nsl; t++) {
+      const float* at = j.a + t * j.sx + 8 * j.kq * kMR;
+      float* out = j.out + t * kMR * j.ldo;
+      const int mr = t == j.nsl - 1 ? j.mr : kMR;
+      combine(part[t][0], j.kt, at, b0 + toff, out + p * kNR, j.ldo, mr, int(std::min<int64_t>(kNR, j.nc - p * kNR)));
+      if (two)
+        combine(part[t][1], j.kt, at, b1 + toff, out + (p + 1) * kNR, j.ldo, mr,
+                int(std::min<int64_t>(kNR, j.nc - (p + 1) * kNR)));
+    }
   }
 }
 

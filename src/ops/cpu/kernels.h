@@ -106,16 +106,18 @@ void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, 
 // group of packed weight panels over one depth block, each output summed in
 // the backend's order. Both ISAs implement it, with the same bits.
 struct SliverPanels {
-  const float* a = nullptr;  // the sliver, whole depth, chain-class-major
+  const float* a = nullptr;  // the (first) sliver, whole depth, chain-class-major
+  int nsl = 1;               // consecutive slivers in this job: 1, or 2 (AVX-512 only)
+  int64_t sx = 0;            // floats from one sliver to the next
   int64_t kq = 0, kt = 0;    // K / 8, K % 8
   int64_t q0 = 0, nq = 0;    // this block's chain steps
   const float* w = nullptr;  // this block's packed panels, `sw` floats apart
   int64_t sw = 0, panels = 0, nc = 0;  // nc: columns the panels cover
-  float* parts = nullptr;  // 8 partial 6x16 tiles per panel kept across blocks; null with one block
+  float* parts = nullptr;  // 8 partial 6x16 tiles per panel and sliver kept across blocks; null with one block
   bool resume = false, last = true;  // resume: continue the chains in parts; last: combine into out
-  float* out = nullptr;              // the sliver's first row, the group's first column
+  float* out = nullptr;              // the (first) sliver's first row, the group's first column
   int64_t ldo = 0;
-  int mr = 0;  // live rows of the sliver
+  int mr = 0;  // live rows of the last sliver (the others are whole)
 };
 void sliver_panels(const SliverPanels& j);
 float dot_f32(const float* a, const float* b, int64_t n);
@@ -134,7 +136,7 @@ void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, fl
                  int64_t n0, int64_t n1, int64_t K);
 void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
                 int64_t n1, int64_t K);
-// avx2::sliver_panels with a 6x32 micro-kernel (two panels per pass).
+// avx2::sliver_panels with a 12x32 micro-kernel (two slivers, two panels per pass).
 void sliver_panels(const avx2::SliverPanels& j);
 }  // namespace avx512
 
