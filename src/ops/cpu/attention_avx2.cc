@@ -37,25 +37,6 @@ constexpr int kKB = 64;  // keys per block
 
 inline float exp1(float x) { return _mm256_cvtss_f32(exp8(_mm256_set1_ps(x))); }
 
-struct Isa {
-  using Vec = __m256;
-  static constexpr int kRows = 1, kDims = 8;
-  static Vec zero() { return _mm256_setzero_ps(); }
-  static Vec x8(const float* x) { return _mm256_loadu_ps(x); }
-  template <typename W>
-  static Vec w8(const W* a, const W*) {
-    return load8(a);
-  }
-  static Vec fma(Vec x, Vec w, Vec acc) { return _mm256_fmadd_ps(x, w, acc); }
-  static float sum8(Vec v, int) { return hsum(v); }
-  static Vec set1(float v) { return _mm256_set1_ps(v); }
-  template <typename W>
-  static Vec vload(const W* p) {
-    return load8(p);
-  }
-  static void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
-};
-
 #include "ops/cpu/attention_direct.inc"
 
 // Per-thread scratch, grown once.

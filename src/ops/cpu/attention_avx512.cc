@@ -17,26 +17,6 @@ namespace mimo::cpu::avx512 {
 
 namespace {
 
-struct Isa {
-  using Vec = __m512;
-  static constexpr int kRows = 2, kDims = 16;
-  static Vec zero() { return _mm512_setzero_ps(); }
-  static Vec x8(const float* x) { return _mm512_broadcast_f32x8(_mm256_loadu_ps(x)); }
-  template <typename W>
-  static Vec w8(const W* a, const W* b) {
-    return pair8(a, b);
-  }
-  static Vec fma(Vec x, Vec w, Vec acc) { return _mm512_fmadd_ps(x, w, acc); }
-  static float sum8(Vec v, int row) { return hsum_half(v, row); }
-  static Vec set1(float v) { return _mm512_set1_ps(v); }
-  static Vec vload(const float* p) { return _mm512_loadu_ps(p); }
-  static Vec vload(const uint16_t* p) {
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
-  }
-  static void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
-};
-
 #include "ops/cpu/attention_direct.inc"
 
 }  // namespace

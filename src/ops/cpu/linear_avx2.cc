@@ -20,22 +20,6 @@ namespace mimo::cpu::avx2 {
 
 namespace {
 
-struct Isa {
-  using Vec = __m256;
-  static constexpr int kRows = 1;
-  static Vec zero() { return _mm256_setzero_ps(); }
-  static Vec x8(const float* x) { return _mm256_loadu_ps(x); }
-  template <typename W>
-  static Vec w8(const W* a, const W*) {
-    return load8(a);
-  }
-  static Vec fp8(const uint8_t* a, const uint8_t*, float sa, float) {
-    return _mm256_mul_ps(fp8x8(a), _mm256_set1_ps(sa));
-  }
-  static Vec fma(Vec x, Vec w, Vec acc) { return _mm256_fmadd_ps(x, w, acc); }
-  static float sum8(Vec v, int) { return hsum(v); }
-};
-
 #include "ops/cpu/linear_tiles.inc"
 
 // The tile shape for a group of g <= 4 rows (a 4x3 tile fills the 16

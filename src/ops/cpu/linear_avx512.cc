@@ -25,22 +25,6 @@ namespace mimo::cpu::avx512 {
 
 namespace {
 
-struct Isa {
-  using Vec = __m512;
-  static constexpr int kRows = 2;
-  static Vec zero() { return _mm512_setzero_ps(); }
-  static Vec x8(const float* x) { return _mm512_broadcast_f32x8(_mm256_loadu_ps(x)); }
-  template <typename W>
-  static Vec w8(const W* a, const W* b) {
-    return pair8(a, b);
-  }
-  static Vec fp8(const uint8_t* a, const uint8_t* b, float sa, float sb) {
-    return _mm512_mul_ps(pair8(a, b), _mm512_mask_blend_ps(__mmask16(0xFF00), _mm512_set1_ps(sa), _mm512_set1_ps(sb)));
-  }
-  static Vec fma(Vec x, Vec w, Vec acc) { return _mm512_fmadd_ps(x, w, acc); }
-  static float sum8(Vec v, int row) { return hsum_half(v, row); }
-};
-
 #include "ops/cpu/linear_tiles.inc"
 
 // Tile shapes for a group of g <= 8 rows of x: MR x NV accumulators plus NV

@@ -78,4 +78,28 @@ inline __m128i to_bf16_8(__m256 v) {
   return _mm_packus_epi32(lo, hi2);
 }
 
+// The vector operations linear_tiles.inc and attention_direct.inc are
+// written against (see there), for 8-lane vectors.
+struct Isa {
+  using Vec = __m256;
+  static constexpr int kRows = 1, kDims = 8;
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static Vec x8(const float* x) { return _mm256_loadu_ps(x); }
+  template <typename W>
+  static Vec w8(const W* a, const W*) {
+    return load8(a);
+  }
+  static Vec fp8(const uint8_t* a, const uint8_t*, float sa, float) {
+    return _mm256_mul_ps(fp8x8(a), _mm256_set1_ps(sa));
+  }
+  static Vec fma(Vec x, Vec w, Vec acc) { return _mm256_fmadd_ps(x, w, acc); }
+  static float sum8(Vec v, int) { return hsum(v); }
+  static Vec set1(float v) { return _mm256_set1_ps(v); }
+  template <typename W>
+  static Vec vload(const W* p) {
+    return load8(p);
+  }
+  static void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+};
+
 }  // namespace mimo::cpu::avx2

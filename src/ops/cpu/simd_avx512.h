@@ -42,5 +42,31 @@ inline float hsum_half(__m512 v, int half) {
   return _mm_cvtss_f32(s);
 }
 
+// The vector operations linear_tiles.inc and attention_direct.inc are
+// written against (see there): two weight rows (keys) per vector, x (q)
+// broadcast to both halves; 16 output dims per vector in P.V.
+struct Isa {
+  using Vec = __m512;
+  static constexpr int kRows = 2, kDims = 16;
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static Vec x8(const float* x) { return _mm512_broadcast_f32x8(_mm256_loadu_ps(x)); }
+  template <typename W>
+  static Vec w8(const W* a, const W* b) {
+    return pair8(a, b);
+  }
+  static Vec fp8(const uint8_t* a, const uint8_t* b, float sa, float sb) {
+    return _mm512_mul_ps(pair8(a, b), _mm512_mask_blend_ps(__mmask16(0xFF00), _mm512_set1_ps(sa), _mm512_set1_ps(sb)));
+  }
+  static Vec fma(Vec x, Vec w, Vec acc) { return _mm512_fmadd_ps(x, w, acc); }
+  static float sum8(Vec v, int row) { return hsum_half(v, row); }
+  static Vec set1(float v) { return _mm512_set1_ps(v); }
+  static Vec vload(const float* p) { return _mm512_loadu_ps(p); }
+  static Vec vload(const uint16_t* p) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  }
+  static void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+};
+
 }  // namespace
 }  // namespace mimo::cpu::avx512
