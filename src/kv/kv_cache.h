@@ -27,6 +27,7 @@ class KvCache {
   Tensor& k(int layer) { return k_[size_t(layer)]; }
   Tensor& v(int layer) { return v_[size_t(layer)]; }
   Tensor& mtp_k(int i) { return mk_[size_t(i)]; }
+  int num_mtp() const { return int(mk_.size()); }
   Tensor& mtp_v(int i) { return mv_[size_t(i)]; }
   int64_t slots(int pool) const { return pool < int(slots_.size()) ? slots_[size_t(pool)] : 0; }
   // One slot past the pool's slots that no sequence owns: the rows a padded

@@ -115,10 +115,13 @@ const Tensor& Model::run_forward(const StepInputs& in, KvCache& kv) {
     const LayerSpec& ls = spec_.layers[size_t(l)];
     const LayerWeights& lw = w_.layers[size_t(l)];
     be_.rms_norm(x, lw.input_norm, spec_.rms_eps, h);
+    const size_t mark = cur_->mark();  // the attention's and the FFN's temporaries die with them
     attention(ls, lw.attn, in.meta[pool_of(ls.attn.kind)], kv.k(l), kv.v(l), h, y);
+    cur_->rewind(mark);
     be_.add_(x, y);
     be_.rms_norm(x, lw.post_norm, spec_.rms_eps, h);
     ffn(ls, lw, h, y);
+    cur_->rewind(mark);
     be_.add_(x, y);
   }
   hidden_ = cur_->take({T, H}, DType::F32);
@@ -137,6 +140,7 @@ namespace mimo {
 const Tensor& Model::mtp_forward(int k, const StepBatch& b, const Tensor& hidden_in, KvCache& kv) {
   MIMO_ASSERT(k >= 0 && k < num_mtp_layers(), "MTP layer {} of {}", k, num_mtp_layers());
   MIMO_ASSERT(b.num_tokens() > 0 && hidden_in.dim(0) == b.num_tokens());
+  MIMO_ASSERT(k < kv.num_mtp(), "the KV cache holds {} MTP layers, not layer {}", kv.num_mtp(), k);
   b.validate(kv.slots(kPoolFull), 0);
   if (const Tensor* lg = graphed(k, b, &hidden_in, kv)) return *lg;
   const bool pools[2] = {true, false};
@@ -160,12 +164,15 @@ const Tensor& Model::run_mtp(int k, const StepInputs& in, const Tensor& hidden_i
   ls.attn = spec_.mtp_attn;
   ls.ffn = FfnKind::Dense;
   be_.rms_norm(x, m.input_norm, spec_.rms_eps, a);
+  const size_t mark = cur_->mark();
   attention(ls, m.attn, in.meta[kPoolFull], kv.mtp_k(k), kv.mtp_v(k), a, y);
+  cur_->rewind(mark);
   be_.add_(x, y);
   be_.rms_norm(x, m.pre_mlp_norm, spec_.rms_eps, a);
   LayerWeights dense;
   dense.mlp = m.mlp;
   ffn(ls, dense, a, y);
+  cur_->rewind(mark);
   be_.add_(x, y);
   be_.rms_norm(x, m.final_norm, spec_.rms_eps, x);
   Tensor sel = cur_->take({in.R, H}, DType::F32);

@@ -51,6 +51,9 @@ class Model {
   // used goes first); each holds its recorded launches on the device.
   void enable_graphs(int max_bs, int max_graphs = 256);
   // Counters, readable from any thread.
+  // Bytes of temporaries an op-by-op step has needed at most: one layer's
+  // worth (plus the step's inputs, residual and logits), whatever the depth.
+  size_t workspace_high_water() const { return ws_.high_water(); }
   int graph_captures() const { return graph_captures_.load(std::memory_order_relaxed); }
   int64_t graph_replays() const { return graph_replays_.load(std::memory_order_relaxed); }
 

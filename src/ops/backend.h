@@ -135,6 +135,15 @@ class Workspace {
   explicit Workspace(Backend& b) : backend_(b) {}
   Tensor take(std::vector<int64_t> shape, DType dtype);
   void reset();
+  // Everything taken after mark() is given back by rewind(mark): a layer's
+  // temporaries are dead once its output is written, so the next layer
+  // reuses their memory and the block holds one layer's worth, not every
+  // layer's. (Ops run in order on one stream, so a later op writing reused
+  // memory never overtakes an earlier one reading it.)
+  size_t mark() const { return used_; }
+  void rewind(size_t m) { used_ = m; }
+  // The most bytes in use at once so far (what the block grows to).
+  size_t high_water() const { return high_water_; }
   // Whether everything taken since the last reset() came from the block
   // (reset() then keeps the block, so the addresses repeat).
   bool settled() const { return overflow_.empty() && high_water_ <= capacity_; }
