@@ -22,35 +22,29 @@ namespace {
 
 #include "ops/cpu/linear_tiles.inc"
 
-// The tile shape for a group of g <= 4 rows (a 4x3 tile fills the 16
-// registers; one row keeps 8 independent chains).
-template <typename Src>
-void group_of(int g, const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t nb, int64_t ne,
-              int64_t K, bool linear) {
-  switch (g) {
-    case 4: return group<4, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    case 3: return group<3, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    case 2: return group<2, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    default: return group<1, 8>(x, ldx, w, out, ldo, nb, ne, K, linear);
+// Tile shapes for a group of g <= 4 rows (a 4x3 tile fills the 16
+// registers; one row keeps 8 independent chains). Up to 4 rows are one
+// group. Measured with M = 2..4 rows against 1-2 MB of bf16 weights in
+// 256 KB - 512 KB row runs, cold, 2 threads, A/B alternated: K = 512
+// +20-40%, K = 1024 +0-10% for the linear prefetch over tile()'s next-rows
+// one. More rows: groups of 4 (3 + 4 for 7, 3 + 2 for 5).
+struct Groups {
+  static constexpr int kMaxGroup = 4, kSlab = 12;
+  template <typename Src>
+  static void run(int g, const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t nb, int64_t ne,
+                  int64_t K, bool linear) {
+    switch (g) {
+      case 4: return group<4, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 3: return group<3, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 2: return group<2, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      default: return group<1, 8>(x, ldx, w, out, ldo, nb, ne, K, linear);
+    }
   }
-}
-
-// Up to 4 rows are one group. Measured with M = 2..4 rows against 1-2 MB of
-// bf16 weights in 256 KB - 512 KB row runs, cold, 2 threads, A/B alternated:
-// K = 512 +20-40%, K = 1024 +0-10% for the linear prefetch over tile()'s
-// next-rows one. More rows: groups of 4 (3 + 4 for 7, 3 + 2 for 5).
-template <typename Src>
-void linear_impl(const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t M, int64_t n0, int64_t n1,
-                 int64_t K) {
-  linear_groups<4, 12>(
-      x, ldx, w, out, ldo, M, n0, n1, K,
-      [](int g, const float* xg, int64_t lx, const Src& ws, float* o, int64_t lo, int64_t nb, int64_t ne, int64_t k,
-         bool lin) { group_of(g, xg, lx, ws, o, lo, nb, ne, k, lin); },
-      [](int64_t m_all, int64_t m) {
-        const int64_t left = m_all - m;
-        return left >= 7 ? 4 : left >= 5 ? 3 : int(left);
-      });
-}
+  static int split(int64_t M, int64_t m) {
+    const int64_t left = M - m;
+    return left >= 7 ? 4 : left >= 5 ? 3 : int(left);
+  }
+};
 
 template <typename W>
 inline float dot_impl(const float* a, const W* b, int64_t n) {
@@ -63,15 +57,15 @@ inline float dot_impl(const float* a, const W* b, int64_t n) {
 
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K) {
-  linear_impl(x, ldx, PlainRows<float>{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_groups<Groups>(x, ldx, PlainRows<float>{w, ldw}, out, ldo, M, n0, n1, K);
 }
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K) {
-  linear_impl(x, ldx, PlainRows<uint16_t>{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_groups<Groups>(x, ldx, PlainRows<uint16_t>{w, ldw}, out, ldo, M, n0, n1, K);
 }
 void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
                 int64_t n1, int64_t K) {
-  linear_impl(x, ldx, Fp8Rows{w}, out, ldo, M, n0, n1, K);
+  linear_groups<Groups>(x, ldx, Fp8Rows{w}, out, ldo, M, n0, n1, K);
 }
 void dequant_fp8_row(const Fp8Matrix& w, int64_t n, int64_t K, float* dst) {
   const Fp8Rows row = Fp8Rows{w}.at(n);

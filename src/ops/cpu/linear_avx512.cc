@@ -31,50 +31,44 @@ namespace {
 // weight vectors and one x vector within the 32 registers. 2-4 rows take 4
 // weight rows per tile, not 8: bench-0.5b decode at batch 4 ran 20.1-20.3
 // ms per step against 20.8 with 8 (the experts' and linears' streams are
-// shorter per tile; 2 threads, alternated runs).
-template <typename Src>
-void group_of(int g, const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t nb, int64_t ne,
-              int64_t K, bool linear) {
-  switch (g) {
-    case 8: return group<8, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    case 7: return group<7, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    case 6: return group<6, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    case 5: return group<5, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    case 4: return group<4, 2>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    case 3: return group<3, 2>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    case 2: return group<2, 2>(x, ldx, w, out, ldo, nb, ne, K, linear);
-    default: return group<1, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
+// shorter per tile; 2 threads, alternated runs). Up to 8 rows are one group;
+// more go in groups of nearly equal size.
+struct Groups {
+  static constexpr int kMaxGroup = 8, kSlab = 24;
+  template <typename Src>
+  static void run(int g, const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t nb, int64_t ne,
+                  int64_t K, bool linear) {
+    switch (g) {
+      case 8: return group<8, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 7: return group<7, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 6: return group<6, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 5: return group<5, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 4: return group<4, 2>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 3: return group<3, 2>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 2: return group<2, 2>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      default: return group<1, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
+    }
   }
-}
-
-// Up to 8 rows are one group; more go in groups of nearly equal size.
-template <typename Src>
-void linear_impl(const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t M, int64_t n0, int64_t n1,
-                 int64_t K) {
-  linear_groups<8, 24>(
-      x, ldx, w, out, ldo, M, n0, n1, K,
-      [](int g, const float* xg, int64_t lx, const Src& ws, float* o, int64_t lo, int64_t nb, int64_t ne, int64_t k,
-         bool lin) { group_of(g, xg, lx, ws, o, lo, nb, ne, k, lin); },
-      [](int64_t m_all, int64_t m) {
-        // Group gi covers [m_all gi / groups, m_all (gi + 1) / groups); m is one's start.
-        const int64_t groups = (m_all + 7) / 8, gi = (m * groups + m_all - 1) / m_all;
-        return int(m_all * (gi + 1) / groups - m);
-      });
-}
+  static int split(int64_t M, int64_t m) {
+    // Group gi covers [M gi / groups, M (gi + 1) / groups); m is one's start.
+    const int64_t groups = (M + 7) / 8, gi = (m * groups + M - 1) / M;
+    return int(M * (gi + 1) / groups - m);
+  }
+};
 
 }  // namespace
 
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K) {
-  linear_impl(x, ldx, PlainRows<float>{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_groups<Groups>(x, ldx, PlainRows<float>{w, ldw}, out, ldo, M, n0, n1, K);
 }
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K) {
-  linear_impl(x, ldx, PlainRows<uint16_t>{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_groups<Groups>(x, ldx, PlainRows<uint16_t>{w, ldw}, out, ldo, M, n0, n1, K);
 }
 void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
                 int64_t n1, int64_t K) {
-  linear_impl(x, ldx, Fp8Rows{w}, out, ldo, M, n0, n1, K);
+  linear_groups<Groups>(x, ldx, Fp8Rows{w}, out, ldo, M, n0, n1, K);
 }
 
 }  // namespace mimo::cpu::avx512
