@@ -33,6 +33,7 @@ class CountingBackend final : public Backend {
   std::string name() const override { return in_.name(); }
   Tensor alloc(std::vector<int64_t> shape, DType dtype) override { return in_.alloc(std::move(shape), dtype); }
   void zero_(Tensor& t) override { in_.zero_(t); }
+  Tensor prepare_weight(const Tensor& w) const override { return in_.prepare_weight(w); }
   void copy_from_host(Tensor& dst, const void* src) override { in_.copy_from_host(dst, src); }
   void copy_to_host(void* dst, const Tensor& src) override { in_.copy_to_host(dst, src); }
   void embedding(const Tensor& ids, const Tensor& table, Tensor& out) override {

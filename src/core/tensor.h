@@ -66,6 +66,13 @@ class Tensor {
   // This tensor with block scales attached (F8E4M3 only; scales on the same device).
   Tensor with_scales(Tensor scales, int block) const;
 
+  // A weight matrix the CPU backend re-laid out in row tiles for its kernels
+  // (ops/cpu/kernels.h: kTileRows rows interleaved per 8 values of k). Only
+  // that backend's linear and moe_experts read it; the shape stays [.., N, K].
+  bool row_tiled() const { return row_tiled_; }
+  // The same storage marked row-tiled (the caller laid the data out so).
+  Tensor as_row_tiled() const;
+
  private:
   std::vector<int64_t> shape_;
   DType dtype_ = DType::F32;
@@ -73,6 +80,7 @@ class Tensor {
   std::shared_ptr<void> storage_;
   void* data_ = nullptr;
   BlockScales scales_;
+  bool row_tiled_ = false;
 };
 
 }  // namespace mimo

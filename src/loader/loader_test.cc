@@ -297,6 +297,39 @@ TEST(Fp8, NativeWeightsComputeTheDequantisedProduct) {
   for (size_t i = 0; i < a.size(); i++) ASSERT_NEAR(a[i], b[i], 0.05 * (1 + std::fabs(b[i]))) << i;
 }
 
+// The CPU loads every matrix but the embedding table in row tiles (a tied
+// lm_head stays the table), and the model computes the same bits as with
+// row-major weights (MIMOSERVE_CPU_ROW_TILES=0).
+TEST(Loader, CpuMatricesComeInRowTilesWithTheSameLogits) {
+  test::TempDir tmp("rowtiles");
+  MakerOptions o;
+  o.mtp_layers = 1;
+  make_checkpoint(o, tmp.path());
+  Checkpoint ck = Checkpoint::open(tmp.path());
+  ModelSpec spec = load_model_config(tmp.path());
+  spec.num_mtp_layers = count_mtp_layers(ck);
+  auto logits = [&](bool tiles) {
+    if (!tiles) setenv("MIMOSERVE_CPU_ROW_TILES", "0", 1);
+    auto be = make_cpu_backend();
+    unsetenv("MIMOSERVE_CPU_ROW_TILES");
+    LoadOptions lo;
+    lo.dtype = DType::BF16;
+    ModelWeights w = load_weights(ck, spec, *be, lo);
+    EXPECT_EQ(w.layers[0].attn.q.row_tiled(), tiles);
+    EXPECT_EQ(w.layers[1].moe.gate_up.row_tiled(), tiles);
+    EXPECT_EQ(w.mtp[0].eh_hidden.row_tiled(), tiles);
+    EXPECT_EQ(w.lm_head.row_tiled(), tiles && w.lm_head.data() != w.embed.data());
+    EXPECT_FALSE(w.embed.row_tiled());
+    Model m(spec, std::move(w), *be);
+    GenerateOptions go;
+    go.max_new_tokens = 0;
+    go.dump_prompt_logits = true;
+    GenerateResult r = generate(m, {5, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8}, go);
+    return std::vector<float>(r.prompt_logits.ptr<float>(), r.prompt_logits.ptr<float>() + r.prompt_logits.numel());
+  };
+  EXPECT_EQ(logits(true), logits(false));
+}
+
 TEST(Shards, ShardedEqualsSingleFile) {
   test::TempDir a("one"), b("three");
   MakerOptions o;

@@ -37,6 +37,7 @@ struct Job {
   std::vector<Part> parts;
   bool may_fp8 = false;  // a matrix the kernels may read as FP8 (not the embedding table)
   int fp8_block = 0;     // > 0: kept as FP8 with per-row scales in blocks of this many columns
+  bool linear = false;   // read only as a linear's or the experts' weight (Backend::prepare_weight)
 };
 
 class Planner {
@@ -202,6 +203,10 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
     pl.vec(&m.final_norm, p + "final_layernorm.weight", hid);
   }
 
+  // Every matrix but the embedding table (which the embedding op reads by
+  // rows, and a tied lm_head shares) is only ever a linear's or the experts'.
+  for (auto& j : pl.jobs()) j.linear = j.shape.size() >= 2 && j.target != &w.embed;
+
   // Validate everything before doing any heavy work.
   TensorReader reader(ckpt);
   uint64_t total = 0;
@@ -251,7 +256,7 @@ ModelWeights load_weights(const Checkpoint& ckpt, const ModelSpec& spec, Backend
           dst += size_t(part.elements()) * dtype_size(j.dtype);
           bar.add(reader.stored_bytes(part.name));
         }
-        host[i] = std::move(t);
+        host[i] = j.linear ? backend.prepare_weight(t) : std::move(t);
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lk(err_mu);
         if (first_error.empty()) first_error = e.what();

@@ -61,6 +61,11 @@ class Backend {
   virtual void copy_from_host(Tensor& dst, const void* src) = 0;  // dst.nbytes() bytes
   virtual void copy_to_host(void* dst, const Tensor& src) = 0;
   Tensor upload(const Tensor& host);  // host tensor -> new tensor on this device
+  // A host weight matrix [N, K] or stack [E, N, K] that the model reads only
+  // as linear's or moe_experts' w, in the layout this backend's kernels read
+  // fastest (the CPU's row tiles, kernels.h), or `w` itself. Thread-safe:
+  // the loader calls it from its threads, before upload.
+  virtual Tensor prepare_weight(const Tensor& w) const = 0;
 
   // out[T, H] = table[ids[t]]; table F32 or BF16, out F32.
   virtual void embedding(const Tensor& ids, const Tensor& table, Tensor& out) = 0;

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <mutex>
 
 #include "core/error.h"
+#include "core/host_alloc.h"
 #include "core/thread_pool.h"
 #include "ops/cpu/kernels.h"
 #include "ops/sampling.h"
@@ -19,6 +22,30 @@ CpuBackend::CpuBackend() : pool_(ThreadPool::global()) {
   // (a bad value throws here, and again at the next backend).
   static std::once_flag isa_once;
   std::call_once(isa_once, cpu::apply_cpu_isa_env);
+  if (const char* v = std::getenv("MIMOSERVE_CPU_ROW_TILES"); v && *v) {
+    const std::string s(v);
+    if (s != "0" && s != "1") fail("MIMOSERVE_CPU_ROW_TILES={}: expected 1 (row tiles, the default) or 0 (row-major weights)", s);
+    row_tiles_ = s == "1";
+  }
+}
+
+Tensor CpuBackend::prepare_weight(const Tensor& w) const {
+  const bool ok = row_tiles_ && w.device() == Device::CPU && !w.row_tiled() &&
+                  (w.dtype() == DType::F32 || w.dtype() == DType::BF16) && (w.ndim() == 2 || w.ndim() == 3) &&
+                  w.dim(-2) % cpu::kTileRows == 0 && w.dim(-1) % 8 == 0 && w.numel() > 0;
+  if (!ok) return w;
+  const int64_t K = w.dim(-1), N = w.numel() / K;  // a stack's matrices are whole tiles each
+  const size_t es = dtype_size(w.dtype()), run = 8 * es;
+  void* mem = host_alloc(w.nbytes(), true);
+  Tensor t = Tensor::from_storage(w.shape(), w.dtype(), Device::CPU,
+                                  std::shared_ptr<void>(mem, [](void* q) { std::free(q); }), mem);
+  const char* src = static_cast<const char*>(w.data());
+  char* dst = static_cast<char*>(mem);
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t k = 0; k < K; k += 8)
+      std::memcpy(dst + size_t(cpu::tiled_row_offset(n, K) + k / 8 * cpu::kTiledRunStep) * es,
+                  src + size_t(n * K + k) * es, run);
+  return t.as_row_tiled();
 }
 
 std::string CpuBackend::name() const { return fmt::format("cpu ({} threads, {})", pool_.size(), cpu::cpu_isa_name()); }
@@ -56,6 +83,7 @@ cpu::WeightView weight_view(const Tensor& w) {
   cpu::WeightView v;
   v.data = w.data();
   v.ld = w.dim(-1);
+  v.tiled = w.row_tiled();
   switch (w.dtype()) {
     case DType::F32: v.kind = cpu::WeightView::Kind::F32; break;
     case DType::BF16: v.kind = cpu::WeightView::Kind::BF16; break;

@@ -24,6 +24,8 @@ class CpuBackend final : public Backend {
 
   Tensor alloc(std::vector<int64_t> shape, DType dtype) override;
   void zero_(Tensor& t) override;
+  // fp32 and bf16 matrices with N and K multiples of 8 go into row tiles.
+  Tensor prepare_weight(const Tensor& w) const override;
   void copy_from_host(Tensor& dst, const void* src) override;
   void copy_to_host(void* dst, const Tensor& src) override;
 
@@ -48,6 +50,7 @@ class CpuBackend final : public Backend {
 
  private:
   ThreadPool& pool_;
+  bool row_tiles_ = true;  // MIMOSERVE_CPU_ROW_TILES=0 keeps weights row-major (A/B runs)
   // Scratch reused across calls (grown to the largest step, never shrunk),
   // so a warmed-up step does not allocate.
   cpu::FloatBuffer pack_;  // packed x of linear()

@@ -59,6 +59,13 @@ struct PlainPanels {
     pack_panel([&](int i) { return w + (n + i) * ldw; }, rows, K, q0, q1, last, dst);
   }
 };
+template <typename W>
+struct TiledPanels {
+  const W* w;
+  void pack(int64_t n, int rows, int64_t K, int64_t q0, int64_t q1, bool, float* dst) const {
+    pack_panel([&](int i) { return w + tiled_row_offset(n + i, K); }, rows, K, q0, q1, false, dst, kTiledRunStep);
+  }
+};
 struct Fp8Panels {
   const Fp8Matrix& w;
   void pack(int64_t n, int rows, int64_t K, int64_t q0, int64_t q1, bool last, float* dst) const {
@@ -135,11 +142,13 @@ void pack_a_rows(const float* x, int64_t ldx, const int32_t* rows, int64_t M, in
 
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const float* w, int64_t ldw,
                  int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf) {
-  gemm_impl(pa, M, K, s0, s1, PlainPanels<float>{w, ldw}, n0, n1, out, ldo, wbuf);
+  if (ldw == kRowTiles) gemm_impl(pa, M, K, s0, s1, TiledPanels<float>{w}, n0, n1, out, ldo, wbuf);
+  else gemm_impl(pa, M, K, s0, s1, PlainPanels<float>{w, ldw}, n0, n1, out, ldo, wbuf);
 }
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const uint16_t* w, int64_t ldw,
                  int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf) {
-  gemm_impl(pa, M, K, s0, s1, PlainPanels<uint16_t>{w, ldw}, n0, n1, out, ldo, wbuf);
+  if (ldw == kRowTiles) gemm_impl(pa, M, K, s0, s1, TiledPanels<uint16_t>{w}, n0, n1, out, ldo, wbuf);
+  else gemm_impl(pa, M, K, s0, s1, PlainPanels<uint16_t>{w, ldw}, n0, n1, out, ldo, wbuf);
 }
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const Fp8Matrix& w, int64_t n0,
                  int64_t n1, float* out, int64_t ldo, float* wbuf) {

@@ -49,9 +49,12 @@ inline void transpose8(__m256 r[8]) {
 // of depth K into one chain-class-major panel, for the chain steps q in
 // [q0, q1) (k = 8q + r): dst[(r * (q1 - q0) + q - q0) * 16 + i] =
 // row(i)[8q + r]; with `tail`, then dst[(8 (q1 - q0) + t) * 16 + i] =
-// row(i)[8 (K / 8) + t] for t < K % 8. dst is 32-byte aligned.
+// row(i)[8 (K / 8) + t] for t < K % 8. dst is 32-byte aligned. A row's
+// runs of 8 are `step` elements apart (8: row-major; kTiledRunStep: row
+// tiles, which have no tail).
 template <typename RowFn>
-inline void pack_panel(RowFn row, int rows, int64_t K, int64_t q0, int64_t q1, bool tail, float* dst) {
+inline void pack_panel(RowFn row, int rows, int64_t K, int64_t q0, int64_t q1, bool tail, float* dst,
+                       int64_t step = 8) {
   const int64_t kq = K / 8, kt = K % 8, nq = q1 - q0;
   for (int g = 0; g < 2; g++) {
     const int r0 = g * 8;
@@ -62,11 +65,12 @@ inline void pack_panel(RowFn row, int rows, int64_t K, int64_t q0, int64_t q1, b
     // in each, once per cache line, so the packing is not latency-bound.
     using Elem = std::remove_cv_t<std::remove_pointer_t<decltype(p[0])>>;
     constexpr int64_t kLineQ = 64 / (8 * int64_t(sizeof(Elem))), kAhead = 512 / int64_t(sizeof(Elem));
+    const int64_t ahead = kAhead / 8 * step;
     for (int64_t q = q0; q < q1; q++) {
       if (q % kLineQ == 0)
-        for (int i = 0; i < live; i++) _mm_prefetch(reinterpret_cast<const char*>(p[i] + 8 * q + kAhead), _MM_HINT_T0);
+        for (int i = 0; i < live; i++) _mm_prefetch(reinterpret_cast<const char*>(p[i] + step * q + ahead), _MM_HINT_T0);
       __m256 v[8];
-      for (int i = 0; i < 8; i++) v[i] = i < live ? load8(p[i] + 8 * q) : _mm256_setzero_ps();
+      for (int i = 0; i < 8; i++) v[i] = i < live ? load8(p[i] + step * q) : _mm256_setzero_ps();
       transpose8(v);
       for (int r = 0; r < 8; r++) _mm256_store_ps(dst + (r * nq + q - q0) * kNR + r0, v[r]);
     }

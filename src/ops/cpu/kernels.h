@@ -46,6 +46,20 @@ constexpr int kMR = 6, kNR = 16;
 // hot in cache: M = 48 dot 1.45 ms vs GEMM 1.50, M = 64 1.98 vs 1.91).
 constexpr int64_t kGemmMinM = 40, kGemmMinMAvx512 = 64;
 
+// Row tiles: the layout CpuBackend::prepare_weight gives fp32 and bf16
+// weights [N, K] with N and K multiples of 8: kTileRows rows interleaved per
+// 8 values of k, so row n's values k..k+8 (k a multiple of 8) sit at
+//   (n / 8) * 8 K + (k / 8) * 64 + (n % 8) * 8
+// ([N/8][K/8][8 rows][8]). A decode step then reads each thread's weights as
+// one or two sequential streams instead of one stream per row of a tile;
+// the arithmetic (and so every bit of the result) is the row-major one. The
+// entry points below take such a matrix as ldw == kRowTiles.
+constexpr int64_t kTileRows = 8, kRowTiles = 0;
+// Offset (in elements) of row n's first value in a row-tiled matrix of depth
+// K, and the step between its consecutive runs of 8.
+inline int64_t tiled_row_offset(int64_t n, int64_t K) { return n / kTileRows * kTileRows * K + n % kTileRows * 8; }
+constexpr int64_t kTiledRunStep = 8 * kTileRows;
+
 // Floats of one packed 6-row sliver / 16-row weight panel of depth K.
 inline int64_t sliver_floats(int64_t K) { return K * kMR; }
 inline int64_t panel_floats(int64_t K) { return K * kNR; }

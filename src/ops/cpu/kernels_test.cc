@@ -412,9 +412,10 @@ struct MoeSetup {
   Tensor x, ids, wts, gu, dn;
 };
 
-MoeSetup make_moe(int64_t T, DType dt, std::mt19937& g) {
+MoeSetup make_moe(int64_t T, DType dt, std::mt19937& g, int64_t H = 44) {
   MoeSetup m;
   m.T = T;
+  m.H = H;
   m.x = randn({T, m.H}, g);
   m.gu = as(randn({m.E_local, 2 * m.I, m.H}, g, 0.3f), dt);
   m.dn = as(randn({m.E_local, m.H, m.I}, g, 0.3f), dt);
@@ -462,6 +463,73 @@ TEST_P(Paths, MoeExpertsMatchReference) {
               << "T=" << T << " " << dtype_name(dt) << " token " << t;
       }
     }
+}
+
+// Weights in row tiles (CpuBackend::prepare_weight) give every bit the
+// row-major ones give: small M (the dot-product tiles, 16-row tile passes
+// for one row, slabs past 8 rows) and the GEMM (panels packed from tiles,
+// depth blocking past K = 4096), fp32 and bf16; the experts too.
+TEST_P(Paths, RowTiledWeightsGiveTheRowMajorBits) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(41);
+  auto same = [&](int64_t M, int64_t N, int64_t K, DType dt) {
+    Tensor x = randn({M, K}, g), w = as(randn({N, K}, g), dt);
+    Tensor tw = be->prepare_weight(w);
+    ASSERT_TRUE(tw.row_tiled()) << N << "x" << K;
+    ASSERT_EQ(tw.shape(), w.shape());
+    Tensor a = be->alloc({M, N}, DType::F32), b = be->alloc({M, N}, DType::F32);
+    be->linear(x, w, a);
+    be->linear(x, tw, b);
+    ASSERT_TRUE(same_bits(a.ptr<float>(), b.ptr<float>(), M * N))
+        << M << "x" << N << "x" << K << " " << dtype_name(dt);
+  };
+  for (DType dt : {DType::F32, DType::BF16}) {
+    for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 40, 63, 64, 70})
+      for (int64_t N : {8, 24, 136}) same(M, N, 1024, dt);
+    for (int64_t K : {8, 64, 200, 2048}) {
+      same(1, 40, K, dt);
+      same(12, 40, K, dt);
+    }
+  }
+  same(45, 16, 4104, DType::BF16);  // the GEMM's depth blocks
+  same(1, 4096, 512, DType::BF16);  // several chunks per thread
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t T : {1, 5, 60, 200}) {
+      MoeSetup m = make_moe(T, dt, g, 48);  // whole tiles: 48 = 2 I rows and 48 deep
+      Tensor tgu = be->prepare_weight(m.gu), tdn = be->prepare_weight(m.dn);
+      ASSERT_TRUE(tgu.row_tiled() && tdn.row_tiled());
+      Tensor a = be->alloc({T, m.H}, DType::F32), b = be->alloc({T, m.H}, DType::F32);
+      be->moe_experts(m.x, m.ids, m.wts, m.gu, m.dn, m.begin, a);
+      be->moe_experts(m.x, m.ids, m.wts, tgu, tdn, m.begin, b);
+      ASSERT_TRUE(same_bits(a.ptr<float>(), b.ptr<float>(), T * m.H)) << "T=" << T << " " << dtype_name(dt);
+    }
+}
+
+// Only fp32/bf16 matrices whose rows and depth are whole tiles get them;
+// MIMOSERVE_CPU_ROW_TILES=0 keeps every weight row-major, and a bad value
+// fails naming the variable.
+TEST(Kernels, RowTilesOnlyWhereTheyFit) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(42);
+  EXPECT_FALSE(be->prepare_weight(as(randn({12, 64}, g), DType::BF16)).row_tiled());  // rows not 8k
+  EXPECT_FALSE(be->prepare_weight(as(randn({16, 60}, g), DType::BF16)).row_tiled());  // depth not 8k
+  EXPECT_FALSE(be->prepare_weight(randn({64}, g)).row_tiled());
+  Tensor ids = Tensor::empty({16, 8}, DType::I32);
+  EXPECT_FALSE(be->prepare_weight(ids).row_tiled());
+  Tensor tiled = be->prepare_weight(randn({16, 64}, g));
+  EXPECT_TRUE(tiled.row_tiled());
+  EXPECT_TRUE(be->prepare_weight(tiled).row_tiled());  // already tiled: as is
+  EXPECT_EQ(be->prepare_weight(tiled).data(), tiled.data());
+  setenv("MIMOSERVE_CPU_ROW_TILES", "0", 1);
+  EXPECT_FALSE(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).row_tiled());
+  setenv("MIMOSERVE_CPU_ROW_TILES", "yes", 1);
+  try {
+    make_cpu_backend();
+    ADD_FAILURE() << "a bad MIMOSERVE_CPU_ROW_TILES was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("MIMOSERVE_CPU_ROW_TILES=yes"), std::string::npos) << e.what();
+  }
+  unsetenv("MIMOSERVE_CPU_ROW_TILES");
 }
 
 // A token's MoE output does not depend on which other tokens share its

@@ -68,6 +68,17 @@ struct Bf16Rows {
   int64_t ld;
   float operator()(int64_t n, int64_t k) const { return bf16_to_f32(w[n * ld + k]); }
 };
+// Row tiles (kernels.h), depth K.
+template <typename W>
+struct TiledRowsRef {
+  const W* w;
+  int64_t K;
+  float operator()(int64_t n, int64_t k) const {
+    const W v = w[tiled_row_offset(n, K) + k / 8 * kTiledRunStep + k % 8];
+    if constexpr (sizeof(W) == 2) return bf16_to_f32(v);
+    else return v;
+  }
+};
 struct Fp8RowsRef {
   const Fp8Matrix& m;
   const float* lut = fp8e4m3_table();
@@ -97,14 +108,16 @@ void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float*
                 int64_t n0, int64_t n1, int64_t K) {
   if (cpu_features().avx512) return avx512::linear_f32(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
   if (cpu_features().avx2_fma) return avx2::linear_f32(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
-  linear_ref(x, ldx, F32Rows{w, ldw}, out, ldo, M, n0, n1, K);
+  if (ldw == kRowTiles) linear_ref(x, ldx, TiledRowsRef<float>{w, K}, out, ldo, M, n0, n1, K);
+  else linear_ref(x, ldx, F32Rows{w, ldw}, out, ldo, M, n0, n1, K);
 }
 
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K) {
   if (cpu_features().avx512) return avx512::linear_bf16(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
   if (cpu_features().avx2_fma) return avx2::linear_bf16(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
-  linear_ref(x, ldx, Bf16Rows{w, ldw}, out, ldo, M, n0, n1, K);
+  if (ldw == kRowTiles) linear_ref(x, ldx, TiledRowsRef<uint16_t>{w, K}, out, ldo, M, n0, n1, K);
+  else linear_ref(x, ldx, Bf16Rows{w, ldw}, out, ldo, M, n0, n1, K);
 }
 
 void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,

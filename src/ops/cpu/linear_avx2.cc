@@ -30,6 +30,7 @@ namespace {
 // one. More rows: groups of 4 (3 + 4 for 7, 3 + 2 for 5).
 struct Groups {
   static constexpr int kMaxGroup = 4, kSlab = 12;
+  static constexpr int kStreamNV = 8;  // one row of x over row tiles: 8 rows per tile
   template <typename Src>
   static void run(int g, const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t nb, int64_t ne,
                   int64_t K, bool linear) {
@@ -57,11 +58,11 @@ inline float dot_impl(const float* a, const W* b, int64_t n) {
 
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K) {
-  linear_groups<Groups>(x, ldx, PlainRows<float>{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_rows<Groups>(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
 }
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K) {
-  linear_groups<Groups>(x, ldx, PlainRows<uint16_t>{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_rows<Groups>(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
 }
 void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
                 int64_t n1, int64_t K) {

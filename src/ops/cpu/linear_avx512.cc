@@ -35,6 +35,7 @@ namespace {
 // more go in groups of nearly equal size.
 struct Groups {
   static constexpr int kMaxGroup = 8, kSlab = 24;
+  static constexpr int kStreamNV = 8;  // one row of x over row tiles: 16 rows (two tiles) per tile pass
   template <typename Src>
   static void run(int g, const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t nb, int64_t ne,
                   int64_t K, bool linear) {
@@ -60,11 +61,11 @@ struct Groups {
 
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K) {
-  linear_groups<Groups>(x, ldx, PlainRows<float>{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_rows<Groups>(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
 }
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K) {
-  linear_groups<Groups>(x, ldx, PlainRows<uint16_t>{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_rows<Groups>(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
 }
 void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
                 int64_t n1, int64_t K) {

@@ -38,9 +38,9 @@ void gemm_slivers(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1,
                   int64_t n1, float* out, int64_t ldo) {
   float* wbuf = thread_wbuf(K);
   switch (w.kind) {
-    case WeightView::Kind::BF16: return avx2::gemm_packed(pa, M, K, s0, s1, w.b16(), w.ld, n0, n1, out, ldo, wbuf);
+    case WeightView::Kind::BF16: return avx2::gemm_packed(pa, M, K, s0, s1, w.b16(), w.kernel_ld(), n0, n1, out, ldo, wbuf);
     case WeightView::Kind::FP8: return avx2::gemm_packed(pa, M, K, s0, s1, w.fp8(), n0, n1, out, ldo, wbuf);
-    default: return avx2::gemm_packed(pa, M, K, s0, s1, w.f32(), w.ld, n0, n1, out, ldo, wbuf);
+    default: return avx2::gemm_packed(pa, M, K, s0, s1, w.f32(), w.kernel_ld(), n0, n1, out, ldo, wbuf);
   }
 }
 }  // namespace
@@ -53,9 +53,9 @@ void matmul_range(const float* x, int64_t ldx, const float* pa, int64_t M, int64
     return;
   }
   switch (w.kind) {
-    case WeightView::Kind::BF16: return linear_bf16(x, ldx, w.b16(), w.ld, out, ldo, M, n0, n1, K);
+    case WeightView::Kind::BF16: return linear_bf16(x, ldx, w.b16(), w.kernel_ld(), out, ldo, M, n0, n1, K);
     case WeightView::Kind::FP8: return linear_fp8(x, ldx, w.fp8(), out, ldo, M, n0, n1, K);
-    default: return linear_f32(x, ldx, w.f32(), w.ld, out, ldo, M, n0, n1, K);
+    default: return linear_f32(x, ldx, w.f32(), w.kernel_ld(), out, ldo, M, n0, n1, K);
   }
 }
 
@@ -72,14 +72,16 @@ void matmul(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K,
   const int nt = pool.size();
   if (!use_gemm(M)) {
     // Weight-streaming: each chunk is a contiguous run of weight rows (in
-    // units of 4, the dot kernel's tile), at least ~512 KB of them: every
+    // units of 8: whole row tiles, and whole tiles of the dot kernel, which
+    // keeps each chunk's rows aligned for them), at least ~512 KB of them: every
     // chunk starts a new stream whose first KBs the prefetch cannot cover
     // (on Zen 3, 128 KB chunks stream ~9% slower than 1 MB ones), while a
     // matrix of 4 MB or more still gives each thread several chunks.
     const int64_t es = w.elem_bytes();
-    int64_t grain = std::max<int64_t>(1, (int64_t(1) << 19) / std::max<int64_t>(1, 4 * K * es));
-    pool.parallel_for((N + 3) / 4, grain, [&](int64_t b, int64_t e) {
-      matmul_range(x, ldx, nullptr, M, K, w, b * 4, std::min(N, e * 4), out, ldo);
+    constexpr int64_t u = kTileRows;
+    int64_t grain = std::max<int64_t>(1, (int64_t(1) << 19) / std::max<int64_t>(1, u * K * es));
+    pool.parallel_for((N + u - 1) / u, grain, [&](int64_t b, int64_t e) {
+      matmul_range(x, ldx, nullptr, M, K, w, b * u, std::min(N, e * u), out, ldo);
     });
     return;
   }

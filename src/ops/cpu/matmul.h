@@ -35,12 +35,15 @@ float* thread_wbuf(int64_t K);
 
 // A weight matrix [N, K] with rows `ld` elements apart: fp32, bf16, or FP8
 // with per-row block scales (`scales` rows `scale_ld` apart, `block` columns
-// per scale).
+// per scale). fp32 and bf16 may be in row tiles instead (kernels.h; ld is
+// then K, the elements per row, and kernel_ld() says kRowTiles).
 struct WeightView {
   enum class Kind : uint8_t { F32, BF16, FP8 };
   const void* data = nullptr;
   Kind kind = Kind::F32;
   int64_t ld = 0;
+  bool tiled = false;
+  int64_t kernel_ld() const { return tiled ? kRowTiles : ld; }
   const float* scales = nullptr;
   int64_t scale_ld = 0;
   int64_t block = 0;
@@ -48,7 +51,7 @@ struct WeightView {
   const uint16_t* b16() const { return static_cast<const uint16_t*>(data); }
   Fp8Matrix fp8() const { return {static_cast<const uint8_t*>(data), ld, scales, scale_ld, block}; }
   int64_t elem_bytes() const { return kind == Kind::F32 ? 4 : kind == Kind::BF16 ? 2 : 1; }
-  // Rows [n, ...) of this matrix.
+  // Rows [n, ...) of this matrix (n a multiple of kTileRows when tiled).
   WeightView rows_from(int64_t n) const {
     WeightView v = *this;
     v.data = static_cast<const char*>(data) + n * ld * elem_bytes();

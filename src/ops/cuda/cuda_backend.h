@@ -35,6 +35,7 @@ class CudaBackend final : public Backend {
 
   Tensor alloc(std::vector<int64_t> shape, DType dtype) override;
   void zero_(Tensor& t) override;
+  Tensor prepare_weight(const Tensor& w) const override { return w; }  // cuBLAS reads [N, K] as stored
   void copy_from_host(Tensor& dst, const void* src) override;
   void copy_to_host(void* dst, const Tensor& src) override;
 
