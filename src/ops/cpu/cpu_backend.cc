@@ -32,7 +32,8 @@ CpuBackend::CpuBackend() : pool_(ThreadPool::global()) {
 Tensor CpuBackend::prepare_weight(const Tensor& w) const {
   const bool ok = row_tiles_ && w.device() == Device::CPU && !w.row_tiled() &&
                   (w.dtype() == DType::F32 || w.dtype() == DType::BF16) && (w.ndim() == 2 || w.ndim() == 3) &&
-                  w.dim(-2) % cpu::kTileRows == 0 && w.dim(-1) % 8 == 0 && w.numel() > 0;
+                  w.dim(-2) % cpu::kTileRows == 0 && w.dim(-1) % 8 == 0 && w.numel() > 0 &&
+                  w.dim(-1) * int64_t(dtype_size(w.dtype())) <= cpu::kTiledMaxRowBytes;
   if (!ok) return w;
   const int64_t K = w.dim(-1), N = w.numel() / K;  // a stack's matrices are whole tiles each
   const size_t es = dtype_size(w.dtype()), run = 8 * es;

@@ -24,7 +24,8 @@ class CpuBackend final : public Backend {
 
   Tensor alloc(std::vector<int64_t> shape, DType dtype) override;
   void zero_(Tensor& t) override;
-  // fp32 and bf16 matrices with N and K multiples of 8 go into row tiles.
+  // fp32 and bf16 matrices with N and K multiples of 8 and rows of at most
+  // 2 KB go into row tiles (kernels.h).
   Tensor prepare_weight(const Tensor& w) const override;
   void copy_from_host(Tensor& dst, const void* src) override;
   void copy_to_host(void* dst, const Tensor& src) override;

@@ -47,14 +47,17 @@ constexpr int kMR = 6, kNR = 16;
 constexpr int64_t kGemmMinM = 40, kGemmMinMAvx512 = 64;
 
 // Row tiles: the layout CpuBackend::prepare_weight gives fp32 and bf16
-// weights [N, K] with N and K multiples of 8: kTileRows rows interleaved per
-// 8 values of k, so row n's values k..k+8 (k a multiple of 8) sit at
+// weights [N, K] with N and K multiples of 8 and rows of at most
+// kTiledMaxRowBytes: kTileRows rows interleaved per 8 values of k, so row
+// n's values k..k+8 (k a multiple of 8) sit at
 //   (n / 8) * 8 K + (k / 8) * 64 + (n % 8) * 8
 // ([N/8][K/8][8 rows][8]). A decode step then reads each thread's weights as
-// one or two sequential streams instead of one stream per row of a tile;
-// the arithmetic (and so every bit of the result) is the row-major one. The
-// entry points below take such a matrix as ldw == kRowTiles.
-constexpr int64_t kTileRows = 8, kRowTiles = 0;
+// one or two sequential streams instead of one stream per row of a tile
+// (rows of 2 KB or less are too short for the prefetcher to ramp up on;
+// longer rows stream well as they are, and 2-16 rows of x read them 6-25%
+// slower from tiles); the arithmetic (and so every bit of the result) is the
+// row-major one. The entry points below take such a matrix as ldw == kRowTiles.
+constexpr int64_t kTileRows = 8, kRowTiles = 0, kTiledMaxRowBytes = 2048;
 // Offset (in elements) of row n's first value in a row-tiled matrix of depth
 // K, and the step between its consecutive runs of 8.
 inline int64_t tiled_row_offset(int64_t n, int64_t K) { return n / kTileRows * kTileRows * K + n % kTileRows * 8; }

@@ -465,10 +465,10 @@ TEST_P(Paths, MoeExpertsMatchReference) {
     }
 }
 
-// Weights in row tiles (CpuBackend::prepare_weight) give every bit the
-// row-major ones give: small M (the dot-product tiles, 16-row tile passes
-// for one row, slabs past 8 rows) and the GEMM (panels packed from tiles,
-// depth blocking past K = 4096), fp32 and bf16; the experts too.
+// Weights in row tiles (CpuBackend::prepare_weight: rows of up to 2 KB)
+// give every bit the row-major ones give: small M (the dot-product tiles,
+// 16-row tile passes for one row, slabs past 8 rows) and the GEMM (panels
+// packed from tiles), fp32 and bf16; the experts too.
 TEST_P(Paths, RowTiledWeightsGiveTheRowMajorBits) {
   auto be = make_cpu_backend();
   std::mt19937 g(41);
@@ -484,14 +484,14 @@ TEST_P(Paths, RowTiledWeightsGiveTheRowMajorBits) {
         << M << "x" << N << "x" << K << " " << dtype_name(dt);
   };
   for (DType dt : {DType::F32, DType::BF16}) {
+    const int64_t deepest = 2048 / int64_t(dtype_size(dt));
     for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 40, 63, 64, 70})
-      for (int64_t N : {8, 24, 136}) same(M, N, 1024, dt);
-    for (int64_t K : {8, 64, 200, 2048}) {
+      for (int64_t N : {8, 24, 136}) same(M, N, deepest, dt);
+    for (int64_t K : {8, 64, 200}) {
       same(1, 40, K, dt);
       same(12, 40, K, dt);
     }
   }
-  same(45, 16, 4104, DType::BF16);  // the GEMM's depth blocks
   same(1, 4096, 512, DType::BF16);  // several chunks per thread
   for (DType dt : {DType::F32, DType::BF16})
     for (int64_t T : {1, 5, 60, 200}) {
@@ -513,6 +513,10 @@ TEST(Kernels, RowTilesOnlyWhereTheyFit) {
   std::mt19937 g(42);
   EXPECT_FALSE(be->prepare_weight(as(randn({12, 64}, g), DType::BF16)).row_tiled());  // rows not 8k
   EXPECT_FALSE(be->prepare_weight(as(randn({16, 60}, g), DType::BF16)).row_tiled());  // depth not 8k
+  EXPECT_FALSE(be->prepare_weight(as(randn({16, 1032}, g), DType::BF16)).row_tiled());  // rows over 2 KB
+  EXPECT_FALSE(be->prepare_weight(randn({16, 520}, g)).row_tiled());
+  EXPECT_TRUE(be->prepare_weight(randn({16, 512}, g)).row_tiled());
+  EXPECT_TRUE(be->prepare_weight(as(randn({16, 1024}, g), DType::BF16)).row_tiled());
   EXPECT_FALSE(be->prepare_weight(randn({64}, g)).row_tiled());
   Tensor ids = Tensor::empty({16, 8}, DType::I32);
   EXPECT_FALSE(be->prepare_weight(ids).row_tiled());

@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "ops/cpu/kernels.h"
 #include "ops/cpu/simd_avx2.h"
 

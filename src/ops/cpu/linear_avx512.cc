@@ -18,6 +18,7 @@
 #include <cmath>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "ops/cpu/kernels.h"
 #include "ops/cpu/simd_avx512.h"
 
