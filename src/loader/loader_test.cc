@@ -27,16 +27,20 @@ json read_json(const std::string& p) {
 }
 void write_json(const std::string& p, const json& j) { std::ofstream(p) << j.dump(2); }
 
+// The logits of every prompt position.
+std::vector<float> prompt_logits(Model& m, const std::vector<int32_t>& ids) {
+  GenerateOptions go;
+  go.max_new_tokens = 0;
+  go.dump_prompt_logits = true;
+  GenerateResult r = generate(m, ids, go);
+  return std::vector<float>(r.prompt_logits.ptr<float>(), r.prompt_logits.ptr<float>() + r.prompt_logits.numel());
+}
 std::vector<float> prompt_logits(const std::string& dir, const std::vector<int32_t>& ids, const std::string& dtype = "float32") {
   auto be = make_cpu_backend();
   ModelLoadOptions o;
   o.dtype = dtype;
   LoadedModel lm = load_model(dir, *be, o);
-  GenerateOptions go;
-  go.max_new_tokens = 0;
-  go.dump_prompt_logits = true;
-  GenerateResult r = generate(*lm.model, ids, go);
-  return std::vector<float>(r.prompt_logits.ptr<float>(), r.prompt_logits.ptr<float>() + r.prompt_logits.numel());
+  return prompt_logits(*lm.model, ids);
 }
 
 // Expects `fn` to throw a mimo::Error whose message contains `needle`.
@@ -284,11 +288,7 @@ TEST(Fp8, NativeWeightsComputeTheDequantisedProduct) {
       EXPECT_EQ(w.fp8_matrices, 0);
     }
     Model m(spec, std::move(w), *be);
-    GenerateOptions go;
-    go.max_new_tokens = 0;
-    go.dump_prompt_logits = true;
-    GenerateResult r = generate(m, {5, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8}, go);
-    return std::vector<float>(r.prompt_logits.ptr<float>(), r.prompt_logits.ptr<float>() + r.prompt_logits.numel());
+    return prompt_logits(m, {5, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8});
   };
   EXPECT_EQ(logits(true), logits(false));
   // What users get by default (auto: FP8 kept, bf16 elsewhere) stays close.
@@ -321,11 +321,7 @@ TEST(Loader, CpuMatricesComeInRowTilesWithTheSameLogits) {
     EXPECT_EQ(w.lm_head.row_tiled(), tiles && w.lm_head.data() != w.embed.data());
     EXPECT_FALSE(w.embed.row_tiled());
     Model m(spec, std::move(w), *be);
-    GenerateOptions go;
-    go.max_new_tokens = 0;
-    go.dump_prompt_logits = true;
-    GenerateResult r = generate(m, {5, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8}, go);
-    return std::vector<float>(r.prompt_logits.ptr<float>(), r.prompt_logits.ptr<float>() + r.prompt_logits.numel());
+    return prompt_logits(m, {5, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8});
   };
   EXPECT_EQ(logits(true), logits(false));
 }
