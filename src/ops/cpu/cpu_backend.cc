@@ -24,7 +24,8 @@ CpuBackend::CpuBackend() : pool_(ThreadPool::global()) {
   std::call_once(isa_once, cpu::apply_cpu_isa_env);
   if (const char* v = std::getenv("MIMOSERVE_CPU_ROW_TILES"); v && *v) {
     const std::string s(v);
-    if (s != "0" && s != "1") fail("MIMOSERVE_CPU_ROW_TILES={}: expected 1 (row tiles, the default) or 0 (row-major weights)", s);
+    if (s != "0" && s != "1")
+      fail("MIMOSERVE_CPU_ROW_TILES={}: expected 1 (row tiles, the default) or 0 (row-major weights)", s);
     row_tiles_ = s == "1";
   }
 }

@@ -68,7 +68,8 @@ inline void pack_panel(RowFn row, int rows, int64_t K, int64_t q0, int64_t q1, b
     const int64_t ahead = kAhead / 8 * step;
     for (int64_t q = q0; q < q1; q++) {
       if (q % kLineQ == 0)
-        for (int i = 0; i < live; i++) _mm_prefetch(reinterpret_cast<const char*>(p[i] + step * q + ahead), _MM_HINT_T0);
+        for (int i = 0; i < live; i++)
+          _mm_prefetch(reinterpret_cast<const char*>(p[i] + step * q + ahead), _MM_HINT_T0);
       __m256 v[8];
       for (int i = 0; i < 8; i++) v[i] = i < live ? load8(p[i] + step * q) : _mm256_setzero_ps();
       transpose8(v);

@@ -38,7 +38,8 @@ void gemm_slivers(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1,
                   int64_t n1, float* out, int64_t ldo) {
   float* wbuf = thread_wbuf(K);
   switch (w.kind) {
-    case WeightView::Kind::BF16: return avx2::gemm_packed(pa, M, K, s0, s1, w.b16(), w.kernel_ld(), n0, n1, out, ldo, wbuf);
+    case WeightView::Kind::BF16:
+      return avx2::gemm_packed(pa, M, K, s0, s1, w.b16(), w.kernel_ld(), n0, n1, out, ldo, wbuf);
     case WeightView::Kind::FP8: return avx2::gemm_packed(pa, M, K, s0, s1, w.fp8(), n0, n1, out, ldo, wbuf);
     default: return avx2::gemm_packed(pa, M, K, s0, s1, w.f32(), w.kernel_ld(), n0, n1, out, ldo, wbuf);
   }
