@@ -298,8 +298,9 @@ TEST(Fp8, NativeWeightsComputeTheDequantisedProduct) {
 }
 
 // The CPU loads every matrix but the embedding table in row tiles (a tied
-// lm_head stays the table), and the model computes the same bits as with
-// row-major weights (MIMOSERVE_CPU_ROW_TILES=0).
+// lm_head stays the table; MIMOSERVE_CPU_ROW_TILES=1 makes it do so on any
+// CPU), and the model computes the same bits as with row-major weights
+// (MIMOSERVE_CPU_ROW_TILES=0).
 TEST(Loader, CpuMatricesComeInRowTilesWithTheSameLogits) {
   test::TempDir tmp("rowtiles");
   MakerOptions o;
@@ -309,7 +310,7 @@ TEST(Loader, CpuMatricesComeInRowTilesWithTheSameLogits) {
   ModelSpec spec = load_model_config(tmp.path());
   spec.num_mtp_layers = count_mtp_layers(ck);
   auto logits = [&](bool tiles) {
-    if (!tiles) setenv("MIMOSERVE_CPU_ROW_TILES", "0", 1);
+    setenv("MIMOSERVE_CPU_ROW_TILES", tiles ? "1" : "0", 1);
     auto be = make_cpu_backend();
     unsetenv("MIMOSERVE_CPU_ROW_TILES");
     LoadOptions lo;

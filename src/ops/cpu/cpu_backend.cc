@@ -25,13 +25,16 @@ CpuBackend::CpuBackend() : pool_(ThreadPool::global()) {
   if (const char* v = std::getenv("MIMOSERVE_CPU_ROW_TILES"); v && *v) {
     const std::string s(v);
     if (s != "0" && s != "1")
-      fail("MIMOSERVE_CPU_ROW_TILES={}: expected 1 (row tiles, the default) or 0 (row-major weights)", s);
-    row_tiles_ = s == "1";
+      fail("MIMOSERVE_CPU_ROW_TILES={}: expected 1 (always row tiles) or 0 (row-major weights); unset: row tiles "
+           "with the AVX-512 kernels",
+           s);
+    row_tiles_ = s == "1" ? RowTiles::On : RowTiles::Off;
   }
 }
 
 Tensor CpuBackend::prepare_weight(const Tensor& w) const {
-  const bool ok = row_tiles_ && w.device() == Device::CPU && !w.row_tiled() &&
+  const bool want = row_tiles_ == RowTiles::On || (row_tiles_ == RowTiles::Auto && cpu::cpu_features().avx512);
+  const bool ok = want && w.device() == Device::CPU && !w.row_tiled() &&
                   (w.dtype() == DType::F32 || w.dtype() == DType::BF16) && (w.ndim() == 2 || w.ndim() == 3) &&
                   w.dim(-2) % cpu::kTileRows == 0 && w.dim(-1) % 8 == 0 && w.numel() > 0 &&
                   w.dim(-1) * int64_t(dtype_size(w.dtype())) <= cpu::kTiledMaxRowBytes;

@@ -25,7 +25,10 @@ class CpuBackend final : public Backend {
   Tensor alloc(std::vector<int64_t> shape, DType dtype) override;
   void zero_(Tensor& t) override;
   // fp32 and bf16 matrices with N and K multiples of 8 and rows of at most
-  // 2 KB go into row tiles (kernels.h).
+  // 2 KB go into row tiles (kernels.h) when the AVX-512 kernels run: the
+  // AVX2 path reads them in 8-row passes, a single stream, no faster than
+  // rows (2048 x 1024 bf16: 23.4 GB/s either way; 1024 x 512: 18-20 against
+  // 21.5-23), so there they stay row-major unless MIMOSERVE_CPU_ROW_TILES=1.
   Tensor prepare_weight(const Tensor& w) const override;
   void copy_from_host(Tensor& dst, const void* src) override;
   void copy_to_host(void* dst, const Tensor& src) override;
@@ -51,7 +54,9 @@ class CpuBackend final : public Backend {
 
  private:
   ThreadPool& pool_;
-  bool row_tiles_ = true;  // MIMOSERVE_CPU_ROW_TILES=0 keeps weights row-major (A/B runs)
+  // prepare_weight's row tiles: with the AVX-512 path (auto, the default),
+  // always (MIMOSERVE_CPU_ROW_TILES=1) or never (=0).
+  enum class RowTiles { Auto, On, Off } row_tiles_ = RowTiles::Auto;
   // Scratch reused across calls (grown to the largest step, never shrunk),
   // so a warmed-up step does not allocate.
   cpu::FloatBuffer pack_;  // packed x of linear()

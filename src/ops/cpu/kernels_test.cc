@@ -465,12 +465,20 @@ TEST_P(Paths, MoeExpertsMatchReference) {
     }
 }
 
+// A backend whose prepare_weight tiles whatever fits, on every path.
+std::unique_ptr<Backend> tiling_backend() {
+  setenv("MIMOSERVE_CPU_ROW_TILES", "1", 1);
+  auto be = make_cpu_backend();
+  unsetenv("MIMOSERVE_CPU_ROW_TILES");
+  return be;
+}
+
 // Weights in row tiles (CpuBackend::prepare_weight: rows of up to 2 KB)
 // give every bit the row-major ones give: small M (the dot-product tiles,
 // 16-row tile passes for one row, slabs past 8 rows) and the GEMM (panels
 // packed from tiles), fp32 and bf16; the experts too.
 TEST_P(Paths, RowTiledWeightsGiveTheRowMajorBits) {
-  auto be = make_cpu_backend();
+  auto be = tiling_backend();
   std::mt19937 g(41);
   auto same = [&](int64_t M, int64_t N, int64_t K, DType dt) {
     Tensor x = randn({M, K}, g), w = as(randn({N, K}, g), dt);
@@ -505,11 +513,11 @@ TEST_P(Paths, RowTiledWeightsGiveTheRowMajorBits) {
     }
 }
 
-// Only fp32/bf16 matrices whose rows and depth are whole tiles get them;
-// MIMOSERVE_CPU_ROW_TILES=0 keeps every weight row-major, and a bad value
-// fails naming the variable.
+// Only fp32/bf16 matrices whose rows and depth are whole tiles get them; by
+// default only when the AVX-512 kernels run; MIMOSERVE_CPU_ROW_TILES=0 keeps
+// every weight row-major, and a bad value fails naming the variable.
 TEST(Kernels, RowTilesOnlyWhereTheyFit) {
-  auto be = make_cpu_backend();
+  auto be = tiling_backend();
   std::mt19937 g(42);
   EXPECT_FALSE(be->prepare_weight(as(randn({12, 64}, g), DType::BF16)).row_tiled());  // rows not 8k
   EXPECT_FALSE(be->prepare_weight(as(randn({16, 60}, g), DType::BF16)).row_tiled());  // depth not 8k
@@ -524,6 +532,12 @@ TEST(Kernels, RowTilesOnlyWhereTheyFit) {
   EXPECT_TRUE(tiled.row_tiled());
   EXPECT_TRUE(be->prepare_weight(tiled).row_tiled());  // already tiled: as is
   EXPECT_EQ(be->prepare_weight(tiled).data(), tiled.data());
+  EXPECT_EQ(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).row_tiled(), cpu::cpu_features().avx512);
+  cpu::CpuFeatures avx2 = cpu::cpu_features();
+  avx2.avx512 = false;
+  cpu::override_cpu_features(&avx2);
+  EXPECT_FALSE(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).row_tiled());
+  cpu::override_cpu_features(nullptr);
   setenv("MIMOSERVE_CPU_ROW_TILES", "0", 1);
   EXPECT_FALSE(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).row_tiled());
   setenv("MIMOSERVE_CPU_ROW_TILES", "yes", 1);
