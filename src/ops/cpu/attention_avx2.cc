@@ -93,14 +93,10 @@ void attend(const AttnRows& a) {
 
   const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
   const int64_t b_end = hi_all >= 0 ? hi_all / kKB + 1 : 0;
-  // (A whole-block prefetch of K and V rows, for the first block and for the
-  // prefill path's next block, stood here: a lambda whose only statements
-  // were _mm_prefetch loops, which GCC 12 deletes as having no effect, so it
-  // compiled to nothing. Made to run (a volatile asm prefetcht1) it was
-  // slower: a 4096-token prefill 4.80 / 4.82 s against 4.72 / 4.77, decode
-  // at 4K 17.55 / 17.58 ms against 16.68 / 17.11. The direct path prefetches
-  // the next block a few rows at a time during the scores instead, NextRows,
-  // whose loop also advances a counter and so stays.)
+  // No whole-block K/V prefetch: one here compiled to nothing (GCC 12
+  // deletes a lambda's loop of prefetches alone), and made to run it was
+  // slower (4096-token prefill 4.80 s vs 4.72, decode at 4K 17.6 ms vs 16.7).
+  // The direct path prefetches the next block during the scores (NextRows).
   // Direct path: the rows of block b, in krows[b & 1] / vrows[b & 1].
   auto block_rows = [&](int64_t b) {
     const int64_t j0 = std::max(b * kKB, lo_all), j1 = std::min(b * kKB + kKB - 1, hi_all);

@@ -140,15 +140,23 @@ void pack_a_rows(const float* x, int64_t ldx, const int32_t* rows, int64_t M, in
   pack_a_impl([&](int64_t i) { return x + int64_t(rows[i]) * ldx; }, M, K, s0, s1, pa);
 }
 
+namespace {
+// fp32 or bf16 weights, rows ldw elements apart or in row tiles (ldw == kRowTiles).
+template <typename W>
+void gemm_rows(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const W* w, int64_t ldw, int64_t n0,
+               int64_t n1, float* out, int64_t ldo, float* wbuf) {
+  if (ldw == kRowTiles) gemm_impl(pa, M, K, s0, s1, TiledPanels<W>{w}, n0, n1, out, ldo, wbuf);
+  else gemm_impl(pa, M, K, s0, s1, PlainPanels<W>{w, ldw}, n0, n1, out, ldo, wbuf);
+}
+}  // namespace
+
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const float* w, int64_t ldw,
                  int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf) {
-  if (ldw == kRowTiles) gemm_impl(pa, M, K, s0, s1, TiledPanels<float>{w}, n0, n1, out, ldo, wbuf);
-  else gemm_impl(pa, M, K, s0, s1, PlainPanels<float>{w, ldw}, n0, n1, out, ldo, wbuf);
+  gemm_rows(pa, M, K, s0, s1, w, ldw, n0, n1, out, ldo, wbuf);
 }
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const uint16_t* w, int64_t ldw,
                  int64_t n0, int64_t n1, float* out, int64_t ldo, float* wbuf) {
-  if (ldw == kRowTiles) gemm_impl(pa, M, K, s0, s1, TiledPanels<uint16_t>{w}, n0, n1, out, ldo, wbuf);
-  else gemm_impl(pa, M, K, s0, s1, PlainPanels<uint16_t>{w, ldw}, n0, n1, out, ldo, wbuf);
+  gemm_rows(pa, M, K, s0, s1, w, ldw, n0, n1, out, ldo, wbuf);
 }
 void gemm_packed(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const Fp8Matrix& w, int64_t n0,
                  int64_t n1, float* out, int64_t ldo, float* wbuf) {

@@ -57,26 +57,17 @@ const char* cpu_isa_name() {
 }
 
 namespace {
-// Row n of a weight matrix as the portable kernel reads it.
-struct F32Rows {
-  const float* w;
-  int64_t ld;
-  float operator()(int64_t n, int64_t k) const { return w[n * ld + k]; }
-};
-struct Bf16Rows {
-  const uint16_t* w;
-  int64_t ld;
-  float operator()(int64_t n, int64_t k) const { return bf16_to_f32(w[n * ld + k]); }
-};
-// Row tiles (kernels.h), depth K.
-template <typename W>
-struct TiledRowsRef {
+// Row n of a weight matrix as the portable kernel reads it: fp32 or bf16,
+// rows ld elements apart or in row tiles (ld == kRowTiles, kernels.h).
+inline float widen(float v) { return v; }
+inline float widen(uint16_t v) { return bf16_to_f32(v); }
+template <typename W, bool kTiled>
+struct RowsRef {
   const W* w;
-  int64_t K;
+  int64_t ld, K;
   float operator()(int64_t n, int64_t k) const {
-    const W v = w[tiled_row_offset(n, K) + k / 8 * kTiledRunStep + k % 8];
-    if constexpr (sizeof(W) == 2) return bf16_to_f32(v);
-    else return v;
+    if constexpr (kTiled) return widen(w[tiled_row_offset(n, K) + k / 8 * kTiledRunStep + k % 8]);
+    else return widen(w[n * ld + k]);
   }
 };
 struct Fp8RowsRef {
@@ -102,22 +93,26 @@ void linear_ref(const float* x, int64_t ldx, const Rows& w, float* out, int64_t 
       out[m * ldo + n] = acc;
     }
 }
+template <typename W>
+void linear_ref_rows(const float* x, int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
+                     int64_t n0, int64_t n1, int64_t K) {
+  if (ldw == kRowTiles) linear_ref(x, ldx, RowsRef<W, true>{w, ldw, K}, out, ldo, M, n0, n1, K);
+  else linear_ref(x, ldx, RowsRef<W, false>{w, ldw, K}, out, ldo, M, n0, n1, K);
+}
 }  // namespace
 
 void linear_f32(const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                 int64_t n0, int64_t n1, int64_t K) {
   if (cpu_features().avx512) return avx512::linear_f32(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
   if (cpu_features().avx2_fma) return avx2::linear_f32(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
-  if (ldw == kRowTiles) linear_ref(x, ldx, TiledRowsRef<float>{w, K}, out, ldo, M, n0, n1, K);
-  else linear_ref(x, ldx, F32Rows{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_ref_rows(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
 }
 
 void linear_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* out, int64_t ldo, int64_t M,
                  int64_t n0, int64_t n1, int64_t K) {
   if (cpu_features().avx512) return avx512::linear_bf16(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
   if (cpu_features().avx2_fma) return avx2::linear_bf16(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
-  if (ldw == kRowTiles) linear_ref(x, ldx, TiledRowsRef<uint16_t>{w, K}, out, ldo, M, n0, n1, K);
-  else linear_ref(x, ldx, Bf16Rows{w, ldw}, out, ldo, M, n0, n1, K);
+  linear_ref_rows(x, ldx, w, ldw, out, ldo, M, n0, n1, K);
 }
 
 void linear_fp8(const float* x, int64_t ldx, const Fp8Matrix& w, float* out, int64_t ldo, int64_t M, int64_t n0,
