@@ -111,8 +111,8 @@ Tensor Tensor::as_row_tiled() const {
 Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
   MIMO_ASSERT(ndim() >= 1 && begin >= 0 && begin <= end && end <= shape_[0]);
   // A row-tiled matrix splits only at whole tiles (a stack of them at any matrix).
-  MIMO_ASSERT(!row_tiled_ || ndim() > 2 || (begin % 8 == 0 && end % 8 == 0), "rows {}..{} of row-tiled {}", begin, end,
-              shape_str());
+  MIMO_ASSERT(!row_tiled_ || ndim() > 2 || (begin % kRowTileRows == 0 && end % kRowTileRows == 0),
+              "rows {}..{} of row-tiled {}", begin, end, shape_str());
   Tensor t = *this;
   int64_t row = shape_[0] ? numel() / shape_[0] : 0;
   t.shape_[0] = end - begin;

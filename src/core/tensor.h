@@ -70,6 +70,7 @@ class Tensor {
   // (ops/cpu/kernels.h: kTileRows rows interleaved per 8 values of k). Only
   // that backend's linear and moe_experts read it; the shape stays [.., N, K].
   bool row_tiled() const { return row_tiled_; }
+  static constexpr int64_t kRowTileRows = 8;  // rows per tile (ops/cpu/kernels.h: kTileRows)
   // The same storage marked row-tiled (the caller laid the data out so).
   Tensor as_row_tiled() const;
 

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace mimo::cpu {
 
 struct CpuFeatures {
@@ -57,7 +59,7 @@ constexpr int64_t kGemmMinM = 40, kGemmMinMAvx512 = 64;
 // longer rows stream well as they are, and 2-16 rows of x read them 6-25%
 // slower from tiles); the arithmetic (and so every bit of the result) is the
 // row-major one. The entry points below take such a matrix as ldw == kRowTiles.
-constexpr int64_t kTileRows = 8, kRowTiles = 0, kTiledMaxRowBytes = 2048;
+constexpr int64_t kTileRows = Tensor::kRowTileRows, kRowTiles = 0, kTiledMaxRowBytes = 2048;
 // Offset (in elements) of row n's first value in a row-tiled matrix of depth
 // K, and the step between its consecutive runs of 8.
 inline int64_t tiled_row_offset(int64_t n, int64_t K) { return n / kTileRows * kTileRows * K + n % kTileRows * 8; }
