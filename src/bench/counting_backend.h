@@ -32,6 +32,9 @@ class CountingBackend final : public Backend {
   Device device() const override { return in_.device(); }
   std::string name() const override { return in_.name(); }
   Tensor alloc(std::vector<int64_t> shape, DType dtype) override { return in_.alloc(std::move(shape), dtype); }
+  Tensor alloc_streamed(std::vector<int64_t> shape, DType dtype) override {
+    return in_.alloc_streamed(std::move(shape), dtype);
+  }
   void zero_(Tensor& t) override { in_.zero_(t); }
   Tensor prepare_weight(const Tensor& w) const override { return in_.prepare_weight(w); }
   void copy_from_host(Tensor& dst, const void* src) override { in_.copy_from_host(dst, src); }

@@ -43,11 +43,11 @@ void* host_alloc(size_t bytes, bool huge) {
   return p;
 }
 
-Tensor Tensor::empty(std::vector<int64_t> shape, DType dtype) {
+Tensor Tensor::empty(std::vector<int64_t> shape, DType dtype, bool huge) {
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  void* p = host_alloc(t.nbytes(), false);
+  void* p = host_alloc(t.nbytes(), huge);
   t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   t.data_ = p;
   return t;

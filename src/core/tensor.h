@@ -31,9 +31,10 @@ class Tensor {
  public:
   Tensor() = default;
 
-  // Allocates on the CPU (64-byte aligned, uninitialised). Other devices go
-  // through their Backend, which wraps its memory with from_storage().
-  static Tensor empty(std::vector<int64_t> shape, DType dtype);
+  // Allocates on the CPU (64-byte aligned, uninitialised; `huge`: on huge
+  // pages, for memory read in long streams, see host_alloc.h). Other devices
+  // go through their Backend, which wraps its memory with from_storage().
+  static Tensor empty(std::vector<int64_t> shape, DType dtype, bool huge = false);
   static Tensor zeros(std::vector<int64_t> shape, DType dtype);
   static Tensor from_storage(std::vector<int64_t> shape, DType dtype, Device dev, std::shared_ptr<void> storage,
                              void* data);

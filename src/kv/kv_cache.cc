@@ -20,8 +20,8 @@ KvCache::KvCache(const ModelSpec& spec, Backend& backend, DType dtype, std::vect
   for (size_t p = slots_.size(); p < bpt_.size(); p++) slots_.push_back(p >= size_t(kPoolMtp0) && !slots_.empty() ? slots_[0] : 0);
   auto make = [&](const AttnSpec& a, int pool, Tensor& k, Tensor& v) {
     int64_t n = slots_[size_t(pool)] + 1;  // + the padding slot
-    k = backend.alloc({a.num_kv_heads, n, a.head_dim}, dtype);
-    v = backend.alloc({a.num_kv_heads, n, a.v_head_dim}, dtype);
+    k = backend.alloc_streamed({a.num_kv_heads, n, a.head_dim}, dtype);
+    v = backend.alloc_streamed({a.num_kv_heads, n, a.v_head_dim}, dtype);
     bpt_[size_t(pool)] += int64_t(a.num_kv_heads) * (a.head_dim + a.v_head_dim) * int64_t(dtype_size(dtype));
   };
   k_.resize(size_t(spec.num_layers()));

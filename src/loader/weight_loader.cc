@@ -8,7 +8,6 @@
 #include <set>
 
 #include "core/error.h"
-#include "core/host_alloc.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "loader/tensor_reader.h"
@@ -107,12 +106,7 @@ class Planner {
 };
 
 // A host tensor on huge pages (host_alloc.h): decode streams weights.
-Tensor weight_tensor(const std::vector<int64_t>& shape, DType dt) {
-  int64_t numel = 1;
-  for (auto d : shape) numel *= d;
-  void* mem = host_alloc(size_t(numel) * dtype_size(dt), true);
-  return Tensor::from_storage(shape, dt, Device::CPU, std::shared_ptr<void>(mem, [](void* q) { std::free(q); }), mem);
-}
+Tensor weight_tensor(const std::vector<int64_t>& shape, DType dt) { return Tensor::empty(shape, dt, true); }
 
 // A matrix kept as FP8: its bytes as stored (parts concatenated along dim 0)
 // and one row of block scales per row.

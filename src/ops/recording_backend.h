@@ -25,6 +25,9 @@ class RecordingBackend final : public Backend {
   Device device() const override { return in_.device(); }
   std::string name() const override { return in_.name() + " (recording)"; }
   Tensor alloc(std::vector<int64_t> shape, DType dtype) override { return in_.alloc(std::move(shape), dtype); }
+  Tensor alloc_streamed(std::vector<int64_t> shape, DType dtype) override {
+    return in_.alloc_streamed(std::move(shape), dtype);
+  }
   void zero_(Tensor& t) override;
   Tensor prepare_weight(const Tensor& w) const override { return in_.prepare_weight(w); }
   void copy_from_host(Tensor& dst, const void* src) override;

@@ -8,7 +8,6 @@
 #include <string>
 
 #include "core/error.h"
-#include "core/host_alloc.h"
 #include "core/thread_pool.h"
 #include "ops/cpu/kernels.h"
 #include "ops/sampling.h"
@@ -41,11 +40,9 @@ Tensor CpuBackend::prepare_weight(const Tensor& w) const {
   if (!ok) return w;
   const int64_t K = w.dim(-1), N = w.numel() / K;  // a stack's matrices are whole tiles each
   const size_t es = dtype_size(w.dtype()), run = 8 * es;
-  void* mem = host_alloc(w.nbytes(), true);
-  Tensor t = Tensor::from_storage(w.shape(), w.dtype(), Device::CPU,
-                                  std::shared_ptr<void>(mem, [](void* q) { std::free(q); }), mem);
+  Tensor t = Tensor::empty(w.shape(), w.dtype(), true);
   const char* src = static_cast<const char*>(w.data());
-  char* dst = static_cast<char*>(mem);
+  char* dst = static_cast<char*>(t.data());
   for (int64_t n = 0; n < N; n++)
     for (int64_t k = 0; k < K; k += 8)
       std::memcpy(dst + size_t(cpu::tiled_row_offset(n, K) + k / 8 * cpu::kTiledRunStep) * es,
@@ -56,6 +53,9 @@ Tensor CpuBackend::prepare_weight(const Tensor& w) const {
 std::string CpuBackend::name() const { return fmt::format("cpu ({} threads, {})", pool_.size(), cpu::cpu_isa_name()); }
 
 Tensor CpuBackend::alloc(std::vector<int64_t> shape, DType dtype) { return Tensor::empty(std::move(shape), dtype); }
+Tensor CpuBackend::alloc_streamed(std::vector<int64_t> shape, DType dtype) {
+  return Tensor::empty(std::move(shape), dtype, true);
+}
 void CpuBackend::zero_(Tensor& t) { std::memset(t.data(), 0, t.nbytes()); }
 void CpuBackend::copy_from_host(Tensor& dst, const void* src) { std::memcpy(dst.data(), src, dst.nbytes()); }
 void CpuBackend::copy_to_host(void* dst, const Tensor& src) { std::memcpy(dst, src.data(), src.nbytes()); }

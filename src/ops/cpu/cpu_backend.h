@@ -23,6 +23,7 @@ class CpuBackend final : public Backend {
   std::string name() const override;
 
   Tensor alloc(std::vector<int64_t> shape, DType dtype) override;
+  Tensor alloc_streamed(std::vector<int64_t> shape, DType dtype) override;
   void zero_(Tensor& t) override;
   // fp32 and bf16 matrices with N and K multiples of 8 and rows of at most
   // 2 KB go into row tiles (kernels.h) when the AVX-512 kernels run: the
