@@ -96,7 +96,8 @@ void attend(const AttnRows& a) {
   // No whole-block K/V prefetch: one here compiled to nothing (GCC 12
   // deletes a lambda's loop of prefetches alone), and made to run it was
   // slower (4096-token prefill 4.80 s vs 4.72, decode at 4K 17.6 ms vs 16.7).
-  // The direct path prefetches the next block during the scores (NextRows).
+  // The direct path prefetches the next block's K during the scores and its
+  // V during P.V (NextRows).
   // Direct path: the rows of block b, in krows[b & 1] / vrows[b & 1].
   auto block_rows = [&](int64_t b) {
     const int64_t j0 = std::max(b * kKB, lo_all), j1 = std::min(b * kKB + kKB - 1, hi_all);
@@ -110,8 +111,8 @@ void attend(const AttnRows& a) {
   for (int64_t b = hi_all >= 0 ? lo_all / kKB : 0; b < b_end; b++) {
     const int64_t j0 = std::max(b * kKB, lo_all), j1 = std::min(b * kKB + kKB - 1, hi_all), nk = j1 - j0 + 1;
     const int32_t* slots = a.slots + j0;
+    AttnPrefetch next;  // direct path: the next block's rows (K during the scores, V during P.V)
     if (direct) {
-      AttnPrefetch next;
       if (b + 1 < b_end) {
         next.n = block_rows(b + 1);
         next.k = reinterpret_cast<const void* const*>(krows[(b + 1) & 1]);
@@ -189,9 +190,9 @@ void attend(const AttnRows& a) {
     }
     // O += P V.
     if (direct && wide)
-      avx512::attn_pv(int(R), nk, P, reinterpret_cast<const void* const*>(vrows[b & 1]), kBf16, a.Dv, O, Dvp);
+      avx512::attn_pv(int(R), nk, P, reinterpret_cast<const void* const*>(vrows[b & 1]), kBf16, a.Dv, O, Dvp, next);
     else if (direct)
-      pv_direct(int(R), nk, P, vrows[b & 1], a.Dv, O, Dvp);
+      pv_direct(int(R), nk, P, vrows[b & 1], a.Dv, O, Dvp, next);
     else
       for (int64_t s = 0; s < nsl; s++)
         for (int64_t d = 0; d < Dvp; d += kNR)

@@ -27,9 +27,10 @@ void attn_scores(int R, const float* const* q, const void* const* k, bool bf16, 
   else scores_direct(R, q, reinterpret_cast<const float* const*>(k), nk, D, S, ldS, next);
 }
 
-void attn_pv(int R, int64_t nk, const float* p, const void* const* v, bool bf16, int64_t Dv, float* o, int64_t ldo) {
-  if (bf16) pv_direct(R, nk, p, reinterpret_cast<const uint16_t* const*>(v), Dv, o, ldo);
-  else pv_direct(R, nk, p, reinterpret_cast<const float* const*>(v), Dv, o, ldo);
+void attn_pv(int R, int64_t nk, const float* p, const void* const* v, bool bf16, int64_t Dv, float* o, int64_t ldo,
+             const AttnPrefetch& next) {
+  if (bf16) pv_direct(R, nk, p, reinterpret_cast<const uint16_t* const*>(v), Dv, o, ldo, next);
+  else pv_direct(R, nk, p, reinterpret_cast<const float* const*>(v), Dv, o, ldo, next);
 }
 
 }  // namespace mimo::cpu::avx512

@@ -194,7 +194,8 @@ struct AttnPrefetch {
 namespace avx512 {
 void attn_scores(int R, const float* const* q, const void* const* k, bool bf16, int64_t nk, int64_t D, float* S,
                  int64_t ldS, const AttnPrefetch& next);
-void attn_pv(int R, int64_t nk, const float* p, const void* const* v, bool bf16, int64_t Dv, float* o, int64_t ldo);
+void attn_pv(int R, int64_t nk, const float* p, const void* const* v, bool bf16, int64_t Dv, float* o, int64_t ldo,
+             const AttnPrefetch& next);
 }  // namespace avx512
 
 // Dot products and axpy (dispatching).

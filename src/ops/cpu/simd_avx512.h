@@ -59,6 +59,23 @@ struct Isa {
   }
   static Vec fma(Vec x, Vec w, Vec acc) { return _mm512_fmadd_ps(x, w, acc); }
   static float sum8(Vec v, int row) { return hsum_half(v, row); }
+  // out[2u + h] = sum8(in[u], h) for 8 vectors (16 sums) at once: hsum_half's
+  // adds, level by level across the vectors (7 adds and 15 shuffles instead
+  // of 48 and 64).
+  static void sums8(const Vec in[8], float* out) {
+    __m512 b[4], c[2];
+    for (int u = 0; u < 4; u++)  // lanes i + i+4: 128-bit lane L is half L of in 2u + L / 2
+      b[u] = _mm512_add_ps(_mm512_shuffle_f32x4(in[2 * u], in[2 * u + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm512_shuffle_f32x4(in[2 * u], in[2 * u + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int u = 0; u < 2; u++)  // + 2: lane L holds halves 8u + L, 8u + 4 + L
+      c[u] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * u], b[2 * u + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm512_shuffle_ps(b[2 * u], b[2 * u + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    // + 1: element 4L + m is half L + 4m.
+    __m512 d = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(
+                              _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), d));
+  }
   static Vec set1(float v) { return _mm512_set1_ps(v); }
   static Vec vload(const float* p) { return _mm512_loadu_ps(p); }
   static Vec vload(const uint16_t* p) {
