@@ -117,4 +117,6 @@ struct Isa {
   static void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 };
 
+#include "ops/cpu/simd_sums.inc"
+
 }  // namespace mimo::cpu::avx2

@@ -61,7 +61,7 @@ struct Isa {
   static float sum8(Vec v, int row) { return hsum_half(v, row); }
   // out[2u + h] = sum8(in[u], h) for 8 vectors (16 sums) at once: hsum_half's
   // adds, level by level across the vectors (7 adds and 15 shuffles instead
-  // of 48 and 64).
+  // of 48 and 56).
   static void sums8(const Vec in[8], float* out) {
     __m512 b[4], c[2];
     for (int u = 0; u < 4; u++)  // lanes i + i+4: 128-bit lane L is half L of in 2u + L / 2
@@ -84,6 +84,8 @@ struct Isa {
   }
   static void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 };
+
+#include "ops/cpu/simd_sums.inc"
 
 }  // namespace
 }  // namespace mimo::cpu::avx512
