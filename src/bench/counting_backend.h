@@ -20,6 +20,7 @@ struct OpCounts {
   double flops = 0;         // 2 per multiply-add of linears, experts and attention
   int64_t experts = 0;      // distinct (layer, expert) pairs run
   double seconds[kNumOpKinds] = {};
+  double bytes[kNumOpKinds] = {};  // what each family read of the above (weights, experts, KV)
   void clear() { *this = OpCounts(); }
 };
 

@@ -131,7 +131,10 @@ void decode_step(Model& model, Model* graphed, CountingBackend& cb, const OneBat
   run.bws.push_back((c.weight_bytes + c.kv_bytes) / dt);
   run.flops.push_back(c.flops);
   run.experts += c.experts;
-  for (int k = 0; k < kNumOpKinds; k++) run.r.decode_op_s[k] += c.seconds[k];
+  for (int k = 0; k < kNumOpKinds; k++) {
+    run.r.decode_op_s[k] += c.seconds[k];
+    run.r.decode_op_bytes[k] += c.bytes[k];
+  }
 }
 
 void finish(const Model& model, Run& run) {
@@ -140,8 +143,10 @@ void finish(const Model& model, Run& run) {
   const int moe_layers =
       int(std::count_if(layers.begin(), layers.end(), [](const LayerSpec& l) { return l.ffn == FfnKind::MoE; }));
   r.decode_steps = int(run.times.size());
-  if (r.decode_steps > 0)
+  if (r.decode_steps > 0) {
     for (double& v : r.decode_op_s) v /= double(r.decode_steps);
+    for (double& v : r.decode_op_bytes) v /= double(r.decode_steps);
+  }
   if (run.wall > 0) r.decode_cpu = run.cpu / (run.wall * ThreadPool::global().size());
   r.decode_median_s = median(run.times);
   r.decode_bytes = median(run.bytes);
@@ -286,11 +291,14 @@ std::string format_report(const MachineFigures& m, const std::vector<OneBatchRes
   // unless the backend synchronises after each (MIMOSERVE_CUDA_SYNC=1).
   if (m.device && !std::getenv("MIMOSERVE_CUDA_SYNC")) return s;
   for (auto& r : rs) {
-    auto line = [&](const char* what, const double* t, double total) {
+    // `bytes`: what each family read, for its rate (decode: where a step
+    // falls short of the read bandwidth).
+    auto line = [&](const char* what, const double* t, double total, const double* bytes = nullptr) {
       std::string l = fmt::format("batch {:>3} {:<8}", r.batch, what);
       double acc = 0;
       for (int k = 0; k < kNumOpKinds; k++) {
         l += fmt::format(" {} {:.1f}%", op_kind_name(k), total > 0 ? 100 * t[k] / total : 0.0);
+        if (bytes && bytes[k] > 0 && t[k] > 0) l += fmt::format(" ({:.1f} GB/s)", bytes[k] / t[k] / 1e9);
         acc += t[k];
       }
       l += fmt::format(" | outside ops {:.1f}%", total > 0 ? 100 * (total - acc) / total : 0.0);
@@ -299,7 +307,7 @@ std::string format_report(const MachineFigures& m, const std::vector<OneBatchRes
     s += line("prefill", r.prefill_op_s, r.prefill_s) + fmt::format(" | cpu share {:.0f}%\n", 100 * r.prefill_cpu);
     double mean_decode = 0;
     for (double v : r.decode_op_s) mean_decode += v;
-    s += line("decode", r.decode_op_s, std::max(mean_decode, r.decode_median_s)) +
+    s += line("decode", r.decode_op_s, std::max(mean_decode, r.decode_median_s), r.decode_op_bytes) +
          fmt::format(" | cpu share {:.0f}%\n", 100 * r.decode_cpu);
   }
   return s;
@@ -345,6 +353,7 @@ nlohmann::json to_json(const MachineFigures& m, const std::vector<OneBatchResult
     for (int k = 0; k < kNumOpKinds; k++) {
       j["results"].back()["prefill_op_seconds"][op_kind_name(k)] = r.prefill_op_s[k];
       j["results"].back()["decode_op_seconds_per_step"][op_kind_name(k)] = r.decode_op_s[k];
+      j["results"].back()["decode_op_bytes_per_step"][op_kind_name(k)] = r.decode_op_bytes[k];
     }
   }
   return j;

@@ -212,13 +212,30 @@ TEST(BenchCli, OneBatchWritesPlot) {
   std::string out;
   std::string cmd = test::binary() + " bench-one-batch --model-path " + model +
                     " --batch-size 1,2 --input-len 16 --output-len 3 --threads 2 --skip-machine --no-paired-probes"
-                    " --plot " + (dir / "o.svg");
+                    " --plot " + (dir / "o.svg") + " --json " + (dir / "o.json");
   ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
   std::ifstream f(dir / "o.svg");
   std::stringstream ss;
   ss << f.rdbuf();
   EXPECT_EQ(ss.str().rfind("<svg", 0), 0u);
   EXPECT_NE(ss.str().find("Decode throughput vs batch size"), std::string::npos);
+  // The decode op split gives each family's read rate, from the bytes the
+  // JSON reports per step: a batch-2 step reads the same weights as batch 1
+  // (dense ones; the experts only grow) and at least as much KV.
+  EXPECT_NE(out.find("batch   1 decode   linear"), std::string::npos) << out;
+  EXPECT_NE(out.find(" GB/s) attention"), std::string::npos) << out;
+  const nlohmann::json j = read_json(dir / "o.json");
+  const nlohmann::json& b1 = j["results"][0]["decode_op_bytes_per_step"];
+  const nlohmann::json& b2 = j["results"][1]["decode_op_bytes_per_step"];
+  EXPECT_GT(b1["linear"].get<double>(), 0);
+  EXPECT_GT(b1["attention"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(b2["linear"].get<double>(), b1["linear"].get<double>());
+  EXPECT_GE(b2["attention"].get<double>(), b1["attention"].get<double>());
+  EXPECT_GE(b2["moe"].get<double>(), b1["moe"].get<double>());
+  EXPECT_EQ(b1["rope"].get<double>(), 0);
+  // The families' means add up to the step's bytes (a median over steps).
+  const double step = j["results"][0]["decode_bytes_per_step"].get<double>();
+  EXPECT_NEAR(b1["linear"].get<double>() + b1["attention"].get<double>() + b1["moe"].get<double>(), step, 0.2 * step);
 }
 
 TEST(BenchCli, BadFlagsFailClearly) {
