@@ -34,7 +34,6 @@ void CountingBackend::linear(const Tensor& x, const Tensor& w, Tensor& out) {
     in_.linear(x, w, out);
   }
   int64_t K = w.dim(1), N = w.dim(0), M = x.numel() / K;
-  c_.weight_bytes += stored_bytes(w);
   c_.bytes[kOpLinear] += stored_bytes(w);
   c_.flops += 2.0 * double(M) * double(N) * double(K);
 }
@@ -56,7 +55,6 @@ void CountingBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tens
     if (!seen[size_t(e)]) {
       seen[size_t(e)] = 1;
       c_.experts++;
-      c_.weight_bytes += per_expert;
       c_.bytes[kOpMoe] += per_expert;
     }
   }
@@ -83,10 +81,7 @@ void CountingBackend::attention(const Tensor& q, const Tensor& k_cache, const Te
       hi_all = std::max(hi_all, hi);
       c_.flops += 2.0 * double(H) * double(D + Dv) * double(hi - lo + 1);
     }
-    if (hi_all >= lo_all) {
-      c_.kv_bytes += kv_token_bytes * double(hi_all - lo_all + 1);
-      c_.bytes[kOpAttention] += kv_token_bytes * double(hi_all - lo_all + 1);
-    }
+    if (hi_all >= lo_all) c_.bytes[kOpAttention] += kv_token_bytes * double(hi_all - lo_all + 1);
   }
 }
 

@@ -15,12 +15,15 @@ enum OpKind { kOpLinear, kOpAttention, kOpMoe, kOpNorm, kOpRope, kOpOther, kNumO
 const char* op_kind_name(int k);
 
 struct OpCounts {
-  double weight_bytes = 0;  // dense and attention matrices, lm_head, routed experts
-  double kv_bytes = 0;      // K and V read by attention
-  double flops = 0;         // 2 per multiply-add of linears, experts and attention
-  int64_t experts = 0;      // distinct (layer, expert) pairs run
+  double flops = 0;     // 2 per multiply-add of linears, experts and attention
+  int64_t experts = 0;  // distinct (layer, expert) pairs run
   double seconds[kNumOpKinds] = {};
-  double bytes[kNumOpKinds] = {};  // what each family read of the above (weights, experts, KV)
+  // What each family read: linears their matrices (dense, attention,
+  // lm_head), MoE its routed experts, attention its K and V.
+  double bytes[kNumOpKinds] = {};
+  double weight_bytes() const { return bytes[kOpLinear] + bytes[kOpMoe]; }
+  double kv_bytes() const { return bytes[kOpAttention]; }
+  double total_bytes() const { return weight_bytes() + kv_bytes(); }
   void clear() { *this = OpCounts(); }
 };
 

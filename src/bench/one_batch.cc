@@ -127,8 +127,8 @@ void decode_step(Model& model, Model* graphed, CountingBackend& cb, const OneBat
   run.wall += dt;
   const OpCounts& c = cb.counts();
   run.times.push_back(dt);
-  run.bytes.push_back(c.weight_bytes + c.kv_bytes);
-  run.bws.push_back((c.weight_bytes + c.kv_bytes) / dt);
+  run.bytes.push_back(c.total_bytes());
+  run.bws.push_back(c.total_bytes() / dt);
   run.flops.push_back(c.flops);
   run.experts += c.experts;
   for (int k = 0; k < kNumOpKinds; k++) {

@@ -120,7 +120,7 @@ PrefillPoint prefill_once(Model& model, CountingBackend& cb, const PrefillOption
   p.input_len = L;
   p.seconds = s.model_busy_seconds;
   p.flops = cb.counts().flops;
-  p.weight_bytes = cb.counts().weight_bytes;
+  p.weight_bytes = cb.counts().weight_bytes();
   for (int k = 0; k < kNumOpKinds; k++) p.op_s[k] = cb.counts().seconds[k];
   KvCache probe(model.spec(), model.backend(), c.kv_dtype, {0, 0});
   const double bf = double(probe.bytes_per_token(kPoolFull)), bs = double(probe.bytes_per_token(kPoolSwa));
@@ -374,7 +374,7 @@ DecodePoint engine_point(Engine& e, CountingBackend& cb, std::mt19937_64& g, con
   p.tok_s_per_req = mean(c.rate);
   p.total_tok_s = p.tok_s_per_req * B;
   const int64_t steps = s1.steps - s0.steps;
-  const double bytes = cb.counts().weight_bytes + cb.counts().kv_bytes;
+  const double bytes = cb.counts().total_bytes();
   p.step_s = steps > 0 ? c.wall_s / double(steps) : 0;
   p.bytes_per_step = steps > 0 ? bytes / double(steps) : 0;
   p.gb_s = c.wall_s > 0 ? bytes / c.wall_s / 1e9 : 0;
