@@ -433,6 +433,7 @@ Summary summarize(const std::vector<RequestResult>& rs, double duration) {
       continue;
     }
     s.completed++;
+    if (r.output_len > 1 && r.itl.empty()) s.one_chunk++;
     s.total_input += r.input_len;
     s.total_output += r.output_len;
     e2e.push_back(r.e2e * 1000);
@@ -489,6 +490,11 @@ std::string format_report(const Summary& s) {
   section("Inter-Token Latency", "ITL", s.itl_ms, true);
   o += std::string(50, '=') + "\n";
   if (s.failed > 0) o += "First error: " + s.first_error + "\n";
+  if (s.one_chunk > 0)
+    o += fmt::format(
+        "Note: {} of {} requests received all their text in one chunk, so TTFT is their whole latency and TPOT/ITL "
+        "are not per token (a model without tokenizer.json streams no text; --backend sglang streams token ids)\n",
+        s.one_chunk, s.completed);
   return o;
 }
 
@@ -498,6 +504,7 @@ json to_json(const Summary& s, const std::vector<RequestResult>& rs) {
   j["request_rate"] = std::isinf(s.request_rate) || s.request_rate <= 0 ? json("inf") : json(s.request_rate);
   j["max_concurrency"] = s.max_concurrency > 0 ? json(s.max_concurrency) : json();
   j["completed"] = s.completed;
+  j["one_chunk_requests"] = s.one_chunk;
   j["failed"] = s.failed;
   j["first_error"] = s.first_error.empty() ? json() : json(s.first_error);
   j["duration"] = s.duration;
@@ -668,6 +675,7 @@ BenchResult run_benchmark(Options opt, const std::vector<RequestSpec>& dataset,
 
   Summary& s = out.summary;
   s = summarize(out.requests, duration);
+  if (!opt.stream) s.one_chunk = 0;  // one chunk is what was asked for
   s.backend = opt.backend_name;
   s.request_rate = opt.request_rate > 0 ? opt.request_rate : std::numeric_limits<double>::infinity();
   s.max_concurrency = opt.max_concurrency;

@@ -114,6 +114,10 @@ struct Summary {
   double concurrency = 0;  // sum of e2e / duration
   std::optional<double> accept_length;
   Dist e2e_ms, ttft_ms, tpot_ms, itl_ms;
+  // Successful requests of several output tokens whose text came in one
+  // chunk: streamed, that means no per-token timing (a server without a
+  // tokenizer streams no text until the end); the report then says so.
+  int one_chunk = 0;
 };
 Summary summarize(const std::vector<RequestResult>& rs, double duration);
 

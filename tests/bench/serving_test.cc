@@ -108,6 +108,8 @@ TEST(BenchServingStats, SummaryTotalsThroughputAndConcurrency) {
   EXPECT_NE(t.find("P99 TPOT (ms):"), std::string::npos);
   EXPECT_NE(t.find("First error: HTTP 500: boom"), std::string::npos);
   EXPECT_EQ(t.find("Accept length"), std::string::npos);
+  EXPECT_EQ(s.one_chunk, 0);
+  EXPECT_EQ(t.find("in one chunk"), std::string::npos);
   s.accept_length = 2.5;
   EXPECT_NE(sv::format_report(s).find(line("Accept length:", "2.50")), std::string::npos);
 
@@ -118,6 +120,18 @@ TEST(BenchServingStats, SummaryTotalsThroughputAndConcurrency) {
   EXPECT_EQ(j["itls"][1], json({0.2, 0.4}));
   EXPECT_EQ(j["errors"][2], "HTTP 500: boom");
   EXPECT_DOUBLE_EQ(j["accept_length"].get<double>(), 2.5);
+  EXPECT_EQ(j["one_chunk_requests"], 0);
+}
+
+// A streamed request of several tokens whose text came in one chunk (no
+// tokenizer on the server) has no per-token timing: the report says so.
+TEST(BenchServingStats, OneChunkStreamsAreFlagged) {
+  std::vector<sv::RequestResult> rs = {req(1.0, 1.0, 10, {}), req(0.1, 1.0, 10, {0.1}), req(0.5, 0.5, 1, {})};
+  sv::Summary s = sv::summarize(rs, 2.0);
+  EXPECT_EQ(s.one_chunk, 1);  // one token needs no gap
+  const std::string t = sv::format_report(s);
+  EXPECT_NE(t.find("Note: 1 of 3 requests received all their text in one chunk"), std::string::npos) << t;
+  EXPECT_EQ(sv::to_json(s, rs)["one_chunk_requests"], 1);
 }
 
 TEST(BenchServingSchedule, PoissonGapsHaveTheRequestedMean) {
