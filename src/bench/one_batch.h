@@ -73,8 +73,8 @@ struct OneBatchResult {
   bool decode_graphs = false;          // decode steps were timed as graph replays
   double prefill_cpu = 0, decode_cpu = 0;  // process CPU time / (wall time x threads): < 1 on a busy machine
   double prefill_op_s[kNumOpKinds] = {};  // time by op family in the prefill
-  double decode_op_s[kNumOpKinds] = {};   // mean per decode step
-  double decode_op_bytes[kNumOpKinds] = {};  // what each family read, mean per decode step
+  double decode_op_s[kNumOpKinds] = {};      // median over decode steps
+  double decode_op_bytes[kNumOpKinds] = {};  // what each family read, median over decode steps
   double prefill_tok_s() const { return prefill_s > 0 ? batch * double(input_len) / prefill_s : 0; }
   double decode_tok_s() const { return decode_median_s > 0 ? batch / decode_median_s : 0; }
 };
