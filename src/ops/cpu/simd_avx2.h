@@ -93,8 +93,7 @@ struct Isa {
     return _mm256_mul_ps(fp8x8(a), _mm256_set1_ps(sa));
   }
   static Vec fma(Vec x, Vec w, Vec acc) { return _mm256_fmadd_ps(x, w, acc); }
-  static float sum8(Vec v, int) { return hsum(v); }
-  // out[u] = sum8(in[u]) for 8 vectors at once: hsum's adds, level by level
+  // out[u] = hsum(in[u]) for 8 vectors at once: hsum's adds, level by level
   // across the vectors (7 adds and 15 shuffles instead of 24 and 24).
   static void sums8(const Vec in[8], float* out) {
     __m256 b[4], c[2];

@@ -32,16 +32,6 @@ inline __m512 pair8(const uint8_t* a, const uint8_t* b) {
   return _mm512_cvtph_ps(w);
 }
 
-// The backend's 8-chain tree ((c0+c4)+(c2+c6))+((c1+c5)+(c3+c7)) over the
-// low (half 0) or high (half 1) 8 lanes: the same adds as avx2::hsum.
-inline float hsum_half(__m512 v, int half) {
-  __m256 h = half ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v);
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // The vector operations linear_tiles.inc and attention_direct.inc are
 // written against (see there): two weight rows (keys) per vector, x (q)
 // broadcast to both halves; 16 output dims per vector in P.V.
@@ -58,10 +48,9 @@ struct Isa {
     return _mm512_mul_ps(pair8(a, b), _mm512_mask_blend_ps(__mmask16(0xFF00), _mm512_set1_ps(sa), _mm512_set1_ps(sb)));
   }
   static Vec fma(Vec x, Vec w, Vec acc) { return _mm512_fmadd_ps(x, w, acc); }
-  static float sum8(Vec v, int row) { return hsum_half(v, row); }
-  // out[2u + h] = sum8(in[u], h) for 8 vectors (16 sums) at once: hsum_half's
-  // adds, level by level across the vectors (7 adds and 15 shuffles instead
-  // of 48 and 56).
+  // out[2u + h] = avx2::hsum of half h of in[u] for 8 vectors (16 sums) at
+  // once: the same adds, level by level across the vectors (7 adds and 15
+  // shuffles instead of 48 and 56).
   static void sums8(const Vec in[8], float* out) {
     __m512 b[4], c[2];
     for (int u = 0; u < 4; u++)  // lanes i + i+4: 128-bit lane L is half L of in 2u + L / 2
