@@ -302,26 +302,6 @@ TEST(Fp8, NativeWeightsComputeTheDequantisedProduct) {
 // lm_head stays the table; MIMOSERVE_CPU_ROW_TILES=1 makes it do so on any
 // CPU), and the model computes the same bits as with row-major weights
 // (MIMOSERVE_CPU_ROW_TILES=0).
-// Decode streams the KV pools as it streams weights: on the CPU they go on
-// huge pages too (2 MiB aligned, advised), which made decode attention at
-// batch 16 ~30-40% faster in place.
-TEST(Loader, CpuKvPoolsAreOnHugePages) {
-  ModelSpec spec = load_model_config(test::fixture("mimo-tiny-a"));
-  auto be = make_cpu_backend();
-  const AttnSpec& a = spec.layers[0].attn;
-  const int64_t slots = (int64_t(4) << 20) / (int64_t(a.num_kv_heads) * a.head_dim * 2) + 1;  // >= 4 MiB per tensor
-  KvCache kv(spec, *be, DType::BF16, {slots, slots});
-  for (int l = 0; l < spec.num_layers(); l++)
-    for (const Tensor* t : {&kv.k(l), &kv.v(l)})
-      if (t->nbytes() >= (size_t(4) << 20)) {
-        EXPECT_EQ(reinterpret_cast<uintptr_t>(t->data()) % (uintptr_t(2) << 20), 0u) << "layer " << l;
-      }
-  EXPECT_GE(kv.k(0).nbytes(), size_t(4) << 20);
-  // Activations and workspace stay on ordinary pages (host_alloc.h says why).
-  Tensor small = be->alloc({int64_t(4) << 20}, DType::F32);
-  EXPECT_NE(reinterpret_cast<uintptr_t>(small.data()) % (uintptr_t(2) << 20), 0u);
-}
-
 TEST(Loader, CpuMatricesComeInRowTilesWithTheSameLogits) {
   test::TempDir tmp("rowtiles");
   MakerOptions o;
@@ -346,6 +326,26 @@ TEST(Loader, CpuMatricesComeInRowTilesWithTheSameLogits) {
     return prompt_logits(m, {5, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8});
   };
   EXPECT_EQ(logits(true), logits(false));
+}
+
+// Decode streams the KV pools as it streams weights: on the CPU they go on
+// huge pages too (2 MiB aligned, advised), which made decode attention at
+// batch 16 ~30-40% faster in place.
+TEST(Loader, CpuKvPoolsAreOnHugePages) {
+  ModelSpec spec = load_model_config(test::fixture("mimo-tiny-a"));
+  auto be = make_cpu_backend();
+  const AttnSpec& a = spec.layers[0].attn;
+  const int64_t slots = (int64_t(4) << 20) / (int64_t(a.num_kv_heads) * a.head_dim * 2) + 1;  // >= 4 MiB per tensor
+  KvCache kv(spec, *be, DType::BF16, {slots, slots});
+  for (int l = 0; l < spec.num_layers(); l++)
+    for (const Tensor* t : {&kv.k(l), &kv.v(l)})
+      if (t->nbytes() >= (size_t(4) << 20)) {
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(t->data()) % (uintptr_t(2) << 20), 0u) << "layer " << l;
+      }
+  EXPECT_GE(kv.k(0).nbytes(), size_t(4) << 20);
+  // Activations and workspace stay on ordinary pages (host_alloc.h says why).
+  Tensor small = be->alloc({int64_t(4) << 20}, DType::F32);
+  EXPECT_NE(reinterpret_cast<uintptr_t>(small.data()) % (uintptr_t(2) << 20), 0u);
 }
 
 TEST(Shards, ShardedEqualsSingleFile) {
