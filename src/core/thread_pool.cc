@@ -76,6 +76,12 @@ void ThreadPool::run_chunks(int64_t num_chunks, const std::function<void(int64_t
   work_on(job);
   // Only chunks that a running worker has claimed can still be in flight.
   while (done_.load(std::memory_order_acquire) != num_chunks) MIMO_PAUSE();
+  // Close the job before the next one changes num_chunks_: a worker that
+  // read next_ as (this job, chunk c >= num_chunks) could otherwise compare
+  // c with the next job's larger count, claim c with its CAS (next_ still
+  // this job's) and run the next job's fn on a chunk that job does not have,
+  // counting one done_ too many (run_chunks then waited forever).
+  next_.store((uint64_t(job) << 32) | 0xffffffffu, std::memory_order_release);
 }
 
 void ThreadPool::run(const std::function<void(int, int)>& fn) {
