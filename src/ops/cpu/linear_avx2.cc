@@ -34,12 +34,12 @@ struct Groups {
   static constexpr int kStreamNV = 8;  // one row of x over row tiles: 8 rows per tile
   template <typename Src>
   static void run(int g, const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t nb, int64_t ne,
-                  int64_t K, bool linear) {
+                  int64_t K, bool linear, Paced* paced) {
     switch (g) {
-      case 4: return group<4, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      case 3: return group<3, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      case 2: return group<2, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      default: return group<1, 8>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 4: return group<4, 3>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      case 3: return group<3, 3>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      case 2: return group<2, 4>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      default: return group<1, 8>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
     }
   }
   static int split(int64_t M, int64_t m) {

@@ -39,16 +39,16 @@ struct Groups {
   static constexpr int kStreamNV = 8;  // one row of x over row tiles: 16 rows (two tiles) per tile pass
   template <typename Src>
   static void run(int g, const float* x, int64_t ldx, const Src& w, float* out, int64_t ldo, int64_t nb, int64_t ne,
-                  int64_t K, bool linear) {
+                  int64_t K, bool linear, Paced* paced) {
     switch (g) {
-      case 8: return group<8, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      case 7: return group<7, 3>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      case 6: return group<6, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      case 5: return group<5, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      case 4: return group<4, 2>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      case 3: return group<3, 2>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      case 2: return group<2, 2>(x, ldx, w, out, ldo, nb, ne, K, linear);
-      default: return group<1, 4>(x, ldx, w, out, ldo, nb, ne, K, linear);
+      case 8: return group<8, 3>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      case 7: return group<7, 3>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      case 6: return group<6, 4>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      case 5: return group<5, 4>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      case 4: return group<4, 2>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      case 3: return group<3, 2>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      case 2: return group<2, 2>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
+      default: return group<1, 4>(x, ldx, w, out, ldo, nb, ne, K, linear, paced);
     }
   }
   static int split(int64_t M, int64_t m) {
