@@ -95,6 +95,7 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   if (has_swa) swa_alloc_ = std::make_unique<SlotAllocator>(swa_tokens, cfg_.page_size);
   cache_ = std::make_unique<RadixCache>(*full_alloc_, swa_alloc_.get(), window_, cfg_.page_size,
                                         cfg_.disable_radix_cache);
+  const auto kv_start = std::chrono::steady_clock::now();
   kv_ = std::make_unique<KvCache>(spec, model.backend(), cfg_.kv_dtype,
                                   std::vector<int64_t>{full_alloc_->capacity(), has_swa ? swa_alloc_->capacity() : 0},
                                   cfg_.speculative_num_steps);
@@ -117,8 +118,9 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   sc.window = window_;
   sc.spec_steps = cfg_.speculative_num_steps;
   sched_ = std::make_unique<Scheduler>(sc, *full_alloc_, swa_alloc_.get(), *cache_);
-  spdlog::info("KV cache: {} full-attention tokens, {} sliding-window tokens, {:.1f} MB", full_alloc_->capacity(),
-               has_swa ? swa_alloc_->capacity() : 0, double(kv_->total_bytes()) / 1e6);
+  spdlog::info("KV cache: {} full-attention tokens, {} sliding-window tokens, {:.1f} MB (in memory after {:.2f} s)",
+               full_alloc_->capacity(), has_swa ? swa_alloc_->capacity() : 0, double(kv_->total_bytes()) / 1e6,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - kv_start).count());
   depth_ = cfg_.speculative_num_steps;
   if (cfg_.speculative_auto) {
     if (cfg_.speculative_num_steps <= 0) fail("--speculative-num-steps auto needs MTP layers in the checkpoint");

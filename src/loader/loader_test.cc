@@ -1,10 +1,14 @@
 // Loader: both config styles, FP8 block dequantisation, shards, and every
 // kind of bad input ending in a mimo::Error that names the culprit.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -194,7 +198,9 @@ TEST(Fp8, CodecRoundTrip) {
   EXPECT_EQ(fp8e4m3_to_f32(0x01), std::ldexp(1.0f, -9));
   EXPECT_TRUE(std::isnan(fp8e4m3_to_f32(0x7f)));
   for (int c = 0; c < 256; c++)
-    if ((c & 0x7f) != 0x7f) EXPECT_EQ(f32_to_fp8e4m3(fp8e4m3_to_f32(uint8_t(c))) & 0xff, c == 0x80 ? 0x80 : c) << c;
+    if ((c & 0x7f) != 0x7f) {
+      EXPECT_EQ(f32_to_fp8e4m3(fp8e4m3_to_f32(uint8_t(c))) & 0xff, c == 0x80 ? 0x80 : c) << c;
+    }
 }
 
 // Rounding to E4M3 is to the nearest code, ties to the even code: checked
@@ -331,7 +337,7 @@ TEST(Loader, CpuMatricesComeInRowTilesWithTheSameLogits) {
 // Decode streams the KV pools as it streams weights: on the CPU they go on
 // huge pages too (2 MiB aligned, advised), which made decode attention at
 // batch 16 ~30-40% faster in place.
-TEST(Loader, CpuKvPoolsAreOnHugePages) {
+TEST(Loader, CpuKvPoolsAreOnHugePagesAndResident) {
   ModelSpec spec = load_model_config(test::fixture("mimo-tiny-a"));
   auto be = make_cpu_backend();
   const AttnSpec& a = spec.layers[0].attn;
@@ -343,6 +349,15 @@ TEST(Loader, CpuKvPoolsAreOnHugePages) {
         EXPECT_EQ(reinterpret_cast<uintptr_t>(t->data()) % (uintptr_t(2) << 20), 0u) << "layer " << l;
       }
   EXPECT_GE(kv.k(0).nbytes(), size_t(4) << 20);
+  // ... and resident from the start: no page faults while serving (mincore:
+  // a page not yet touched is not resident).
+  for (const Tensor* t : {&kv.k(0), &kv.v(0), &kv.k(spec.num_layers() - 1)}) {
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE)), at = reinterpret_cast<uintptr_t>(t->data());
+    const uintptr_t from = at / page * page, len = at + t->nbytes() - from, n = (len + page - 1) / page;
+    std::vector<unsigned char> resident(n);
+    ASSERT_EQ(mincore(reinterpret_cast<void*>(from), len, resident.data()), 0);
+    EXPECT_EQ(std::count_if(resident.begin(), resident.end(), [](unsigned char c) { return c & 1; }), int64_t(n));
+  }
   // Activations and workspace stay on ordinary pages (host_alloc.h says why).
   Tensor small = be->alloc({int64_t(4) << 20}, DType::F32);
   EXPECT_NE(reinterpret_cast<uintptr_t>(small.data()) % (uintptr_t(2) << 20), 0u);

@@ -59,7 +59,8 @@ class Backend {
   virtual Tensor alloc(std::vector<int64_t> shape, DType dtype) = 0;
   // Memory read in long streams step after step (the KV pools): on the CPU
   // on huge pages (host_alloc.h; decode attention at batch 16 took 30-40%
-  // less time with its KV there), elsewhere as alloc().
+  // less time with its KV there) and faulted in before it returns (no page
+  // faults while serving); elsewhere as alloc().
   virtual Tensor alloc_streamed(std::vector<int64_t> shape, DType dtype) { return alloc(std::move(shape), dtype); }
   virtual void zero_(Tensor& t) = 0;
   virtual void copy_from_host(Tensor& dst, const void* src) = 0;  // dst.nbytes() bytes
