@@ -86,7 +86,11 @@ RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, co
               int depth, bool overlap) {
   EngineConfig c;
   c.kv_dtype = model.weights().dtype;
-  c.max_total_tokens = 0;
+  // A pool for what the run holds at once (each request's prompt, output
+  // and draft over-allocation), not a quarter of memory: the engine faults
+  // its whole pool in at start, and a run starts dozens of engines.
+  c.max_total_tokens = 256;
+  for (size_t i = 0; i < prompts.size(); i++) c.max_total_tokens += int64_t(prompts[i].size()) + out_lens[i] + 8;
   c.speculative_auto = depth < 0;
   c.speculative_num_steps = depth < 0 ? std::min(3, model.num_mtp_layers()) : depth;
   c.disable_overlap_schedule = !overlap;
