@@ -44,9 +44,12 @@ constexpr int kMR = 6, kNR = 16;
 // M at and above which the packed GEMM wins over the dot-product form:
 // below it, widening and transposing weights for the GEMM costs more than it
 // saves. For bf16 1024-deep weights the two cross near M = 40 with AVX2 (Zen
-// 3) and between 48 and 64 with AVX-512 (2 threads, 4096 x 1024 weights
-// hot in cache: M = 48 dot 1.45 ms vs GEMM 1.50, M = 64 1.98 vs 1.91).
-constexpr int64_t kGemmMinM = 40, kGemmMinMAvx512 = 64;
+// 3), and near M = 80-88 with AVX-512 since the dot form's groups read
+// their slabs from L2 (linear_tiles.inc, rows_paced; 2 threads, bf16 row
+// tiles: 4096 x 1024 in cache M = 64 dot 1.96 ms vs GEMM 2.10, M = 80 2.52
+// vs 2.49, M = 96 3.08 vs 2.90; 1024 x 1024 from DRAM M = 64 0.55 vs 0.62,
+// M = 80 0.65 vs 0.71; 1024 x 2048 row-major M = 64 1.16 vs 1.10).
+constexpr int64_t kGemmMinM = 40, kGemmMinMAvx512 = 80;
 
 // Row tiles: the layout CpuBackend::prepare_weight gives fp32 and bf16
 // weights [N, K] with N and K multiples of 8 and rows of at most
