@@ -496,6 +496,22 @@ TEST_F(EngineTest, RequestLargerThanTheCacheFailsAsBadRequest) {
   EXPECT_EQ(ok.ids.size(), 4u);
 }
 
+// A KV cache larger than the memory free fails at start with the sizes and
+// the flags that bound it (its pools are faulted in at start: allocating it
+// would end in the OOM killer), before any pool or slot table is made.
+TEST_F(EngineTest, KvCacheLargerThanMemoryFailsAtStart) {
+  EngineConfig c = config();
+  c.max_total_tokens = int64_t(2000000000);  // ~2 TB of KV for the tiny model
+  try {
+    Engine e(c, *tiny_->model);
+    FAIL() << "an engine with a 2e9-token KV cache started";
+  } catch (const Error& err) {
+    const std::string m = err.what();
+    EXPECT_NE(m.find("does not fit in the"), std::string::npos) << m;
+    EXPECT_NE(m.find("--max-total-tokens"), std::string::npos) << m;
+  }
+}
+
 // The trained default model: its MTP layers really predict, so drafts are
 // accepted (and rejected) often; outputs must still equal plain greedy.
 TEST_F(EngineTest, SpeculativeGreedyEqualsPlainOnTheTrainedModel) {
