@@ -319,10 +319,9 @@ TEST_P(AttentionPaths, LongContextsWindowsGqaOddDims) {
 
 // A row's attention output is bit-identical whether it is computed in one
 // prefill, in chunks, one decode row at a time, or next to other sequences:
-// on each path, so on AVX-512 the 512-bit decode products (a decode row's 1-6
-// query vectors read K and V straight from the cache) match the packed
-// prefill path too. Shapes: 4 and 2 queries per kv head, 6 (the most the
-// decode path takes), a depth with a tail (D % 8), Dv of 16 and 48.
+// on each path (on AVX-512 every call reads K and V straight from the cache;
+// on AVX2 decode rows do and prefill chunks pack them). Shapes: 4, 2 and 6
+// queries per kv head, a depth with a tail (D % 8), Dv of 16 and 48.
 TEST_P(AttentionPaths, BatchInvariance) {
   auto be = make_cpu_backend();
   std::mt19937 g(22);
@@ -362,9 +361,12 @@ TEST_P(AttentionPaths, BatchInvariance) {
     }
 }
 
-// The AVX-512 decode products give the AVX2 ones' bits (decode rows of
-// every shape above, bf16 and fp32 caches).
-TEST(Kernels, Avx512DecodeAttentionEqualsAvx2BitForBit) {
+// The AVX-512 path gives the AVX2 one's bits (every shape above, bf16 and
+// fp32 caches): decode rows (1-6 query vectors, direct on both), a verify's
+// 4 rows (8-16 vectors: direct slivers on both) and a whole prefill (items
+// of up to 48 vectors: direct slivers with AVX-512, packed panels with
+// AVX2).
+TEST(Kernels, Avx512AttentionEqualsAvx2BitForBit) {
   if (!cpu::cpu_features().avx512) GTEST_SKIP() << "no AVX-512 (F, BW, DQ, VL) on this CPU";
   auto be = make_cpu_backend();
   std::mt19937 g(23);
@@ -387,6 +389,19 @@ TEST(Kernels, Avx512DecodeAttentionEqualsAvx2BitForBit) {
           cpu::override_cpu_features(nullptr);
           ASSERT_TRUE(same_bits(x.ptr<float>(), y.ptr<float>(), int64_t(sh.H) * sh.Dv))
               << "row " << r << " window " << window << " H" << sh.H << " nkv" << sh.nkv << " D" << sh.D;
+        }
+        for (auto [start, n] : {std::pair<int, int>{200, 4}, {0, L}}) {
+          Seq c = a;
+          c.start = start, c.n = n;
+          std::vector<int64_t> rows;
+          for (int i = 0; i < n; i++) rows.push_back(start + i);
+          use_cpu_path(CpuPath::Avx2);
+          Tensor x = run_attention(*be, {c}, q, rows, kc, vc, sinks, window, 0.125f);
+          use_cpu_path(CpuPath::Avx512);
+          Tensor y = run_attention(*be, {c}, q, rows, kc, vc, sinks, window, 0.125f);
+          cpu::override_cpu_features(nullptr);
+          ASSERT_TRUE(same_bits(x.ptr<float>(), y.ptr<float>(), int64_t(n) * sh.H * sh.Dv))
+              << n << " rows from " << start << " window " << window << " H" << sh.H << " nkv" << sh.nkv;
         }
       }
 }
