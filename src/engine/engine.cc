@@ -95,10 +95,10 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   // than the memory free now would end in the OOM killer, so say so instead.
   const double kv_bytes = double(full_tokens) * (double(probe.bytes_per_token(kPoolFull)) + mtp_bytes) +
                           double(has_swa ? swa_tokens : 0) * double(probe.bytes_per_token(kPoolSwa));
-  if (model.backend().device() == Device::CPU && kv_bytes > double(mem_available_bytes("MemAvailable:")))
+  if (const double avail = double(mem_available_bytes("MemAvailable:"));
+      model.backend().device() == Device::CPU && kv_bytes > avail)
     fail("the KV cache ({} full-attention tokens, {:.1f} MB) does not fit in the {:.1f} MB of memory available; "
-         "lower --max-total-tokens or --mem-fraction-static", full_tokens, kv_bytes / 1e6,
-         double(mem_available_bytes("MemAvailable:")) / 1e6);
+         "lower --max-total-tokens or --mem-fraction-static", full_tokens, kv_bytes / 1e6, avail / 1e6);
   full_alloc_ = std::make_unique<SlotAllocator>(full_tokens, cfg_.page_size);
   if (has_swa) swa_alloc_ = std::make_unique<SlotAllocator>(swa_tokens, cfg_.page_size);
   cache_ = std::make_unique<RadixCache>(*full_alloc_, swa_alloc_.get(), window_, cfg_.page_size,

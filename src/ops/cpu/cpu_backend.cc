@@ -64,10 +64,10 @@ Tensor CpuBackend::alloc_streamed(std::vector<int64_t> shape, DType dtype) {
   // slots at 256 bytes per head): ~110 pages in one step on bench-0.5b, a
   // 20-30 ms stall at ~10 GB/s of page clearing (and the first request took
   // 0.7 s instead of 0.2 on a VM whose memory the host had not backed yet).
-  // Now the engine pays it at start and a pool that does not fit fails
-  // there, not in the middle of serving. MADV_POPULATE_WRITE (Linux 5.14)
-  // faults pages in without writing them; older kernels refuse it, and a
-  // memset does the same.
+  // Now the engine pays it at start (and checks first that the pool fits in
+  // the memory available: populating one that does not wakes the OOM
+  // killer). MADV_POPULATE_WRITE (Linux 5.14) faults pages in without
+  // writing them; older kernels refuse it, and a memset does the same.
   char* p = static_cast<char*>(t.data());
   const int64_t bytes = t.nbytes(), chunk = int64_t(2) << 20;
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
