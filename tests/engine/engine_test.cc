@@ -583,7 +583,10 @@ TEST_F(EngineTest, ProfileTraceShowsOutputsProcessedDuringTheForward) {
   std::string keep = getenv("KEEP_TRACE") ? getenv("KEEP_TRACE") : "";
   LetterCodec codec;
   std::vector<EngineRequest> reqs;
-  for (int i = 0; i < 8; i++) reqs.push_back(greedy(prompt_of(30 + i, 1000, i), 40));
+  // 16 requests: longer forwards, more chances for the engine thread to get
+  // a core during one (with 8, all 5 attempts of one CI run on a loaded host
+  // saw none, though 30 runs after it, alone or next to a busy loop, passed).
+  for (int i = 0; i < 16; i++) reqs.push_back(greedy(prompt_of(30 + i, 1000, i), 40));
   double idle[2];
   // Runs the load and counts output-processing spans that overlap a forward.
   auto run = [&](bool no_overlap, int attempt) {
