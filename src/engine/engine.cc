@@ -263,7 +263,11 @@ void Engine::loop() {
       return;
     }
     if (!live_.empty()) step();
-    if (live_.empty()) process_outputs();  // nothing left to overlap with
+    if (live_.empty()) {
+      process_outputs();  // nothing left to overlap with
+      // Waiting for requests is not the model idling between steps.
+      last_forward_end_ = {};
+    }
     update_stats();
   }
 }

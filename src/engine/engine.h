@@ -115,7 +115,7 @@ struct EngineStats {
   double new_token_ratio = 0;
   int64_t spec_verifies = 0, spec_accepted = 0;  // accept length = (accepted + verifies) / verifies
   SpecDepthController::PerDepth decode_steps_by_depth{};  // decode steps by the draft depth they verified (0: none)
-  double model_busy_seconds = 0, model_idle_seconds = 0;  // between the first and the last forward
+  double model_busy_seconds = 0, model_idle_seconds = 0;  // between forwards, while requests are in flight
   double model_idle_fraction() const {
     double t = model_busy_seconds + model_idle_seconds;
     return t > 0 ? model_idle_seconds / t : 0.0;

@@ -578,6 +578,20 @@ TEST_F(EngineTest, StopStringsCutTextAndTokensInBothScheduleModes) {
     }
 }
 
+// The model's idle time counts the gaps between forwards while requests are
+// in flight, not the time an engine waits for requests (a benchmark reusing
+// one engine for several runs, a server between bursts).
+TEST_F(EngineTest, ModelIdleTimeCountsOnlyWhileRequestsRun) {
+  EngineConfig c = config();
+  Engine e(c, *gen_->model);
+  run_all(e, {greedy(prompt_of(20, 1000, 1), 8)});
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  run_all(e, {greedy(prompt_of(20, 1000, 2), 8)});
+  const EngineStats s = e.stats();
+  EXPECT_GT(s.model_busy_seconds, 0.0);
+  EXPECT_LT(s.model_idle_seconds, 0.3) << "the 0.6 s between the two requests was counted as model idle time";
+}
+
 TEST_F(EngineTest, ProfileTraceShowsOutputsProcessedDuringTheForward) {
   test::TempDir dir("trace");
   std::string keep = getenv("KEEP_TRACE") ? getenv("KEEP_TRACE") : "";
