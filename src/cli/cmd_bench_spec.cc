@@ -32,6 +32,7 @@ struct Args {
   std::string model_path, heldout, json_out, batch_sizes = "1,32", depths = "0,1,2,3,auto", device = "auto";
   std::string sections = "decode,overlap,mixed", log_level = "info";
   int input_len = 64, output_len = 64, threads = 0, repeats = 3;
+  bool fresh_engines = false;
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -80,10 +81,9 @@ std::string depth_mix(const SpecDepthController::PerDepth& n) {
   return s;
 }
 
-// Greedy requests, all submitted at once; decode rate counts tokens after
-// each request's first one.
-RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, const std::vector<int>& out_lens,
-              int depth, bool overlap) {
+// An engine for runs of these requests at this depth (-1: auto).
+std::unique_ptr<Engine> make_engine(Model& model, const std::vector<std::vector<int32_t>>& prompts,
+                                    const std::vector<int>& out_lens, int depth, bool overlap) {
   EngineConfig c;
   c.kv_dtype = model.weights().dtype;
   // A pool for what the run holds at once (each request's prompt, output
@@ -95,7 +95,14 @@ RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, co
   c.speculative_num_steps = depth < 0 ? std::min(3, model.num_mtp_layers()) : depth;
   c.disable_overlap_schedule = !overlap;
   c.chunked_prefill_size = 4096;
-  Engine e(c, model);
+  return std::make_unique<Engine>(c, model);
+}
+
+// Greedy requests, all submitted at once; decode rate counts tokens after
+// each request's first one. The engine's counters are read before and
+// after, so an engine can serve several runs.
+RunResult run(Engine& e, const std::vector<std::vector<int32_t>>& prompts, const std::vector<int>& out_lens) {
+  const EngineStats s0 = e.stats();
   std::vector<std::shared_ptr<RequestHandle>> hs;
   auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < prompts.size(); i++) {
@@ -137,13 +144,23 @@ RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, co
   }
   r.decode_tps_per_req = rate / double(hs.size());
   r.total_tps = double(total) / r.wall_s;
-  EngineStats s = e.stats();
-  r.accept_len = s.avg_spec_accept_length();
-  r.idle = s.model_idle_fraction();
-  r.graphs_per_step = s.steps > 0 ? double(s.graph_steps) / double(s.steps) : 0.0;
-  r.steps_by_depth = s.decode_steps_by_depth;
+  const EngineStats s = e.stats();
+  const int64_t ver = s.spec_verifies - s0.spec_verifies, acc = s.spec_accepted - s0.spec_accepted;
+  r.accept_len = ver > 0 ? double(acc + ver) / double(ver) : 0.0;
+  const double busy = s.model_busy_seconds - s0.model_busy_seconds, idle = s.model_idle_seconds - s0.model_idle_seconds;
+  r.idle = busy + idle > 0 ? idle / (busy + idle) : 0.0;
+  const int64_t steps = s.steps - s0.steps;
+  r.graphs_per_step = steps > 0 ? double(s.graph_steps - s0.graph_steps) / double(steps) : 0.0;
+  for (size_t d = 0; d < r.steps_by_depth.size(); d++)
+    r.steps_by_depth[d] = s.decode_steps_by_depth[d] - s0.decode_steps_by_depth[d];
   r.outputs = std::move(outs);
   return r;
+}
+
+// A run on an engine of its own.
+RunResult run(Model& model, const std::vector<std::vector<int32_t>>& prompts, const std::vector<int>& out_lens,
+              int depth, bool overlap) {
+  return run(*make_engine(model, prompts, out_lens, depth, overlap), prompts, out_lens);
 }
 
 void bench(const Args& a) {
@@ -188,12 +205,22 @@ void bench(const Args& a) {
   auto wants = [&](const char* section) { return std::find(sections.begin(), sections.end(), section) != sections.end(); };
   const int R = std::max(1, a.repeats);
   // Every depth of a batch size runs once per round, R rounds: each figure
-  // is the median of R runs interleaved with the other depths'.
+  // is the median of R runs interleaved with the other depths'. Each depth
+  // keeps one engine across its rounds (prefix cache flushed in between), as
+  // a server keeps its own: auto depth carries what it measured from one
+  // round into the next, as it would from one request to the next, so only
+  // the first round is a cold start (--fresh-engines: every run cold).
   auto rounds = [&](const std::vector<std::vector<int32_t>>& ps, const std::vector<int>& lens) {
     std::vector<std::vector<RunResult>> rs(depths.size());
+    std::vector<std::unique_ptr<Engine>> es(depths.size());
     for (int round = 0; round < R; round++)
-      for (size_t i = 0; i < depths.size(); i++)
-        if (depths[i] <= m.num_mtp_layers()) rs[i].push_back(run(m, ps, lens, depths[i], true));
+      for (size_t i = 0; i < depths.size(); i++) {
+        if (depths[i] > m.num_mtp_layers()) continue;
+        if (!es[i]) es[i] = make_engine(m, ps, lens, depths[i], true);
+        else es[i]->flush_cache();
+        rs[i].push_back(run(*es[i], ps, lens));
+        if (a.fresh_engines) es[i].reset();
+      }
     return rs;
   };
   int mismatches = 0;
@@ -275,6 +302,9 @@ void register_bench_spec(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--sections", a->sections, "what to run: decode, overlap, mixed (comma-separated)")
       ->capture_default_str();
+  c->add_flag("--fresh-engines", a->fresh_engines,
+              "a new engine for every run of the decode and mixed sections (auto depth starts cold each time); by "
+              "default each depth keeps one engine across its rounds, as a server does");
   c->add_option("--device", a->device, "cpu | cuda | auto")->capture_default_str();
   c->add_option("--log-level", a->log_level, "debug prints the auto depth's measured costs after each run")
       ->capture_default_str();
