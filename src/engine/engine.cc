@@ -74,8 +74,11 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   KvCache mtp_probe(spec, model.backend(), cfg_.kv_dtype, {0, 0}, cfg_.speculative_num_steps);
   double mtp_bytes = 0;
   for (int k = 0; k < cfg_.speculative_num_steps; k++) mtp_bytes += double(mtp_probe.bytes_per_token(kPoolMtp0 + k));
-  double cell = double(probe.bytes_per_token(kPoolFull)) + mtp_bytes +
-                cfg_.swa_full_tokens_ratio * double(probe.bytes_per_token(kPoolSwa));
+  // Bytes of a full-pool token (its full-attention and MTP layers), of a
+  // SWA-pool token, and of both at the pools' ratio.
+  const double full_cell = double(probe.bytes_per_token(kPoolFull)) + mtp_bytes;
+  const double swa_cell = double(probe.bytes_per_token(kPoolSwa));
+  double cell = full_cell + cfg_.swa_full_tokens_ratio * swa_cell;
   int64_t full_tokens = cfg_.max_total_tokens;
   if (full_tokens <= 0) {
     double budget = cfg_.mem_fraction_static > 0
@@ -93,8 +96,7 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   if (full_tokens < 2 * cfg_.page_size) fail("the KV cache would hold only {} tokens", full_tokens);
   // Host pools are faulted in at start (Backend::alloc_streamed): one larger
   // than the memory free now would end in the OOM killer, so say so instead.
-  const double kv_bytes = double(full_tokens) * (double(probe.bytes_per_token(kPoolFull)) + mtp_bytes) +
-                          double(has_swa ? swa_tokens : 0) * double(probe.bytes_per_token(kPoolSwa));
+  const double kv_bytes = double(full_tokens) * full_cell + double(has_swa ? swa_tokens : 0) * swa_cell;
   if (const double avail = double(mem_available_bytes("MemAvailable:"));
       model.backend().device() == Device::CPU && kv_bytes > avail)
     fail("the KV cache ({} full-attention tokens, {:.1f} MB) does not fit in the {:.1f} MB of memory available; "
