@@ -363,23 +363,19 @@ DecodePoint engine_point(Engine& e, CountingBackend& cb, std::mt19937_64& g, con
   EngineStats s0 = e.stats();
   cb.counts().clear();
   Collected c = submit_and_collect(e, prompts, out_len);
-  // Counters are bumped before a step's outputs go out; wait for the stats
-  // snapshot taken after the last step.
-  for (int i = 0; i < 200 && e.stats().running > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  EngineStats s1 = e.stats();
+  const EngineStats d = e.settled_stats().since(s0);
   DecodePoint p;
   p.batch = B;
   p.input_len = L;
   p.output_len = out_len;
   p.tok_s_per_req = mean(c.rate);
   p.total_tok_s = p.tok_s_per_req * B;
-  const int64_t steps = s1.steps - s0.steps;
+  const int64_t steps = d.steps;
   const double bytes = cb.counts().total_bytes();
   p.step_s = steps > 0 ? c.wall_s / double(steps) : 0;
   p.bytes_per_step = steps > 0 ? bytes / double(steps) : 0;
   p.gb_s = c.wall_s > 0 ? bytes / c.wall_s / 1e9 : 0;
-  const int64_t ver = s1.spec_verifies - s0.spec_verifies, acc = s1.spec_accepted - s0.spec_accepted;
-  p.accept_len = ver > 0 ? double(acc + ver) / double(ver) : 0;
+  p.accept_len = d.avg_spec_accept_length();
   return p;
 }
 

@@ -144,15 +144,11 @@ RunResult run(Engine& e, const std::vector<std::vector<int32_t>>& prompts, const
   }
   r.decode_tps_per_req = rate / double(hs.size());
   r.total_tps = double(total) / r.wall_s;
-  const EngineStats s = e.stats();
-  const int64_t ver = s.spec_verifies - s0.spec_verifies, acc = s.spec_accepted - s0.spec_accepted;
-  r.accept_len = ver > 0 ? double(acc + ver) / double(ver) : 0.0;
-  const double busy = s.model_busy_seconds - s0.model_busy_seconds, idle = s.model_idle_seconds - s0.model_idle_seconds;
-  r.idle = busy + idle > 0 ? idle / (busy + idle) : 0.0;
-  const int64_t steps = s.steps - s0.steps;
-  r.graphs_per_step = steps > 0 ? double(s.graph_steps - s0.graph_steps) / double(steps) : 0.0;
-  for (size_t d = 0; d < r.steps_by_depth.size(); d++)
-    r.steps_by_depth[d] = s.decode_steps_by_depth[d] - s0.decode_steps_by_depth[d];
+  const EngineStats s = e.settled_stats().since(s0);
+  r.accept_len = s.avg_spec_accept_length();
+  r.idle = s.model_idle_fraction();
+  r.graphs_per_step = s.steps > 0 ? double(s.graph_steps) / double(s.steps) : 0.0;
+  r.steps_by_depth = s.decode_steps_by_depth;
   r.outputs = std::move(outs);
   return r;
 }

@@ -206,6 +206,32 @@ EngineStats Engine::stats() const {
   return s;
 }
 
+EngineStats Engine::settled_stats() const {
+  EngineStats s = stats();
+  for (int i = 0; i < 200 && (s.running > 0 || s.waiting > 0); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    s = stats();
+  }
+  return s;
+}
+
+EngineStats EngineStats::since(const EngineStats& e) const {
+  EngineStats d = *this;
+  d.prompt_tokens -= e.prompt_tokens;
+  d.cached_prompt_tokens -= e.cached_prompt_tokens;
+  d.generated_tokens -= e.generated_tokens;
+  d.retractions -= e.retractions;
+  d.steps -= e.steps;
+  d.finished_requests -= e.finished_requests;
+  d.spec_verifies -= e.spec_verifies;
+  d.spec_accepted -= e.spec_accepted;
+  for (size_t k = 0; k < d.decode_steps_by_depth.size(); k++) d.decode_steps_by_depth[k] -= e.decode_steps_by_depth[k];
+  d.model_busy_seconds -= e.model_busy_seconds;
+  d.model_idle_seconds -= e.model_idle_seconds;
+  d.graph_steps -= e.graph_steps;
+  return d;
+}
+
 bool Engine::flush_cache() {
   auto done = std::make_shared<std::promise<bool>>();
   auto fut = done->get_future();

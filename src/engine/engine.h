@@ -120,6 +120,10 @@ struct EngineStats {
     double t = model_busy_seconds + model_idle_seconds;
     return t > 0 ? model_idle_seconds / t : 0.0;
   }
+  // The counters of this snapshot less an earlier one's (what happened in
+  // between; gauges and high-water marks stay this snapshot's), so one engine
+  // can be measured over several runs.
+  EngineStats since(const EngineStats& earlier) const;
   double avg_spec_accept_length() const {
     return spec_verifies ? double(spec_accepted + spec_verifies) / double(spec_verifies) : 0.0;
   }
@@ -145,6 +149,9 @@ class Engine {
   std::vector<std::shared_ptr<RequestHandle>> submit(EngineRequest r);
   void abort(const std::string& id);
   EngineStats stats() const;
+  // stats() once no request runs or waits (waiting up to a second): a
+  // request's last output goes out before the step's counters are recorded.
+  EngineStats settled_stats() const;
   // Frees the prefix cache; false (and nothing done) while requests run.
   bool flush_cache();
   // Stops taking requests; with drain, finishes what is in flight first,
