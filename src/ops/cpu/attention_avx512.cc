@@ -1,9 +1,10 @@
-// Decode attention's two products with AVX-512 (this file alone is built
-// with the AVX-512 flags; attention_avx2.cc calls it only when
-// cpu_features() says the CPU has them): attention_direct.inc with two keys
-// per 512-bit vector in the scores (one per half, q broadcast to both) and
-// 16 output dims per vector in P.V, the same bits as the AVX2 path. Softmax,
-// blocking and the prefill path stay in attention_avx2.cc.
+// Attention's direct products with AVX-512 (this file alone is built with
+// the AVX-512 flags; attention_avx2.cc calls it only when cpu_features()
+// says the CPU has them, and then for every call, decode and prefill, a
+// sliver at a time): attention_direct.inc with two keys per 512-bit vector
+// in the scores (one per half, q broadcast to both) and 16 output dims per
+// vector in P.V, the same bits as the AVX2 path. Softmax, blocking and the
+// packed path stay in attention_avx2.cc.
 #include <immintrin.h>
 
 #include <algorithm>

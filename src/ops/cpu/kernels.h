@@ -190,10 +190,10 @@ struct AttnPrefetch {
   const void* const* v = nullptr;
   int64_t n = 0, kbytes = 0, vbytes = 0;
 };
-// avx2::attention_rows' decode products with 512-bit vectors, same bits: S[i][j]
-// = q[i] . k[j] for R <= 6 queries against nk cached key rows (bf16 or fp32),
-// and o[i][:Dv] += sum over j of p[j][i] v[j] (p packed [key][kMR]; Dv a
-// multiple of 16).
+// avx2::attention_rows' direct products with 512-bit vectors, same bits:
+// S[i][j] = q[i] . k[j] for R <= 6 queries (one sliver) against nk cached
+// key rows (bf16 or fp32), and o[i][:Dv] += sum over j of p[j][i] v[j] (p
+// packed [key][kMR]; Dv a multiple of 16).
 namespace avx512 {
 void attn_scores(int R, const float* const* q, const void* const* k, bool bf16, int64_t nk, int64_t D, float* S,
                  int64_t ldS, const AttnPrefetch& next);
