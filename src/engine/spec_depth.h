@@ -52,14 +52,14 @@ class SpecDepthController {
   // Decayed counts per draft position (an optimistic prior of 0.7, revised
   // within a few verifies).
   std::array<double, kMaxDepth> trials_{}, hits_{};
-  // Step seconds by (batch bucket, depth): the median of the last five
+  // Step seconds by (batch bucket, depth): the median of the last nine
   // samples (robust to the odd slow step from other load, and unbiased where
   // the fastest of a few was not: short, jittery depth-0 steps looked ~15%
   // cheaper than they were on average, which kept batch 1 at depth 0), and
   // the step each depth was last measured at, so stale depths get measured
   // again.
   struct Cost {
-    static constexpr int kWindow = 5;
+    static constexpr int kWindow = 9;
     std::array<double, kWindow> recent{};
     int samples = 0;
     int64_t at = 0;

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <random>
 #include <string>
@@ -171,6 +173,71 @@ TEST(SpecDepth, ASharedMachinesChangingSpeedDoesNotMisleadIt) {
     });
     EXPECT_GE(got[1], 850) << "period " << period << ": " << mix(got);
   }
+}
+
+// Batch 1 on the default model as measured on the 2-vCPU VM (per-step trace
+// of `bench-spec --batch-sizes 1`): steps at depths 0-3 take 0.30, 0.47,
+// 0.66 and 0.84 ms, each with lognormal noise (sigma 0.1) and 2% of steps
+// twice as slow (other load); the first steps after a switch cost 8, 8, 6
+// and 3% more (catch-up, cold caches); MTP layers draft 95%, 62%, 62%
+// right, and a layer that sat idle for more than 3 steps drafts 25%, 15%
+// and 10% worse in its first three steps (its KV caught up approximately).
+// Returns auto's tokens per second over the best fixed depth's (which
+// pays the same noise), one 700-step run (five 256-token requests) per seed.
+double noisy_batch_one(uint32_t seed) {
+  const double base[4] = {0.30e-3, 0.47e-3, 0.66e-3, 0.84e-3}, p[3] = {0.95, 0.62, 0.62};
+  const double stale[3] = {0.75, 0.85, 0.9}, warm[4] = {1.08, 1.08, 1.06, 1.03};
+  constexpr double kSigma = 0.1, kSpikes = 0.02;
+  double best = 0;
+  for (int d = 0; d <= 3; d++) {
+    double e = 1, q = 1;
+    for (int k = 0; k < d; k++) e += q *= p[k];
+    best = std::max(best, e / base[d]);
+  }
+  best /= (1 + kSpikes) * std::exp(kSigma * kSigma / 2);  // the mean noise every depth pays
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> noise(0, kSigma);
+  std::uniform_real_distribution<double> u(0, 1);
+  SpecDepthController c(3);
+  int run[3] = {}, gap[3] = {}, idle[3] = {}, prev = -1, streak = 0;
+  double seconds = 0, tokens = 0;
+  for (int i = 0; i < 700; i++) {
+    const int d = c.choose(1);
+    for (int k = 0; k < 3; k++) {
+      if (k >= d) {
+        run[k] = 0, gap[k]++;
+        continue;
+      }
+      if (run[k]++ == 0) idle[k] = gap[k];
+      gap[k] = 0;
+    }
+    int acc = 0;
+    while (acc < d && u(rng) < p[acc] * (idle[acc] > 3 && run[acc] <= 3 ? stale[run[acc] - 1] : 1.0)) acc++;
+    if (d > 0) c.record_verify(d, acc);
+    streak = d == prev ? streak + 1 : 1;
+    prev = d;
+    double t = base[d] * std::exp(noise(rng)) * (streak <= 4 ? warm[streak - 1] : 1.0);
+    if (u(rng) < kSpikes) t *= 2;
+    c.observe(d, 1, t);
+    seconds += t;
+    tokens += 1 + acc;
+  }
+  return tokens / seconds / best;
+}
+
+TEST(SpecDepth, NoisyBatchOneStaysNearTheBestDepth) {
+  // Depth 1 is the best (4.15 tokens/ms), depth 2 7% and depth 0 20% behind:
+  // close enough for step noise to mislead a controller that trusts a few
+  // samples or re-measures often. (With the median of 5 samples and re-
+  // measures at 1% of the time: mean 96.1%, worst of 100 runs 86.5%; with
+  // 9 and 0.5%: 97.4% and 94.2%.)
+  double sum = 0, worst = 1;
+  for (uint32_t seed = 1; seed <= 100; seed++) {
+    const double e = noisy_batch_one(seed);
+    sum += e, worst = std::min(worst, e);
+  }
+  EXPECT_GE(sum / 100, 0.97);
+  EXPECT_GE(worst, 0.90);
 }
 
 }  // namespace
