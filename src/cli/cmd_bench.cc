@@ -9,6 +9,7 @@
 
 #include "bench/one_batch.h"
 #include "bench/svg_chart.h"
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -34,30 +35,11 @@ struct BenchArgs {
   std::string log_level = "warning";
 };
 
-std::vector<int> parse_list(const std::string& s) {
-  std::vector<int> v;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t pos = 0;
-    int x = 0;
-    try {
-      x = std::stoi(item, &pos);
-    } catch (...) {
-      pos = 0;
-    }
-    if (pos != item.size() || x <= 0) fail("--batch-size: '{}' is not a positive integer", item);
-    v.push_back(x);
-  }
-  if (v.empty()) fail("--batch-size is empty");
-  return v;
-}
-
 void run(const BenchArgs& a) {
   set_log_level(a.log_level);
   if (a.threads > 0) ThreadPool::set_global_threads(a.threads);
   bench::OneBatchOptions opt;
-  opt.batch_sizes = parse_list(a.batch_sizes);
+  opt.batch_sizes = parse_ints(a.batch_sizes, "--batch-size", 1);
   opt.input_len = a.input_len;
   opt.output_len = a.output_len;
   opt.seed = a.seed;
@@ -114,9 +96,9 @@ void register_bench_commands(CLI::App& app) {
                                    "read bandwidth and peak FLOP/s");
   c->add_option("--model-path", a->model_path, "checkpoint directory")->required();
   c->add_option("--batch-size", a->batch_sizes, "comma-separated batch sizes, e.g. 1,16");
-  c->add_option("--input-len", a->input_len, "prompt tokens per sequence")->check(CLI::PositiveNumber);
+  c->add_option("--input-len", a->input_len, "prompt tokens per sequence")->check(kPositive);
   c->add_option("--output-len", a->output_len, "tokens per sequence (1 from prefill, the rest decode steps)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
   c->add_option("--device", a->device, "cpu | cuda | auto (cuda when built with it and a GPU is present)")
       ->capture_default_str();
@@ -125,8 +107,8 @@ void register_bench_commands(CLI::App& app) {
   c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8)")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
   c->add_option("--seed", a->seed, "seed of the random prompts");
-  c->add_option("--bandwidth-mib", a->bw_mib, "buffer size of the read-bandwidth probe")->check(CLI::PositiveNumber);
-  c->add_option("--gemm-n", a->gemm_n, "n of the n x n x n GEMM peak probe")->check(CLI::PositiveNumber);
+  c->add_option("--bandwidth-mib", a->bw_mib, "buffer size of the read-bandwidth probe")->check(kPositive);
+  c->add_option("--gemm-n", a->gemm_n, "n of the n x n x n GEMM peak probe")->check(kPositive);
   c->add_flag("--skip-machine", a->skip_machine, "do not measure bandwidth and peak FLOP/s");
   c->add_flag("--no-interleave", a->no_interleave,
               "run each batch size's decode steps in turn (default: all batch sizes' steps in rounds)");

@@ -135,11 +135,11 @@ void register_bench_serving(CLI::App& app) {
   c->add_option("--model", a->model, "model name in requests (default: the first of GET /v1/models)");
   c->add_option("--api-key", a->api_key, "bearer token (default: $OPENAI_API_KEY)");
   c->add_option("--dataset-name", a->dataset, "dataset: random");
-  c->add_option("--num-prompts", a->num_prompts, "requests to send")->check(CLI::PositiveNumber);
+  c->add_option("--num-prompts", a->num_prompts, "requests to send")->check(kPositive);
   c->add_option("--random-input-len", a->input_len, "prompt tokens (the maximum with --random-range-ratio)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   c->add_option("--random-output-len", a->output_len, "output tokens (the maximum with --random-range-ratio)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   c->add_option("--random-range-ratio", a->range_ratio, "lengths are uniform in [ratio * len, len]")
       ->check(CLI::Range(0.0, 1.0));
   c->add_option("--random-vocab-size", a->vocab,
@@ -148,13 +148,13 @@ void register_bench_serving(CLI::App& app) {
   c->add_option("--request-rate", a->request_rate,
                 "requests per second, Poisson arrivals; inf sends all at once");
   c->add_option("--max-concurrency", a->max_concurrency, "most requests in flight (default: no limit)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   c->add_option("--warmup-requests", a->warmup, "requests sent (and checked) before the benchmark")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   c->add_flag("--disable-stream", a->disable_stream, "non-streaming requests (TTFT is then the whole latency)");
   c->add_flag("--disable-ignore-eos", a->disable_ignore_eos, "let requests stop at EOS");
   c->add_option("--request-timeout", a->timeout_s, "seconds before a request counts as failed")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   c->add_option("--output-file", a->output_file, "write every figure and the per-request arrays to this JSON file");
   c->add_option("--extra-request-body", a->extra_body, "JSON object merged into every request body");
   c->add_option("--plot", a->plot, "write the CDF of TTFT and E2E latency to this SVG file");

@@ -171,10 +171,27 @@ void bench(const Args& a) {
   LoadedModel lm = load_model(path, *be);
   Model& m = *lm.model;
   if (m.num_mtp_layers() == 0) fail("'{}' has no MTP layers: nothing to speculate with", path);
+  const std::vector<int> batch_sizes = parse_ints(a.batch_sizes, "--batch-sizes", 1);
+  std::vector<int> depths;  // -1: auto
+  for (auto& d : split(a.depths)) {
+    if (d == "auto") {
+      depths.push_back(-1);
+      continue;
+    }
+    const int k = parse_ints(d, "--depths (0-3 or auto)", 0).front();
+    if (k > m.num_mtp_layers())
+      fail("--depths: depth {} needs {} MTP layers; '{}' has {}", k, k, path, m.num_mtp_layers());
+    depths.push_back(k);
+  }
+  if (depths.empty()) fail("--depths is empty");
   // Prompts: consecutive windows of held-out text, or seeded token ids.
   std::vector<int32_t> pool;
+  const bool has_tokenizer = std::filesystem::exists(std::filesystem::path(path) / "tokenizer.json");
   std::string held = a.heldout.empty() ? (std::filesystem::path(path) / "heldout.txt").string() : a.heldout;
-  if (std::filesystem::exists(held) && std::filesystem::exists(std::filesystem::path(path) / "tokenizer.json")) {
+  if (!a.heldout.empty() && !std::filesystem::is_regular_file(a.heldout))
+    fail("--heldout: no such file '{}'", a.heldout);
+  if (!a.heldout.empty() && !has_tokenizer) fail("--heldout: '{}' has no tokenizer.json to encode it with", path);
+  if (std::filesystem::exists(held) && has_tokenizer) {
     std::ifstream in(held);
     std::stringstream ss;
     ss << in.rdbuf();
@@ -184,6 +201,8 @@ void bench(const Args& a) {
     for (int i = 0; i < 100000; i++) pool.push_back(int32_t((int64_t(i) * 7919 + 13) % m.spec().vocab_size));
     std::printf("prompts: seeded token ids (no held-out text found)\n");
   }
+  if (size_t(a.input_len) + 1 >= pool.size())
+    fail("--input-len {} does not fit in the {} tokens of held-out text", a.input_len, pool.size());
   auto prompts_for = [&](int n, int len) {
     std::vector<std::vector<int32_t>> ps;
     for (int i = 0; i < n; i++) {
@@ -193,8 +212,6 @@ void bench(const Args& a) {
     return ps;
   };
   nlohmann::json out = nlohmann::json::object();
-  std::vector<int> depths;
-  for (auto& d : split(a.depths)) depths.push_back(d == "auto" ? -1 : std::stoi(d));
   std::printf("\nmodel %s on %s\n", path.c_str(), be->name().c_str());
   std::printf("%-6s %-6s %14s %12s %12s %10s %12s  %s\n", "batch", "depth", "tok/s per req", "total tok/s",
               "accept len", "idle %", "graphs/step", "greedy = depth 0");
@@ -211,7 +228,6 @@ void bench(const Args& a) {
     std::vector<std::unique_ptr<Engine>> es(depths.size());
     for (int round = 0; round < R; round++)
       for (size_t i = 0; i < depths.size(); i++) {
-        if (depths[i] > m.num_mtp_layers()) continue;
         if (!es[i]) es[i] = make_engine(m, ps, lens, depths[i], true);
         else es[i]->flush_cache();
         rs[i].push_back(run(*es[i], ps, lens));
@@ -220,8 +236,7 @@ void bench(const Args& a) {
     return rs;
   };
   int mismatches = 0;
-  for (auto& bs_s : wants("decode") ? split(a.batch_sizes) : std::vector<std::string>{}) {
-    int bs = std::stoi(bs_s);
+  for (int bs : wants("decode") ? batch_sizes : std::vector<int>{}) {
     auto ps = prompts_for(bs, a.input_len);
     std::vector<int> lens(size_t(bs), a.output_len);
     // Greedy outputs must not depend on the depth: every run is checked
@@ -292,12 +307,15 @@ void register_bench_spec(CLI::App& app) {
   CLI::App* c = app.add_subcommand("bench-spec", "speculative decoding (MTP): speed, accept length, overlap, auto depth");
   c->add_option("--model-path", a->model_path, "checkpoint with MTP layers (default: the embedded model)");
   c->add_option("--heldout", a->heldout, "text to draw prompts from (default: MODEL/heldout.txt)");
-  c->add_option("--batch-sizes", a->batch_sizes);
-  c->add_option("--depths", a->depths, "draft depths to compare, e.g. 0,1,2,3,auto");
-  c->add_option("--input-len", a->input_len);
-  c->add_option("--output-len", a->output_len);
-  c->add_option("--threads", a->threads);
+  c->add_option("--batch-sizes", a->batch_sizes, "batch sizes of the decode section")->capture_default_str();
+  c->add_option("--depths", a->depths, "draft depths to compare, e.g. 0,1,2,3,auto")->capture_default_str();
+  c->add_option("--input-len", a->input_len, "prompt tokens per request")->check(kPositive)->capture_default_str();
+  c->add_option("--output-len", a->output_len, "tokens each request generates (the mixed load's long one: 8x)")
+      ->check(kPositive)
+      ->capture_default_str();
+  c->add_option("--threads", a->threads, "CPU compute threads (default: all cores)")->check(kNonNegative);
   c->add_option("--repeats", a->repeats, "runs of each configuration, interleaved; figures are their medians")
+      ->check(kPositive)
       ->capture_default_str();
   c->add_option("--sections", a->sections, "what to run: decode, overlap, mixed (comma-separated)")
       ->capture_default_str();

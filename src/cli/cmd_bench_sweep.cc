@@ -29,29 +29,9 @@ struct Common {
   bool skip_machine = false;
 };
 
-std::vector<int> parse_ints(const std::string& s, const char* flag, int min_value) {
-  std::vector<int> v;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t pos = 0;
-    int x = 0;
-    try {
-      x = std::stoi(item, &pos);
-    } catch (...) {
-      pos = 0;
-    }
-    if (item.empty() || pos != item.size() || x < min_value)
-      fail("{}: '{}' is not an integer >= {}", flag, item, min_value);
-    v.push_back(x);
-  }
-  if (v.empty()) fail("{} is empty", flag);
-  return v;
-}
-
 void add_common(CLI::App* c, Common& a) {
   c->add_option("--model-path", a.model_path, "checkpoint directory (default: the embedded model)");
-  c->add_option("--threads", a.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  c->add_option("--threads", a.threads, "CPU threads (default: all cores)")->check(kNonNegative);
   c->add_option("--device", a.device, "cpu | cuda | auto (cuda when built with it and a GPU is present)")
       ->capture_default_str();
   c->add_option("--json", a.json, "also write the results to this JSON file");
@@ -59,8 +39,8 @@ void add_common(CLI::App* c, Common& a) {
   c->add_option("--dtype", a.dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8)")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
   c->add_option("--seed", a.seed, "seed of the random prompts");
-  c->add_option("--bandwidth-mib", a.bw_mib, "buffer size of the read-bandwidth probe")->check(CLI::PositiveNumber);
-  c->add_option("--gemm-n", a.gemm_n, "n of the n x n x n GEMM peak probe")->check(CLI::PositiveNumber);
+  c->add_option("--bandwidth-mib", a.bw_mib, "buffer size of the read-bandwidth probe")->check(kPositive);
+  c->add_option("--gemm-n", a.gemm_n, "n of the n x n x n GEMM peak probe")->check(kPositive);
   c->add_flag("--skip-machine", a.skip_machine, "do not measure bandwidth and peak FLOP/s");
   c->add_option("--log-level", a.log_level);
 }
@@ -184,12 +164,12 @@ void register_bench_sweeps(CLI::App& app) {
     add_common(c, *a);
     c->add_option("--input-lens", a->input_lens, "comma-separated prompt lengths");
     c->add_option("--chunked-prefill-size", a->chunk, "prefill chunk (default 0: the whole prompt in one step)")
-        ->check(CLI::NonNegativeNumber);
-    c->add_option("--page-size", a->page_size, "KV page size of the engine's pools")->check(CLI::PositiveNumber);
+        ->check(kNonNegative);
+    c->add_option("--page-size", a->page_size, "KV page size of the engine's pools")->check(kPositive);
     c->add_option("--warmup-len", a->warmup_len, "prompt length of the untimed warm-up run")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     c->add_option("--repeats", a->repeats, "runs per length and variant, alternating; the fastest is kept")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     c->add_flag("--hybrid-only", a->hybrid_only, "skip the all-full-attention variant");
     c->callback([a] { prefill(*a); });
   }
@@ -201,7 +181,7 @@ void register_bench_sweeps(CLI::App& app) {
     c->add_option("--batch-sizes", a->batch_sizes, "batch sizes of the batch sweep");
     c->add_option("--input-len", a->input_len, "prompt tokens in the batch sweep")->check(CLI::Range(2, 1 << 24));
     c->add_option("--input-lens", a->input_lens, "prompt lengths of the input-length sweep");
-    c->add_option("--batch-size", a->batch_size, "batch of the input-length sweep")->check(CLI::PositiveNumber);
+    c->add_option("--batch-size", a->batch_size, "batch of the input-length sweep")->check(kPositive);
     c->add_option("--output-len", a->output_len, "tokens per request (one from prefill, the rest decode)")
         ->check(CLI::Range(2, 1 << 20));
     c->add_option("--mtp-steps", a->mtp_steps, "MTP draft depth of the MTP curve (0: none)")->check(CLI::Range(0, 3));

@@ -2,7 +2,6 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -33,29 +32,11 @@ struct GenerateArgs {
   std::string log_level = "warning";
 };
 
-std::vector<int32_t> parse_ids(const std::string& s) {
-  std::vector<int32_t> ids;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t pos = 0;
-    long v;
-    try {
-      v = std::stol(item, &pos);
-    } catch (...) {
-      fail("--input-ids: '{}' is not an integer", item);
-    }
-    if (pos != item.size() || v < 0 || v > INT32_MAX) fail("--input-ids: '{}' is not a token id", item);
-    ids.push_back(int32_t(v));
-  }
-  if (ids.empty()) fail("--input-ids is empty");
-  return ids;
-}
-
 void run(const GenerateArgs& a) {
   set_log_level(a.log_level);
   if (a.threads > 0) ThreadPool::set_global_threads(a.threads);
-  std::vector<int32_t> prompt = parse_ids(a.input_ids);
+  const std::vector<int> ids = parse_ints(a.input_ids, "--input-ids", 0);
+  std::vector<int32_t> prompt(ids.begin(), ids.end());
   auto backend = make_backend(a.device);
   ModelLoadOptions mo;
   mo.dtype = a.dtype;
@@ -88,7 +69,7 @@ void register_generate(CLI::App& app) {
   CLI::App* c = app.add_subcommand("generate", "run one prompt through the model and print {\"output_ids\": [...]}");
   c->add_option("--model-path", a->model_path, "checkpoint directory (default: the embedded model)");
   c->add_option("--input-ids", a->input_ids, "comma-separated prompt token ids")->required();
-  c->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
+  c->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate")->check(kNonNegative);
   c->add_option("--temperature", a->temperature, "0 = greedy");
   c->add_option("--top-p", a->top_p);
   c->add_option("--top-k", a->top_k, "-1 = all");

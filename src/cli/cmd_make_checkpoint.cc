@@ -3,34 +3,11 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/error.h"
 #include "loader/checkpoint_maker.h"
 
 namespace mimo::cli {
-
-namespace {
-
-std::vector<int> parse_list(const std::string& s, const char* flag) {
-  std::vector<int> v;
-  if (s.empty()) return v;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    std::string item = s.substr(i, j - i);
-    try {
-      size_t pos;
-      v.push_back(std::stoi(item, &pos));
-      if (pos != item.size()) throw 1;
-    } catch (...) {
-      fail("{}: '{}' is not an integer", flag, item);
-    }
-    i = j + 1;
-  }
-  return v;
-}
-
-}  // namespace
 
 void register_make_checkpoint(CLI::App& app) {
   struct Args {
@@ -94,8 +71,8 @@ void register_make_checkpoint(CLI::App& app) {
     take("--shards", p.shards, o.shards); take("--config-style", p.config_style, o.config_style);
     take("--seed", p.seed, o.seed); take("--init-std", p.init_std, o.init_std);
     take("--eos-token-id", p.eos_token_id, o.eos_token_id);
-    if (c->count("--full-layers")) p.full_layers = parse_list(a->full_layers, "--full-layers");
-    if (c->count("--dense-layers")) p.dense_layers = parse_list(a->dense_layers, "--dense-layers");
+    if (c->count("--full-layers")) p.full_layers = parse_ints(a->full_layers, "--full-layers", 0, true);
+    if (c->count("--dense-layers")) p.dense_layers = parse_ints(a->dense_layers, "--dense-layers", 0, true);
     make_checkpoint(p, a->out);
     std::fprintf(stderr, "wrote %s (%.1fM parameters)\n", a->out.c_str(), double(p.parameter_count()) / 1e6);
   });

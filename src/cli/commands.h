@@ -4,8 +4,29 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
 
 namespace mimo::cli {
+
+// Number checks for options, with plain messages: CLI11's PositiveNumber and
+// NonNegativeNumber print their range as "0.000000 to 1797693134862315...".
+inline CLI::Validator number_at_least(double min, bool inclusive, const char* what) {
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        double v = 0;
+        size_t pos = 0;
+        try {
+          v = std::stod(s, &pos);
+        } catch (...) {
+          pos = 0;
+        }
+        if (pos == 0 || pos != s.size()) return "'" + s + "' is not a number";
+        return (inclusive ? v >= min : v > min) ? std::string() : std::string("must be ") + what + ", got " + s;
+      },
+      what);
+}
+inline const CLI::Validator kPositive = number_at_least(0, false, "positive");
+inline const CLI::Validator kNonNegative = number_at_least(0, true, "zero or more");
 
 void register_generate(CLI::App& app);         // cmd_generate.cc
 void register_make_checkpoint(CLI::App& app);  // cmd_make_checkpoint.cc

@@ -1,5 +1,8 @@
 #include "cli/common.h"
 
+#include <sstream>
+#include <stdexcept>
+
 #include "core/error.h"
 #ifdef MIMOSERVE_HAS_SERVER
 #include "server/default_model.h"
@@ -25,6 +28,28 @@ std::string resolve_model_path(const std::string& path) {
 #else
   fail("no --model-path given, and this build has no default model (it comes with the server)");
 #endif
+}
+
+std::vector<int> parse_ints(const std::string& s, const char* flag, int min_value, bool allow_empty) {
+  std::vector<int> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t pos = 0;
+    int x = 0;
+    try {
+      x = std::stoi(item, &pos);
+    } catch (const std::out_of_range&) {
+      fail("{}: '{}' is out of range", flag, item);
+    } catch (...) {
+      pos = 0;
+    }
+    if (item.empty() || pos != item.size() || x < min_value)
+      fail("{}: '{}' is not an integer >= {}", flag, item, min_value);
+    v.push_back(x);
+  }
+  if (v.empty() && !allow_empty) fail("{} is empty", flag);
+  return v;
 }
 
 }  // namespace mimo::cli

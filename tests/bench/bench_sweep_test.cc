@@ -261,5 +261,85 @@ TEST(BenchCli, BadFlagsFailClearly) {
   }
 }
 
+// bench-spec on the embedded default model (trained, with 3 MTP layers and
+// held-out text): it fails if any speculative greedy output differs from
+// plain decoding, so a clean exit is itself the correctness check.
+TEST(BenchCli, SpecComparesDepthsAgainstPlainDecoding) {
+  test::TempDir dir("bench-spec");
+  std::string out;
+  std::string cmd = test::binary() +
+                    " bench-spec --batch-sizes 1,2 --depths 0,1,auto --input-len 32 --output-len 8 --repeats 2 "
+                    "--threads 1 --json " +
+                    (dir / "s.json");
+  ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
+  EXPECT_NE(out.find("prompts: windows of"), std::string::npos) << out;
+  EXPECT_EQ(out.find(" NO ("), std::string::npos) << out;
+  const nlohmann::json j = read_json(dir / "s.json");
+  for (const char* bs : {"1", "2"})
+    for (const char* d : {"0", "1", "auto"}) {
+      ASSERT_TRUE(j["decode"][bs].contains(d)) << bs << " " << d << "\n" << j.dump();
+      const nlohmann::json& r = j["decode"][bs][d];
+      EXPECT_GT(r["tok_s_per_req"].get<double>(), 0) << r.dump();
+      const auto steps = r["steps_by_depth"].get<std::vector<int64_t>>();
+      ASSERT_EQ(steps.size(), 4u);
+      if (std::string(d) == "0") {
+        EXPECT_EQ(r["accept_length"].get<double>(), 0.0) << r.dump();
+        EXPECT_EQ(steps[1] + steps[2] + steps[3], 0) << r.dump();
+      }
+      if (std::string(d) == "1") {
+        // Accept length counts the bonus token: 1 + accepted drafts, at most 1 + depth.
+        EXPECT_GE(r["accept_length"].get<double>(), 1.0) << r.dump();
+        EXPECT_LE(r["accept_length"].get<double>(), 2.0) << r.dump();
+        EXPECT_GT(steps[1], 0) << r.dump();
+        EXPECT_EQ(steps[2] + steps[3], 0) << r.dump();
+      }
+    }
+  const double with = j["overlap"]["idle_with"].get<double>(), without = j["overlap"]["idle_without"].get<double>();
+  EXPECT_GE(with, 0.0);
+  EXPECT_LT(with, 1.0);
+  EXPECT_GE(without, 0.0);
+  EXPECT_LT(without, 1.0);
+  // The mixed load: 32 requests of --output-len tokens and one of 8x.
+  EXPECT_NE(out.find("mixed load (32 x 8 tokens + 1 x 64 tokens)"), std::string::npos) << out;
+  for (const char* d : {"0", "1", "auto"}) {
+    ASSERT_TRUE(j["mixed"].contains(d)) << d;
+    EXPECT_GT(j["mixed"][d]["wall_s"].get<double>(), 0);
+    EXPECT_GT(j["mixed"][d]["total_tok_s"].get<double>(), 0);
+  }
+  int64_t auto_steps = 0;
+  for (int64_t n : j["mixed"]["auto"]["steps_by_depth"].get<std::vector<int64_t>>()) auto_steps += n;
+  EXPECT_GT(auto_steps, 0);
+}
+
+TEST(BenchCli, SpecBadFlagsFailClearly) {
+  test::TempDir dir("bench-spec-flags");
+  const std::string no_mtp = tiny_checkpoint(dir, 0);
+  struct Case {
+    std::string args, says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"--depths 0,4", "--depths: depth 4 needs 4 MTP layers"},
+           {"--depths 1,x", "--depths"},
+           {"--depths 0,-1", "--depths"},
+           {"--batch-sizes 0", "--batch-sizes"},
+           {"--batch-sizes 1,,2", "--batch-sizes"},
+           {"--input-len 100000", "--input-len 100000 does not fit"},
+           {"--output-len 0", "--output-len: must be positive"},
+           {"--repeats x", "--repeats: 'x' is not a number"},
+           {"--heldout " + (dir / "missing.txt"), "--heldout: no such file"},
+           {"--sections decode,typo", "unknown section 'typo'"},
+           {"--model-path " + no_mtp, "has no MTP layers"},
+       }) {
+    // Small runs where a case leaves a flag alone (the options may be given once).
+    std::string cmd = test::binary() + " bench-spec " + c.args;
+    for (const char* def : {"--sections decode", "--batch-sizes 1", "--output-len 2", "--repeats 1"})
+      if (c.args.find(std::string(def).substr(0, std::string(def).find(' '))) == std::string::npos) cmd += std::string(" ") + def;
+    std::string out;
+    int rc = test::run_command(cmd, &out);
+    EXPECT_NE(rc, 0) << c.args;
+    EXPECT_NE(out.find(c.says), std::string::npos) << c.args << "\n" << out;
+  }
+}
+
 }  // namespace
 }  // namespace mimo
