@@ -99,7 +99,7 @@ void register_bench_commands(CLI::App& app) {
   c->add_option("--input-len", a->input_len, "prompt tokens per sequence")->check(kPositive);
   c->add_option("--output-len", a->output_len, "tokens per sequence (1 from prefill, the rest decode steps)")
       ->check(kPositive);
-  c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  c->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(kNonNegative);
   c->add_option("--device", a->device, "cpu | cuda | auto (cuda when built with it and a GPU is present)")
       ->capture_default_str();
   c->add_option("--json", a->json, "also write the results to this JSON file");

@@ -131,7 +131,7 @@ void register_bench_serving(CLI::App& app) {
                              "openai-chat", "vllm-chat", "lmdeploy"}));
   c->add_option("--base-url", a->base_url, "server URL, e.g. http://127.0.0.1:30000 (overrides --host/--port)");
   c->add_option("--host", a->host, "server host");
-  c->add_option("--port", a->port, "server port");
+  c->add_option("--port", a->port, "server port")->check(number_between(1, 65535, "a port number, 1 to 65535"));
   c->add_option("--model", a->model, "model name in requests (default: the first of GET /v1/models)");
   c->add_option("--api-key", a->api_key, "bearer token (default: $OPENAI_API_KEY)");
   c->add_option("--dataset-name", a->dataset, "dataset: random");

@@ -78,11 +78,12 @@ void register_generate(CLI::App& app) {
   c->add_option("--dump-logits", a->dump_logits, "write fp32 logits of every prompt position to this safetensors file");
   c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8)")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
-  c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  c->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(kNonNegative);
   c->add_option("--device", a->device, "cpu | cuda | auto (cuda when built with it and a GPU is present)")
       ->capture_default_str();
   c->add_flag("--ignore-eos", a->ignore_eos, "do not stop at the model's eos tokens");
-  c->add_option("--prefill-chunk", a->prefill_chunk, "prefill at most this many tokens per step (0 = all)");
+  c->add_option("--prefill-chunk", a->prefill_chunk, "prefill at most this many tokens per step (0 = all)")
+      ->check(kNonNegative);
   c->add_option("--log-level", a->log_level);
   c->callback([a] { run(*a); });
 }

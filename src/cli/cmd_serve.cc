@@ -63,6 +63,7 @@ int loader_threads(const std::string& text) {
 }
 
 void check_flags(ServeFlags& f) {
+  if (f.tp_size < 1 || f.dp_size < 1) fail("--tp-size and --dp-size must be at least 1, got {} and {}", f.tp_size, f.dp_size);
   if (f.tp_size != 1 || f.dp_size != 1 || f.enable_dp_attention)
     fail("--tp-size/--dp-size > 1 and --enable-dp-attention need multi-GPU parallelism, which is not in this build "
          "(run one server per GPU)");
@@ -186,7 +187,9 @@ void register_serve_commands(CLI::App& app) {
   f->cmd = c;
   c->add_option("--model-path", a.model_path, "checkpoint directory (default: the built-in tiny random model)");
   c->add_option("--host", a.host, "address to listen on")->capture_default_str();
-  c->add_option("--port", a.port, "port to listen on (0: any free port, printed at start)")->capture_default_str();
+  c->add_option("--port", a.port, "port to listen on (0: any free port, printed at start)")
+      ->check(number_between(0, 65535, "a port number, 0 to 65535"))
+      ->capture_default_str();
   c->add_option("--served-model-name", a.served_model_name, "the model name clients send (default: the model path)");
   c->add_option("--api-key", a.api_key, "require 'Authorization: Bearer KEY' on every API route");
   c->add_option("--chat-template", a.chat_template, "a Jinja chat template file overriding the model's");
@@ -197,19 +200,25 @@ void register_serve_commands(CLI::App& app) {
   c->add_flag("--enable-dp-attention", f->enable_dp_attention, "not in this build (refused)");
   c->add_flag("--trust-remote-code", f->trust_remote_code, "accepted for compatibility; no remote code runs");
   c->add_option("--mem-fraction-static", f->mem_fraction_static,
-                "fraction of memory for weights + KV cache (default: a quarter of free memory for the KV cache)");
+                "fraction of memory for weights + KV cache (default: a quarter of free memory for the KV cache)")
+      ->check(number_between(0, 1, "a fraction between 0 and 1"));
   c->add_option("--max-running-requests", a.engine.max_running_requests)->capture_default_str();
   c->add_option("--max-queued-requests", a.engine.max_queued_requests, "waiting requests beyond this get 503")
+      ->check(kNonNegative)
       ->capture_default_str();
   c->add_option("--chunked-prefill-size", a.engine.chunked_prefill_size, "prefill chunk in tokens (-1: no chunking)")
+      ->check(number_at_least(-1, true, "-1 (no chunking) or a number of tokens"))
       ->capture_default_str();
-  c->add_option("--max-prefill-tokens", a.engine.max_prefill_tokens)->capture_default_str();
-  c->add_option("--max-total-tokens", f->max_total_tokens, "full-attention KV pool size in tokens (default: memory)");
-  c->add_option("--context-length", f->context_length, "default: the model's max_position_embeddings");
+  c->add_option("--max-prefill-tokens", a.engine.max_prefill_tokens)->check(kPositive)->capture_default_str();
+  c->add_option("--max-total-tokens", f->max_total_tokens, "full-attention KV pool size in tokens (default: memory)")
+      ->check(kNonNegative);
+  c->add_option("--context-length", f->context_length, "default: the model's max_position_embeddings")
+      ->check(kNonNegative);
   c->add_option("--page-size", a.engine.page_size)->capture_default_str();
   c->add_flag("--disable-radix-cache", a.engine.disable_radix_cache, "no prefix caching");
   c->add_option("--schedule-policy", a.engine.schedule_policy, "fcfs | lpm")->capture_default_str();
   c->add_option("--swa-full-tokens-ratio", a.engine.swa_full_tokens_ratio, "SWA pool size / full pool size")
+      ->check(kPositive)
       ->capture_default_str();
   c->add_option("--model-loader-extra-config", f->loader_extra,
                 "JSON: {\"enable_multithread_load\": true, \"num_threads\": N} (threads converting weights)")
@@ -232,13 +241,14 @@ void register_serve_commands(CLI::App& app) {
   c->add_option("--dtype", a.dtype, "weights: auto (FP8 checkpoints stay FP8) | bfloat16 | float32")->capture_default_str();
   c->add_option("--quantization", a.quantization, "fp8: serve the checkpoint's FP8 weights as FP8 (the default for FP8 checkpoints)");
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
-  c->add_option("--threads", a.threads, "CPU compute threads (default: all cores)");
+  c->add_option("--threads", a.threads, "CPU compute threads (default: all cores)")->check(kNonNegative);
   c->add_option("--random-seed", f->random_seed, "seed for requests that give none")->capture_default_str();
   c->add_option("--log-level", f->log_level, "debug | info | warning | error")->capture_default_str();
   c->add_flag("--enable-metrics", f->enable_metrics, "accepted; /metrics is always on");
   c->add_option("--max-request-bytes", a.max_body_bytes, "larger request bodies get 413")->capture_default_str();
   c->add_option("--drain-timeout", a.drain_timeout_s,
                 "on SIGTERM/SIGINT, seconds in-flight requests may take to finish before they are aborted")
+      ->check(kNonNegative)
       ->capture_default_str();
   c->callback([f] { run(*f); });
 }

@@ -25,6 +25,15 @@ inline CLI::Validator number_at_least(double min, bool inclusive, const char* wh
       },
       what);
 }
+inline CLI::Validator number_between(double lo, double hi, const char* what) {
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        std::string bad = number_at_least(lo, true, what)(s);
+        if (!bad.empty()) return bad;
+        return std::stod(s) <= hi ? std::string() : std::string("must be ") + what + ", got " + s;
+      },
+      what);
+}
 inline const CLI::Validator kPositive = number_at_least(0, false, "positive");
 inline const CLI::Validator kNonNegative = number_at_least(0, true, "zero or more");
 

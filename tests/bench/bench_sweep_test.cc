@@ -253,6 +253,9 @@ TEST(BenchCli, BadFlagsFailClearly) {
            {"bench-decode --input-lens 1", "--input-lens"},
            {"bench-decode --mtp-steps 5", "--mtp-steps"},
            {"bench-decode --output-len 1", "--output-len"},
+           {"bench-one-batch --batch-size 1,x", "--batch-size: 'x' is not an integer >= 1"},
+           {"bench-one-batch --threads -1", "--threads: must be zero or more, got -1"},
+           {"bench-prefill --repeats two", "--repeats"},
        }) {
     std::string out;
     int rc = test::run_command(test::binary() + " " + c.args + " --skip-machine --model-path " + model, &out);

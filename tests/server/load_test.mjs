@@ -181,6 +181,31 @@ describe('flags', () => {
     }
   });
 
+  it('refuses numbers out of range, naming the flag', async () => {
+    const cases = [
+      [['--mem-fraction-static', '2'], /--mem-fraction-static: must be a fraction between 0 and 1, got 2/],
+      [['--chunked-prefill-size', '-3'], /--chunked-prefill-size: must be -1 \(no chunking\)/],
+      [['--threads', '-2'], /--threads: must be zero or more, got -2/],
+      [['--max-total-tokens', 'lots'], /--max-total-tokens: 'lots' is not a number/],
+      [['--max-prefill-tokens', '0'], /--max-prefill-tokens: must be positive/],
+      [['--tp-size', '0'], /--tp-size and --dp-size must be at least 1/],
+    ];
+    for (const [args, want] of cases) {
+      const { code, out } = await run(args);
+      assert.notEqual(code, 0, `${args.join(' ')}: ${out}`);
+      assert.match(out, want, args.join(' '));
+    }
+    const port = await new Promise((resolve) => {
+      const p = spawn(BIN, ['serve', '--port', '70000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (out += d));
+      p.on('exit', (code) => resolve({ code, out }));
+    });
+    assert.notEqual(port.code, 0, port.out);
+    assert.match(port.out, /--port: must be a port number, 0 to 65535, got 70000/);
+  });
+
   it('takes the launch recipe\'s single-GPU flags (as launch_server too)', async () => {
     const server = await startServer(['--trust-remote-code', '--max-running-requests', '128',
       '--chunked-prefill-size', '16384', '--reasoning-parser', 'qwen3', '--tool-call-parser', 'mimo',
