@@ -21,7 +21,7 @@ namespace {
 
 struct ServeFlags {
   server::ServerArgs a;
-  int tp_size = 1, dp_size = 1;
+  int tp_size = 1, dp_size = 1, ep_size = 1;
   bool enable_dp_attention = false, trust_remote_code = false, enable_metrics = false, enable_mtp = false;
   std::string loader_extra = "{}";
   std::string attention_backend = "auto";
@@ -63,10 +63,11 @@ int loader_threads(const std::string& text) {
 }
 
 void check_flags(ServeFlags& f) {
-  if (f.tp_size < 1 || f.dp_size < 1) fail("--tp-size and --dp-size must be at least 1, got {} and {}", f.tp_size, f.dp_size);
-  if (f.tp_size != 1 || f.dp_size != 1 || f.enable_dp_attention)
-    fail("--tp-size/--dp-size > 1 and --enable-dp-attention need multi-GPU parallelism, which is not in this build "
-         "(run one server per GPU)");
+  if (f.tp_size < 1 || f.dp_size < 1 || f.ep_size < 1)
+    fail("--tp-size, --dp-size and --ep-size must be at least 1, got {}, {} and {}", f.tp_size, f.dp_size, f.ep_size);
+  if (f.tp_size != 1 || f.dp_size != 1 || f.ep_size != 1 || f.enable_dp_attention)
+    fail("--tp-size/--dp-size/--ep-size > 1 and --enable-dp-attention need multi-GPU parallelism, which is not in "
+         "this build (run one server per GPU)");
   // Speculative decoding with the checkpoint's MTP layers (SGLang: EAGLE or
   // NEXTN with --enable-mtp). Drafts are a chain (topk 1): the target
   // verifies steps + 1 tokens per step.
@@ -144,6 +145,7 @@ void run(ServeFlags& f) {
              {"port", a.port},
              {"tp_size", f.tp_size},
              {"dp_size", f.dp_size},
+             {"ep_size", f.ep_size},
              {"enable_dp_attention", f.enable_dp_attention},
              {"mem_fraction_static", f.mem_fraction_static},
              {"max_running_requests", a.engine.max_running_requests},
@@ -161,6 +163,8 @@ void run(ServeFlags& f) {
              {"attention_backend", f.attention_backend},
              {"device", a.device},
              {"dtype", a.dtype},
+             {"kv_cache_dtype", a.kv_cache_dtype},
+             {"stream_interval", a.engine.stream_interval},
              {"quantization", a.quantization.empty() ? nlohmann::json() : nlohmann::json(a.quantization)},
              {"threads", a.threads},
              {"model_loader_extra_config", f.loader_extra},
@@ -197,6 +201,7 @@ void register_serve_commands(CLI::App& app) {
   c->add_option("--tool-call-parser", a.tool_call_parser, "parse tool calls: mimo | qwen25");
   c->add_option("--tp-size", f->tp_size, "tensor parallel size (1 in this build)")->capture_default_str();
   c->add_option("--dp-size", f->dp_size, "data parallel size (1 in this build)")->capture_default_str();
+  c->add_option("--ep-size", f->ep_size, "expert parallel size (1 in this build)")->capture_default_str();
   c->add_flag("--enable-dp-attention", f->enable_dp_attention, "not in this build (refused)");
   c->add_flag("--trust-remote-code", f->trust_remote_code, "accepted for compatibility; no remote code runs");
   c->add_option("--mem-fraction-static", f->mem_fraction_static,
@@ -239,6 +244,12 @@ void register_serve_commands(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--profile-trace", f->a.engine.profile_trace, "write a Chrome trace (JSON) of the engine's threads here at exit");
   c->add_option("--dtype", a.dtype, "weights: auto (FP8 checkpoints stay FP8) | bfloat16 | float32")->capture_default_str();
+  c->add_option("--kv-cache-dtype", a.kv_cache_dtype, "KV cache: auto (the weights' compute dtype) | bfloat16 | float32")
+      ->capture_default_str();
+  c->add_option("--stream-interval", a.engine.stream_interval,
+                "new tokens per streamed chunk (the first and last chunks excepted); larger: fewer, bigger chunks")
+      ->check(kPositive)
+      ->capture_default_str();
   c->add_option("--quantization", a.quantization, "fp8: serve the checkpoint's FP8 weights as FP8 (the default for FP8 checkpoints)");
   c->add_option("--device", a.device, "cpu | cuda | auto")->capture_default_str();
   c->add_option("--threads", a.threads, "CPU compute threads (default: all cores)")->check(kNonNegative);

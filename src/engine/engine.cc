@@ -56,6 +56,7 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
     fail("--schedule-policy must be fcfs or lpm, got '{}'", cfg_.schedule_policy);
   if (!(cfg_.swa_full_tokens_ratio > 0 && cfg_.swa_full_tokens_ratio <= 1))
     fail("--swa-full-tokens-ratio must be in (0, 1]");
+  if (cfg_.stream_interval < 1) fail("--stream-interval must be at least 1, got {}", cfg_.stream_interval);
   if (cfg_.speculative_num_steps < 0 || cfg_.speculative_num_steps > SpecDepthController::kMaxDepth)
     fail("--speculative-num-steps must be between 0 and 3, got {}", cfg_.speculative_num_steps);
   if (cfg_.speculative_num_steps > model.num_mtp_layers())

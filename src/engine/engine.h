@@ -43,6 +43,10 @@ struct EngineConfig {
   bool speculative_auto = false;       // pick the depth (0..speculative_num_steps) each step
   DType kv_dtype = DType::BF16;
   uint64_t seed = 0;                   // for requests without a seed
+  // A request's outputs carry at least this many new tokens each, except its
+  // first (time to first token) and its last (SGLang's --stream-interval):
+  // fewer, larger stream chunks for less per-output work.
+  int stream_interval = 1;
   // Overlap: output processing of step N (detokenizing, stop strings,
   // streaming) runs while the model computes step N+1.
   bool disable_overlap_schedule = false;

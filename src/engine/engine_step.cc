@@ -437,8 +437,11 @@ void Engine::emit(Req* r, bool finished, const std::string& reason, const std::s
                   const EngineFailure& failure) {
   auto it = live_.find(r);
   if (it == live_.end()) return;
-  EngineOutput o;
   size_t out_len = size_t(r->output_len());
+  // --stream-interval: hold tokens (and their logprobs) back until enough
+  // have come; the first output and the last go out at once.
+  if (!finished && r->tokens_sent > 0 && out_len - r->tokens_sent < size_t(cfg_.stream_interval)) return;
+  EngineOutput o;
   o.token_ids.assign(r->tokens.begin() + r->prompt_len + int64_t(r->tokens_sent), r->tokens.end());
   o.logprobs = std::move(r->lps_pending);
   r->lps_pending.clear();

@@ -62,10 +62,22 @@ void check_name(const std::string& flag, const std::string& v, const Names& name
 
 }  // namespace
 
+// SGLang's --kv-cache-dtype names; an FP8 cache is refused rather than
+// quietly kept in bf16.
+static DType kv_cache_dtype(const std::string& name, DType weights) {
+  if (name == "auto") return weights;
+  if (name == "bfloat16" || name == "bf16") return DType::BF16;
+  if (name == "float32" || name == "fp32") return DType::F32;
+  if (name.rfind("fp8", 0) == 0)
+    fail("--kv-cache-dtype {}: an FP8 KV cache is not available in this build; use auto, bfloat16 or float32", name);
+  fail("--kv-cache-dtype must be auto, bfloat16 or float32, got '{}'", name);
+}
+
 void ServerContext::load() {
   id_salt_ = std::random_device{}() * 0x100000001ull + std::random_device{}();
   check_name("--reasoning-parser", args.reasoning_parser, reasoning_parser_names());
   check_name("--tool-call-parser", args.tool_call_parser, tool_parser_names());
+  kv_cache_dtype(args.kv_cache_dtype, DType::BF16);  // a bad name fails before the weights load
   model_path = args.model_path.empty() ? default_model_path() : args.model_path;
   served_name = !args.served_model_name.empty() ? args.served_model_name
                 : args.model_path.empty()      ? "mimoserve-default"
@@ -97,7 +109,7 @@ void ServerContext::load() {
     spdlog::warn("{} has no tokenizer.json: only /generate with input_ids works", dir.string());
   }
   EngineConfig cfg = args.engine;
-  cfg.kv_dtype = model.weight_dtype;
+  cfg.kv_dtype = kv_cache_dtype(args.kv_cache_dtype, model.weight_dtype);
   // The toy default model needs no gigabytes of KV cache.
   if (args.model_path.empty() && cfg.max_total_tokens <= 0 && cfg.mem_fraction_static <= 0)
     cfg.max_total_tokens = 65536;

@@ -578,6 +578,42 @@ TEST_F(EngineTest, StopStringsCutTextAndTokensInBothScheduleModes) {
     }
 }
 
+// --stream-interval: outputs after the first carry at least that many new
+// tokens (the last excepted), and together they are what one-token outputs
+// would have been: ids, text (stop strings still cut it) and logprobs.
+TEST_F(EngineTest, StreamIntervalGroupsTokensAfterTheFirst) {
+  LetterCodec codec;
+  auto p = prompt_of(20, 1000, 4);
+  auto ref = alone(*gen_->model, p, 30);
+  std::string text;
+  for (auto t : ref) text += char('a' + t % 26);
+  for (int steps : {0, 3})
+    for (bool with_stop : {false, true}) {
+      EngineRequest r = greedy(p, 30);
+      r.sampling.logprobs = 2;
+      if (with_stop) r.sampling.stop = {text.substr(21, 2)};
+      EngineConfig c = config();
+      c.speculative_num_steps = steps;
+      Engine one(c, *gen_->model, &codec);
+      const Result want = run_all(one, {r})[0];
+      c.stream_interval = 4;
+      Engine e(c, *gen_->model, &codec);
+      std::vector<size_t> sizes;
+      auto h = e.submit(r)[0];
+      const Result got = collect(*h, [&](const EngineOutput& o) { sizes.push_back(o.token_ids.size()); });
+      const std::string what = "steps " + std::to_string(steps) + (with_stop ? " with a stop string" : "");
+      EXPECT_EQ(got.ids, want.ids) << what;
+      EXPECT_EQ(got.text, want.text) << what;
+      EXPECT_EQ(got.finish_reason, want.finish_reason) << what;
+      ASSERT_EQ(got.logprobs.size(), got.ids.size()) << what;
+      for (size_t i = 0; i < got.logprobs.size(); i++) EXPECT_EQ(got.logprobs[i].token, got.ids[i]) << what;
+      ASSERT_GE(sizes.size(), 3u) << what;
+      EXPECT_LE(sizes.front(), size_t(1 + steps)) << what;  // the first token is not held back
+      for (size_t i = 1; i + 1 < sizes.size(); i++) EXPECT_GE(sizes[i], 4u) << what << ", output " << i;
+      expect_no_leaks(e);
+    }
+}
+
 // The model's idle time counts the gaps between forwards while requests are
 // in flight, not the time an engine waits for requests (a benchmark reusing
 // one engine for several runs, a server between bursts).

@@ -188,7 +188,10 @@ describe('flags', () => {
       [['--threads', '-2'], /--threads: must be zero or more, got -2/],
       [['--max-total-tokens', 'lots'], /--max-total-tokens: 'lots' is not a number/],
       [['--max-prefill-tokens', '0'], /--max-prefill-tokens: must be positive/],
-      [['--tp-size', '0'], /--tp-size and --dp-size must be at least 1/],
+      [['--tp-size', '0'], /--tp-size, --dp-size and --ep-size must be at least 1/],
+      [['--ep-size', '8'], /multi-GPU parallelism, which is not in this build/],
+      [['--stream-interval', '0'], /--stream-interval: must be positive/],
+      [['--kv-cache-dtype', 'fp8_e4m3'], /an FP8 KV cache is not available/],
     ];
     for (const [args, want] of cases) {
       const { code, out } = await run(args);
@@ -204,6 +207,27 @@ describe('flags', () => {
     });
     assert.notEqual(port.code, 0, port.out);
     assert.match(port.out, /--port: must be a port number, 0 to 65535, got 70000/);
+  });
+
+  it('streams --stream-interval tokens a chunk, with the --kv-cache-dtype asked for', async () => {
+    const server = await startServer(['--stream-interval', '3', '--kv-cache-dtype', 'float32', '--ep-size', '1',
+      '--max-total-tokens', '4096']);
+    try {
+      const info = await json(server.url, '/get_server_info');
+      assert.equal(info.body.stream_interval, 3);
+      assert.equal(info.body.kv_cache_dtype, 'float32');
+      assert.equal(info.body.ep_size, 1);
+      const body = { text: 'In the beginning', sampling_params: { max_new_tokens: 10, temperature: 0, ignore_eos: true } };
+      const whole = await json(server.url, '/generate', body);
+      const res = await fetch(server.url + '/generate', { method: 'POST', body: JSON.stringify({ ...body, stream: true }) });
+      const events = (await readSse(res)).filter((e) => e !== '[DONE]');
+      const counts = events.map((e) => e.meta_info.completion_tokens);
+      assert.deepEqual(counts, [1, 4, 7, 10]);
+      assert.deepEqual(events.at(-1).output_ids, whole.body.output_ids);
+      assert.equal(events.at(-1).text, whole.body.text);
+    } finally {
+      await server.stop();
+    }
   });
 
   it('takes the launch recipe\'s single-GPU flags (as launch_server too)', async () => {
