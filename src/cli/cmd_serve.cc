@@ -22,6 +22,8 @@ namespace {
 struct ServeFlags {
   server::ServerArgs a;
   int tp_size = 1, dp_size = 1, ep_size = 1;
+  bool log_requests = false;
+  int log_requests_level = 2;
   bool enable_dp_attention = false, trust_remote_code = false, enable_metrics = false, enable_mtp = false;
   std::string loader_extra = "{}";
   std::string attention_backend = "auto";
@@ -138,6 +140,7 @@ void run(ServeFlags& f) {
   a.engine.context_length = f.context_length;
   a.engine.mem_fraction_static = f.mem_fraction_static;
   a.engine.seed = f.random_seed;
+  a.engine.log_requests_level = f.log_requests ? f.log_requests_level : -1;
   // What /get_server_info reports, in SGLang's server_args names.
   a.flags = {{"model_path", a.model_path},
              {"served_model_name", a.served_model_name},
@@ -165,6 +168,10 @@ void run(ServeFlags& f) {
              {"dtype", a.dtype},
              {"kv_cache_dtype", a.kv_cache_dtype},
              {"stream_interval", a.engine.stream_interval},
+             {"decode_log_interval", a.engine.decode_log_interval},
+             {"log_requests", f.log_requests},
+             {"log_requests_level", f.log_requests_level},
+             {"watchdog_timeout", a.engine.watchdog_timeout_s},
              {"quantization", a.quantization.empty() ? nlohmann::json() : nlohmann::json(a.quantization)},
              {"threads", a.threads},
              {"model_loader_extra_config", f.loader_extra},
@@ -245,6 +252,19 @@ void register_serve_commands(CLI::App& app) {
   c->add_option("--profile-trace", f->a.engine.profile_trace, "write a Chrome trace (JSON) of the engine's threads here at exit");
   c->add_option("--dtype", a.dtype, "weights: auto (FP8 checkpoints stay FP8) | bfloat16 | float32")->capture_default_str();
   c->add_option("--kv-cache-dtype", a.kv_cache_dtype, "KV cache: auto (the weights' compute dtype) | bfloat16 | float32")
+      ->capture_default_str();
+  c->add_option("--decode-log-interval", a.engine.decode_log_interval,
+                "log a 'Decode batch' line every this many decode steps (at most one a second; 0: no batch lines)")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  c->add_flag("--log-requests", f->log_requests, "log a line per finished request (see --log-requests-level)");
+  c->add_option("--log-requests-level", f->log_requests_level,
+                "0: counts and latency, 1: + sampling parameters, 2: + texts clipped to 2 KB, 3: + whole texts")
+      ->check(number_between(0, 3, "0, 1, 2 or 3"))
+      ->capture_default_str();
+  c->add_option("--watchdog-timeout", a.engine.watchdog_timeout_s,
+                "end the server (exit code 3) when a model step runs longer than this many seconds; 0: never")
+      ->check(kNonNegative)
       ->capture_default_str();
   c->add_option("--stream-interval", a.engine.stream_interval,
                 "new tokens per streamed chunk (the first and last chunks excepted); larger: fewer, bigger chunks")

@@ -57,6 +57,7 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   if (!(cfg_.swa_full_tokens_ratio > 0 && cfg_.swa_full_tokens_ratio <= 1))
     fail("--swa-full-tokens-ratio must be in (0, 1]");
   if (cfg_.stream_interval < 1) fail("--stream-interval must be at least 1, got {}", cfg_.stream_interval);
+  if (cfg_.watchdog_timeout_s < 0) fail("--watchdog-timeout must be 0 (off) or more, got {}", cfg_.watchdog_timeout_s);
   if (cfg_.speculative_num_steps < 0 || cfg_.speculative_num_steps > SpecDepthController::kMaxDepth)
     fail("--speculative-num-steps must be between 0 and 3, got {}", cfg_.speculative_num_steps);
   if (cfg_.speculative_num_steps > model.num_mtp_layers())
@@ -141,6 +142,7 @@ Engine::Engine(const EngineConfig& cfg, Model& model, const TextCodec* codec)
   update_stats();
   model_thread_ = std::thread([this] { model_loop(); });
   thread_ = std::thread([this] { loop(); });
+  if (cfg_.watchdog_timeout_s > 0) watchdog_thread_ = std::thread([this] { watchdog(); });
 }
 
 Engine::~Engine() { shutdown(false); }
@@ -264,6 +266,14 @@ void Engine::shutdown(bool drain) {
   }
   model_cv_.notify_all();
   model_thread_.join();
+  if (watchdog_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lk(watchdog_mu_);
+      watchdog_stop_ = true;
+    }
+    watchdog_cv_.notify_all();
+    watchdog_thread_.join();
+  }
   if (depth_ctl_) spdlog::debug("auto speculative depth: {}", depth_ctl_->summary());
   if (trace_) trace_->write();
 }

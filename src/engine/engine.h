@@ -47,6 +47,15 @@ struct EngineConfig {
   // first (time to first token) and its last (SGLang's --stream-interval):
   // fewer, larger stream chunks for less per-output work.
   int stream_interval = 1;
+  // Operator logs (engine_log.cc): a line per prefill batch and one every
+  // this many decode steps (0: none); a line per finished request at this
+  // level (-1: none; 0 counts and latency, 1 + sampling parameters, 2 + the
+  // texts clipped to 2 KB, 3 + whole texts).
+  int decode_log_interval = 0;
+  int log_requests_level = -1;
+  // A model step running longer than this many seconds ends the process
+  // (exit code 3) so a supervisor can restart it; 0: no watchdog.
+  double watchdog_timeout_s = 0;
   // Overlap: output processing of step N (detokenizing, stop strings,
   // streaming) runs while the model computes step N+1.
   bool disable_overlap_schedule = false;
@@ -207,6 +216,10 @@ class Engine {
   void launch(std::function<void()> job);
   void wait_model();
   void update_stats();
+  // engine_log.cc
+  void log_batch(const ScheduledBatch& b);
+  void log_finish(const Req* r, const std::string& reason, const std::string& error);
+  void watchdog();
 
   EngineConfig cfg_;
   Model& model_;
@@ -254,6 +267,16 @@ class Engine {
   std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> tput_;
   std::atomic<uint64_t> id_counter_{0};
   std::thread thread_;
+
+  // Logging (engine thread) and the watchdog's view of the model thread.
+  int decode_log_steps_ = 0;
+  std::chrono::steady_clock::time_point last_decode_log_{};
+  EngineStats decode_log_stats_;
+  std::atomic<int64_t> step_began_ns_{0};  // steady-clock ns when the running model job began; 0: none
+  std::mutex watchdog_mu_;
+  std::condition_variable watchdog_cv_;
+  bool watchdog_stop_ = false;
+  std::thread watchdog_thread_;
 };
 
 }  // namespace mimo

@@ -43,7 +43,9 @@ void Engine::model_loop() {
       model_job_ = nullptr;
       model_job_ready_.store(false, std::memory_order_release);
     }
+    step_began_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_release);
     job();
+    step_began_ns_.store(0, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lk(model_mu_);
       model_busy_flag_.store(false, std::memory_order_release);
@@ -87,6 +89,7 @@ void Engine::step() {
     if (!b.empty()) sched_->build_step(b, s);
   }
   if (!b.empty()) {
+    log_batch(b);
     step_full_max_ = std::max(step_full_max_, full_alloc_->capacity() - full_alloc_->free_slots());
     if (swa_alloc_) step_swa_max_ = std::max(step_swa_max_, swa_alloc_->capacity() - swa_alloc_->free_slots());
   }
@@ -485,6 +488,7 @@ void Engine::finish(Req* r, const std::string& reason, const std::string& matche
   }
   sched_->finish(r);
   emit(r, true, why, what, failure);
+  log_finish(r, why, failure.message);
   {
     std::lock_guard<std::mutex> lk(mu_);
     stats_.finished_requests++;

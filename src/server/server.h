@@ -36,7 +36,14 @@ struct ServerArgs {
   std::string quantization;       // SGLang's --quantization: "" or "fp8" (the checkpoint must be FP8)
   int threads = 0;                // CPU compute threads (0: all cores)
   int loader_threads = 0;         // threads while loading weights (0: as compute)
-  EngineConfig engine;
+  // The engine as the server runs it: SGLang's defaults for the batch log
+  // interval and the watchdog.
+  EngineConfig engine = [] {
+    EngineConfig c;
+    c.decode_log_interval = 40;
+    c.watchdog_timeout_s = 300;
+    return c;
+  }();
   size_t max_body_bytes = size_t(32) << 20;
   double drain_timeout_s = 30;    // SIGTERM: how long in-flight requests may finish
   nlohmann::ordered_json flags = nlohmann::ordered_json::object();  // every flag as given, for /get_server_info

@@ -2,10 +2,14 @@
 // the SWA-aware prefix cache, retraction, sampling and stopping, and that
 // every KV slot comes back.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "engine/engine.h"
@@ -612,6 +616,84 @@ TEST_F(EngineTest, StreamIntervalGroupsTokensAfterTheFirst) {
       for (size_t i = 1; i + 1 < sizes.size(); i++) EXPECT_GE(sizes[i], 4u) << what << ", output " << i;
       expect_no_leaks(e);
     }
+}
+
+// What the engine logs while this is alive (the default logger, at info).
+class LogCapture {
+ public:
+  LogCapture() : old_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    auto logger = std::make_shared<spdlog::logger>("capture", sink);
+    logger->set_level(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(old_); }
+  std::string text() {
+    spdlog::default_logger()->flush();
+    return out_.str();
+  }
+
+ private:
+  std::shared_ptr<spdlog::logger> old_;
+  std::ostringstream out_;
+};
+
+// --decode-log-interval and --log-requests: SGLang's batch lines and a line
+// per finished request, with more of the request at each level.
+TEST_F(EngineTest, LogsBatchesAndFinishedRequests) {
+  LetterCodec codec;
+  for (int level : {0, 1, 2}) {
+    LogCapture log;
+    EngineConfig c = config();
+    c.decode_log_interval = 1;
+    c.log_requests_level = level;
+    {
+      Engine e(c, *gen_->model, &codec);
+      EngineRequest r = greedy(prompt_of(2100, 1000, 5), 6);
+      r.sampling.temperature = 0.5f;
+      r.sampling.seed = 17;
+      run_all(e, {r});
+    }
+    const std::string t = log.text();
+    EXPECT_NE(t.find("Prefill batch. #new-seq: 1, #new-token: 64, #cached-token: 0"), std::string::npos) << t;
+    EXPECT_NE(t.find("Decode batch. #running-req: 1, #token: "), std::string::npos) << t;
+    EXPECT_NE(t.find("gen throughput (token/s): "), std::string::npos) << t;
+    EXPECT_NE(t.find("prompt_tokens=2100, completion_tokens=6, cached_tokens=0, finish_reason=length"), std::string::npos)
+        << t;
+    EXPECT_EQ(t.find("seed=17") != std::string::npos, level >= 1) << t;
+    // Level 2: the texts, the 2100-letter prompt clipped to 2048 bytes.
+    EXPECT_EQ(t.find("... (2100 bytes)") != std::string::npos, level >= 2) << t;
+    EXPECT_EQ(t.find(", out=\"") != std::string::npos, level >= 2) << t;
+  }
+  LogCapture quiet;
+  {
+    Engine e(config(), *gen_->model, &codec);  // the library's default: no operator lines
+    run_all(e, {greedy(prompt_of(20, 1000, 5), 4)});
+  }
+  EXPECT_EQ(quiet.text().find("batch."), std::string::npos) << quiet.text();
+  EXPECT_EQ(quiet.text().find("Finish:"), std::string::npos) << quiet.text();
+}
+
+// --watchdog-timeout: a model step that runs past it ends the process with
+// exit code 3 and says why (here every step is "too long": 1 ms).
+TEST_F(EngineTest, WatchdogEndsAProcessWhoseStepRunsTooLong) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        spdlog::set_default_logger(spdlog::stderr_color_mt("stderr"));  // death tests read stderr
+        EngineConfig c = config();
+        c.watchdog_timeout_s = 0.001;
+        c.chunked_prefill_size = 4096;
+        Engine e(c, *gen_->model);
+        for (int i = 0; i < 50; i++) run_all(e, {greedy(prompt_of(3000, 1000, i), 2)});
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(3), "watchdog: a model step has run for");
+  // Off by default; a generous one never fires.
+  EngineConfig c = config();
+  c.watchdog_timeout_s = 60;
+  Engine e(c, *gen_->model);
+  EXPECT_EQ(run_all(e, {greedy(prompt_of(20, 1000, 1), 4)})[0].ids.size(), 4u);
 }
 
 // The model's idle time counts the gaps between forwards while requests are

@@ -192,6 +192,8 @@ describe('flags', () => {
       [['--ep-size', '8'], /multi-GPU parallelism, which is not in this build/],
       [['--stream-interval', '0'], /--stream-interval: must be positive/],
       [['--kv-cache-dtype', 'fp8_e4m3'], /an FP8 KV cache is not available/],
+      [['--log-requests-level', '4'], /--log-requests-level: must be 0, 1, 2 or 3, got 4/],
+      [['--watchdog-timeout', '-1'], /--watchdog-timeout: must be zero or more/],
     ];
     for (const [args, want] of cases) {
       const { code, out } = await run(args);
@@ -234,9 +236,14 @@ describe('flags', () => {
     const server = await startServer(['--trust-remote-code', '--max-running-requests', '128',
       '--chunked-prefill-size', '16384', '--reasoning-parser', 'qwen3', '--tool-call-parser', 'mimo',
       '--model-loader-extra-config', '{"enable_multithread_load":"true","num_threads":4}', '--attention-backend', 'auto',
-      '--enable-metrics', '--max-total-tokens', '20000']);
+      '--enable-metrics', '--max-total-tokens', '20000', '--log-requests', '--log-requests-level', '1',
+      '--decode-log-interval', '10', '--watchdog-timeout', '600']);
     const info = await json(server.url, '/get_server_info');
     assert.equal(info.body.max_running_requests, 128);
+    assert.equal(info.body.log_requests, true);
+    assert.equal(info.body.log_requests_level, 1);
+    assert.equal(info.body.decode_log_interval, 10);
+    assert.equal(info.body.watchdog_timeout, 600);
     assert.equal(info.body.tool_call_parser, 'mimo');
     assert.equal(info.body.quantization, null);  // the default model is bf16 (FP8 checkpoints report "fp8")
     const { code } = await server.stop();
