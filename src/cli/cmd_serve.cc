@@ -21,7 +21,7 @@ namespace {
 
 struct ServeFlags {
   server::ServerArgs a;
-  int tp_size = 1, dp_size = 1, ep_size = 1;
+  int tp_size = 1, dp_size = 1, ep_size = 1, pp_size = 1;
   bool log_requests = false;
   int log_requests_level = 2;
   bool enable_dp_attention = false, trust_remote_code = false, enable_metrics = false, enable_mtp = false;
@@ -65,11 +65,12 @@ int loader_threads(const std::string& text) {
 }
 
 void check_flags(ServeFlags& f) {
-  if (f.tp_size < 1 || f.dp_size < 1 || f.ep_size < 1)
-    fail("--tp-size, --dp-size and --ep-size must be at least 1, got {}, {} and {}", f.tp_size, f.dp_size, f.ep_size);
-  if (f.tp_size != 1 || f.dp_size != 1 || f.ep_size != 1 || f.enable_dp_attention)
-    fail("--tp-size/--dp-size/--ep-size > 1 and --enable-dp-attention need multi-GPU parallelism, which is not in "
-         "this build (run one server per GPU)");
+  if (f.tp_size < 1 || f.dp_size < 1 || f.ep_size < 1 || f.pp_size < 1)
+    fail("--tp-size, --dp-size, --ep-size and --pp-size must be at least 1, got {}, {}, {} and {}", f.tp_size,
+         f.dp_size, f.ep_size, f.pp_size);
+  if (f.tp_size != 1 || f.dp_size != 1 || f.ep_size != 1 || f.pp_size != 1 || f.enable_dp_attention)
+    fail("--tp-size/--dp-size/--ep-size/--pp-size > 1 and --enable-dp-attention need multi-GPU parallelism, which "
+         "is not in this build (run one server per GPU)");
   // Speculative decoding with the checkpoint's MTP layers (SGLang: EAGLE or
   // NEXTN with --enable-mtp). Drafts are a chain (topk 1): the target
   // verifies steps + 1 tokens per step.
@@ -149,6 +150,7 @@ void run(ServeFlags& f) {
              {"tp_size", f.tp_size},
              {"dp_size", f.dp_size},
              {"ep_size", f.ep_size},
+             {"pp_size", f.pp_size},
              {"enable_dp_attention", f.enable_dp_attention},
              {"mem_fraction_static", f.mem_fraction_static},
              {"max_running_requests", a.engine.max_running_requests},
@@ -209,6 +211,7 @@ void register_serve_commands(CLI::App& app) {
   c->add_option("--tp-size", f->tp_size, "tensor parallel size (1 in this build)")->capture_default_str();
   c->add_option("--dp-size", f->dp_size, "data parallel size (1 in this build)")->capture_default_str();
   c->add_option("--ep-size", f->ep_size, "expert parallel size (1 in this build)")->capture_default_str();
+  c->add_option("--pp-size", f->pp_size, "pipeline parallel size (1 in this build)")->capture_default_str();
   c->add_flag("--enable-dp-attention", f->enable_dp_attention, "not in this build (refused)");
   c->add_flag("--trust-remote-code", f->trust_remote_code, "accepted for compatibility; no remote code runs");
   c->add_option("--mem-fraction-static", f->mem_fraction_static,
