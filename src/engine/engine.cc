@@ -163,6 +163,10 @@ std::vector<std::shared_ptr<RequestHandle>> Engine::submit(EngineRequest r) {
   } catch (const Error& e) {
     throw EngineError(EngineError::BadRequest, e.what());
   }
+  for (auto [t, b] : r.sampling.logit_bias)
+    if (t >= spec.vocab_size)
+      throw EngineError(EngineError::BadRequest,
+                        fmt::format("logit_bias: token id {} is outside the vocabulary [0, {})", t, spec.vocab_size));
   if (r.n < 1 || r.n > 128) throw EngineError(EngineError::BadRequest, "n must be between 1 and 128");
   if (!r.sampling.stop.empty() && !codec_)
     throw EngineError(EngineError::BadRequest, "stop strings need a tokenizer, and this model has none");

@@ -188,7 +188,7 @@ class Engine {
   };
   Decision decide(const BatchEntry& e, const float* rows);
   // Requests with nothing that reads or bends the distribution (penalties,
-  // logprobs, a pending min_new_tokens): greedy ones take the argmax of
+  // logit biases, logprobs, a pending min_new_tokens): greedy ones take the argmax of
   // each row, sampled ones a draw (or a verify of their draft) with their
   // request's uniforms. A step of only such requests runs the backend's
   // sample op and copies ids instead of logits (decide_from_ids).

@@ -289,7 +289,7 @@ void Engine::step() {
 bool Engine::plain(const BatchEntry& e) const {
   const SamplingParams& p = e.req->params;
   return p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && p.logprobs < 0 &&
-         e.req->output_len() >= p.min_new_tokens;
+         p.logit_bias.empty() && e.req->output_len() >= p.min_new_tokens;
 }
 
 Engine::Decision Engine::decide_from_ids(const BatchEntry& e, const int32_t* ids) const {

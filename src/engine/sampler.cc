@@ -19,6 +19,10 @@ void validate(const SamplingParams& p) {
     fail("frequency_penalty must be in [-2, 2], got {}", p.frequency_penalty);
   if (!(p.presence_penalty >= -2 && p.presence_penalty <= 2))
     fail("presence_penalty must be in [-2, 2], got {}", p.presence_penalty);
+  for (auto [t, b] : p.logit_bias) {
+    if (t < 0) fail("logit_bias: token id {} is negative", t);
+    if (!(b >= -100 && b <= 100)) fail("logit_bias: the bias of token {} must be in [-100, 100], got {}", t, b);
+  }
   if (p.max_new_tokens < 0) fail("max_new_tokens must be >= 0, got {}", p.max_new_tokens);
   if (p.min_new_tokens < 0) fail("min_new_tokens must be >= 0, got {}", p.min_new_tokens);
   if (p.min_new_tokens > p.max_new_tokens && p.max_new_tokens > 0)
@@ -65,6 +69,8 @@ void Sampler::apply_penalties(float* logits, int64_t V, const std::vector<int32_
     for (auto& [t, c] : counts)
       if (t >= 0 && t < V) logits[t] -= p_.frequency_penalty * float(c) + p_.presence_penalty;
   }
+  for (auto [t, b] : p_.logit_bias)
+    if (t >= 0 && t < V) logits[t] += b;
   for (int32_t t : forbid)
     if (t >= 0 && t < V) logits[t] = -INFINITY;
 }

@@ -31,6 +31,9 @@ struct SamplingParams {
   std::vector<std::string> stop;  // stop strings, matched on decoded text
   bool skip_special_tokens = true;
   int logprobs = -1;  // -1: none; >= 0: return the chosen token's logprob and this many top alternatives
+  // OpenAI's logit_bias: added to these tokens' logits after the penalties,
+  // before sampling (-100 all but bans a token, +100 all but forces it).
+  std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
 // Validates ranges; mimo::Error names the bad field.

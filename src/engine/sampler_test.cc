@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/error.h"
 #include "engine/sampler.h"
 
 namespace mimo {
@@ -152,6 +153,37 @@ TEST(Sampling, SampleDrawsFromTheDistribution) {
   }
   // chi-square critical value at p = 0.001 for up to 7 degrees of freedom: 24.3
   EXPECT_LT(chi_square(counts, p, N), 24.3);
+}
+
+TEST(Sampling, LogitBiasShiftsTheDistribution) {
+  const std::vector<float> logits = {2.0f, 1.0f, 0.5f, 0.0f};
+  const int V = int(logits.size());
+  // Greedy: +100 forces a token, -100 all but bans the argmax.
+  SamplingParams g;
+  g.logit_bias = {{3, 100.0f}};
+  std::vector<float> w = logits;
+  EXPECT_EQ(Sampler(g).sample(w.data(), V, {}, {}, {}), 3);
+  g.logit_bias = {{0, -100.0f}};
+  w = logits;
+  EXPECT_EQ(Sampler(g).sample(w.data(), V, {}, {}, {}), 1);
+  // Sampled: the distribution is softmax(logits + bias), after the penalties.
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.frequency_penalty = 0.5f;
+  sp.logit_bias = {{2, 1.5f}, {0, -1.0f}};
+  w = logits;
+  Sampler::Dist d = Sampler(sp).distribution(w.data(), V, {}, {2}, {});
+  std::vector<double> want = {2.0 - 1.0, 1.0, 0.5 - 0.5 + 1.5, 0.0}, got(size_t(V), 0.0);
+  double z = 0;
+  for (double& x : want) z += x = std::exp(x);
+  for (auto& [t, q] : d) got[size_t(t)] = q;
+  for (int t = 0; t < V; t++) EXPECT_NEAR(got[size_t(t)], want[size_t(t)] / z, 1e-5) << t;
+  // Out of range: refused by name.
+  SamplingParams bad;
+  bad.logit_bias = {{1, 101.0f}};
+  EXPECT_THROW(validate(bad), Error);
+  bad.logit_bias = {{-1, 1.0f}};
+  EXPECT_THROW(validate(bad), Error);
 }
 
 }  // namespace

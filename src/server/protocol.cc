@@ -98,10 +98,32 @@ std::vector<int32_t> read_ids(const ojson& v, const char* k) {
   return ids;
 }
 
+// OpenAI's {"token id": bias} with biases in [-100, 100].
+std::vector<std::pair<int32_t, float>> read_logit_bias(const ojson& b) {
+  std::vector<std::pair<int32_t, float>> out;
+  const ojson* v = get(b, "logit_bias");
+  if (!v) return out;
+  if (!v->is_object()) throw bad_request("'logit_bias' must be an object of token ids to biases", "logit_bias");
+  for (auto& [k, x] : v->items()) {
+    size_t pos = 0;
+    long long id = -1;
+    try {
+      id = std::stoll(k, &pos);
+    } catch (...) {
+      pos = 0;
+    }
+    if (pos == 0 || pos != k.size() || id < 0 || id > std::numeric_limits<int32_t>::max())
+      throw bad_request(fmt::format("'logit_bias' keys must be token ids, got '{}'", k), "logit_bias");
+    if (!x.is_number() || !(x.get<double>() >= -100 && x.get<double>() <= 100))
+      throw bad_request(fmt::format("'logit_bias' values must be numbers in [-100, 100], got {} for token {}", x.dump(), k),
+                        "logit_bias");
+    out.push_back({int32_t(id), float(x.get<double>())});
+  }
+  return out;
+}
+
 // Fields that ask for something this build cannot do: refused by name.
 void refuse_unsupported(const ojson& b) {
-  if (auto v = get(b, "logit_bias"); v && !(v->is_object() && v->empty()))
-    throw unsupported("logit_bias", "token biases are not implemented");
   if (auto v = get(b, "response_format")) {
     if (!v->is_object() || !v->contains("type") || (*v)["type"] != "text")
       throw unsupported("response_format", "only {\"type\": \"text\"}; constrained decoding is not implemented");
@@ -127,6 +149,7 @@ void read_openai_sampling(const ojson& b, SamplingParams& s, int default_max_tok
   s.frequency_penalty = float(read_num(b, "frequency_penalty", 0, -2, 2));
   s.presence_penalty = float(read_num(b, "presence_penalty", 0, -2, 2));
   s.repetition_penalty = float(read_num(b, "repetition_penalty", 1, 0, 2, true));
+  s.logit_bias = read_logit_bias(b);
   int64_t max_tokens = read_int(b, "max_tokens", default_max_tokens, 1, std::numeric_limits<int64_t>::max());
   // max_completion_tokens is the newer name; it wins when both are given.
   max_tokens = read_int(b, "max_completion_tokens", max_tokens, 1, std::numeric_limits<int64_t>::max());
@@ -362,6 +385,7 @@ GenerateRequest parse_generate_request(const ojson& b) {
   s.frequency_penalty = float(read_num(sp, "frequency_penalty", 0, -2, 2));
   s.presence_penalty = float(read_num(sp, "presence_penalty", 0, -2, 2));
   s.repetition_penalty = float(read_num(sp, "repetition_penalty", 1, 0, 2, true));
+  s.logit_bias = read_logit_bias(sp);
   s.max_new_tokens = int(std::min<int64_t>(read_int(sp, "max_new_tokens", 128, 1, std::numeric_limits<int64_t>::max()),
                                            kNoLimit));
   s.min_new_tokens = int(read_int(sp, "min_new_tokens", 0, 0, kNoLimit));

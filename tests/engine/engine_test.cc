@@ -618,6 +618,42 @@ TEST_F(EngineTest, StreamIntervalGroupsTokensAfterTheFirst) {
     }
 }
 
+// logit_bias: +100 forces a token, -100 bans one; requests with biases leave
+// the on-device sampling path and MTP verifies them against the biased
+// distribution, so speculative greedy outputs still equal plain ones.
+TEST_F(EngineTest, LogitBiasForcesAndBansTokens) {
+  auto p = prompt_of(30, 1000, 6);
+  auto ref = alone(*gen_->model, p, 12);
+  for (int steps : {0, 3}) {
+    EngineConfig c = config();
+    c.speculative_num_steps = steps;
+    Engine e(c, *gen_->model);
+    EngineRequest forced = greedy(p, 12);
+    forced.sampling.logit_bias = {{777, 100.0f}};
+    EXPECT_EQ(run_all(e, {forced})[0].ids, std::vector<int32_t>(12, 777)) << "steps " << steps;
+    // Banning the first greedy token changes the output from its first token on.
+    EngineRequest banned = greedy(p, 12);
+    banned.sampling.logit_bias = {{ref[0], -100.0f}};
+    const auto got = run_all(e, {banned})[0].ids;
+    ASSERT_EQ(got.size(), 12u);
+    EXPECT_NE(got[0], ref[0]);
+    for (int32_t t : got) EXPECT_NE(t, ref[0]) << "steps " << steps;
+    if (steps == 0) continue;
+    Engine plain(config(), *gen_->model);
+    EXPECT_EQ(got, run_all(plain, {banned})[0].ids) << "speculative greedy with a bias equals plain";
+    EngineRequest bad = greedy(p, 4);
+    bad.sampling.logit_bias = {{1000, 1.0f}};  // vocab is 1000
+    try {
+      e.submit(bad);
+      ADD_FAILURE() << "a bias outside the vocabulary was taken";
+    } catch (const EngineError& err) {
+      EXPECT_EQ(err.kind, EngineError::BadRequest);
+      EXPECT_NE(std::string(err.what()).find("logit_bias"), std::string::npos) << err.what();
+    }
+    expect_no_leaks(e);
+  }
+}
+
 // What the engine logs while this is alive (the default logger, at info).
 class LogCapture {
  public:

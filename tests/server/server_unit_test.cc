@@ -332,7 +332,11 @@ TEST(ServerProtocol, BadRequestsNameTheField) {
   expect_400("{" + msgs + R"(, "stop": [""]})", "stop");
   expect_400("{" + msgs + R"(, "stop": 5})", "stop");
   expect_400("{" + msgs + R"(, "top_logprobs": 3})", "top_logprobs");
-  expect_400("{" + msgs + R"(, "logit_bias": {"5": 1}})", "logit_bias");
+  expect_400("{" + msgs + R"(, "logit_bias": {"five": 1}})", "logit_bias");
+  expect_400("{" + msgs + R"(, "logit_bias": {"5": 101}})", "logit_bias");
+  expect_400("{" + msgs + R"(, "logit_bias": {"5": "up"}})", "logit_bias");
+  expect_400("{" + msgs + R"(, "logit_bias": [5, 1]})", "logit_bias");
+  expect_400(R"({"prompt": "x", "logit_bias": {"-3": 1}})", "logit_bias", false);
   expect_400("{" + msgs + R"(, "response_format": {"type": "json_object"}})", "response_format");
   expect_400("{" + msgs + R"(, "tools": [{"type": "function"}]})", "tools");
   expect_400("{" + msgs + R"(, "tool_choice": "required"})", "tool_choice");  // no tools
@@ -344,22 +348,26 @@ TEST(ServerProtocol, BadRequestsNameTheField) {
   // Good ones parse, with OpenAI's defaults.
   ChatRequest c = parse_chat_request(parse_body("{" + msgs + R"(, "max_completion_tokens": 7, "seed": 3,
       "stop": "END", "tools": )" + kTools + R"(, "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
-      "chat_template_kwargs": {"enable_thinking": false}, "logprobs": true, "top_logprobs": 2})"));
+      "chat_template_kwargs": {"enable_thinking": false}, "logprobs": true, "top_logprobs": 2,
+      "logit_bias": {"17": -100, "4": 2.5}})"));
   EXPECT_EQ(c.sampling.temperature, 1.0f);
   EXPECT_EQ(c.sampling.max_new_tokens, 7);
   EXPECT_EQ(c.sampling.seed, 3u);
   EXPECT_EQ(c.sampling.stop, std::vector<std::string>{"END"});
   EXPECT_EQ(c.sampling.logprobs, 2);
+  EXPECT_EQ(c.sampling.logit_bias, (std::vector<std::pair<int32_t, float>>{{17, -100.0f}, {4, 2.5f}}));
   EXPECT_EQ(c.tool_choice.mode, ToolChoiceMode::kNamed);
   EXPECT_FALSE(c.enable_thinking);
   CompletionRequest p = parse_completion_request(parse_body(R"({"prompt": [[1, 2], [3]], "n": 2})"));
   EXPECT_EQ(p.prompts.size(), 2u);
   EXPECT_EQ(p.sampling.max_new_tokens, 16);
   GenerateRequest g = parse_generate_request(parse_body(R"({"input_ids": [1, 2, 3],
-      "sampling_params": {"max_new_tokens": 4, "temperature": 0, "stop_token_ids": [9]}, "return_logprob": true})"));
+      "sampling_params": {"max_new_tokens": 4, "temperature": 0, "stop_token_ids": [9], "logit_bias": {"3": 1}},
+      "return_logprob": true})"));
   EXPECT_EQ(g.prompts[0].ids, (std::vector<int32_t>{1, 2, 3}));
   EXPECT_EQ(g.sampling.logprobs, 0);
   EXPECT_EQ(g.sampling.stop_token_ids, std::vector<int32_t>{9});
+  EXPECT_EQ(g.sampling.logit_bias, (std::vector<std::pair<int32_t, float>>{{3, 1.0f}}));
 }
 
 TEST(ServerMetrics, PrometheusText) {
