@@ -93,6 +93,9 @@ struct EngineOutput {
   std::vector<int32_t> token_ids;
   std::string text;
   std::vector<TokenLogprob> logprobs;  // one per token, when asked for
+  // With sampling.prompt_logprobs_start: the prompt tokens' logprobs from that
+  // position on (position 0 has none), in the request's first output.
+  std::vector<TokenLogprob> prompt_logprobs;
   bool finished = false;
   std::string finish_reason;  // "stop" | "length" | "abort" (with finished)
   std::string matched_stop;   // the stop string, or the stop token id as text

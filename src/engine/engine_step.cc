@@ -110,6 +110,8 @@ void Engine::step() {
   for (auto& e : b.entries) {
     any_verify |= e.verify();
     if (e.samples) on_device &= plain(e);
+    const auto [plo, phi] = e.req->prompt_logit_rows(e.begin, e.len);
+    on_device &= plo == phi;  // prompt logprobs read the logits on the host
   }
   // The backend's sample op decides such a step: each row's parameters,
   // draft and its request's uniforms go over (drawn in the order decide()
@@ -197,6 +199,18 @@ void Engine::step() {
     TraceSpan sp(trace_.get(), "sampling", kTraceEngineThread);
     for (size_t i = 0; i < b.entries.size(); i++) {
       BatchEntry& e = b.entries[i];
+      if (const auto [plo, phi] = e.req->prompt_logit_rows(e.begin, e.len); plo < phi) {
+        // Row p's logits give the logprob of prompt token p + 1.
+        // A request prefilled again (retracted) has them already.
+        Req* r = e.req;
+        const int64_t first = std::max(r->params.prompt_logprobs_start - 1, 0);
+        for (int64_t p = plo; p < phi; p++, row++) {
+          if (r->prompt_lps_sent || p - first != int64_t(r->prompt_lps.size())) continue;
+          TokenLogprob lp;
+          logprobs_of(logits.data() + row * V, V, r->tokens[size_t(p + 1)], std::max(0, r->params.logprobs), &lp);
+          r->prompt_lps.push_back(std::move(lp));
+        }
+      }
       if (!e.samples) continue;
       int64_t rows = e.verify() ? e.len : 1;
       const float* lrow = on_device ? nullptr : logits.data() + row * V;
@@ -240,6 +254,10 @@ void Engine::step() {
     if (live_.find(r) == live_.end()) continue;
     if (r->stop_pending) {
       finish(r, "stop", r->stop_matched);
+      continue;
+    }
+    if (b.entries[i].samples && r->params.max_new_tokens == 0) {
+      finish(r, "length");  // only the prompt was asked for (its logprobs)
       continue;
     }
     if (b.entries[i].samples && !r->aborted) commit(r, std::move(decisions[i]), &generated);
@@ -448,6 +466,11 @@ void Engine::emit(Req* r, bool finished, const std::string& reason, const std::s
   o.token_ids.assign(r->tokens.begin() + r->prompt_len + int64_t(r->tokens_sent), r->tokens.end());
   o.logprobs = std::move(r->lps_pending);
   r->lps_pending.clear();
+  if (!r->prompt_lps_sent && r->params.prompt_logprobs_start >= 0) {
+    o.prompt_logprobs = std::move(r->prompt_lps);
+    r->prompt_lps.clear();
+    r->prompt_lps_sent = true;
+  }
   r->tokens_sent = out_len;
   // Hold back text that could still become a stop string.
   size_t hold = 0;
@@ -467,7 +490,7 @@ void Engine::emit(Req* r, bool finished, const std::string& reason, const std::s
   o.completion_tokens = int(out_len);
   o.cached_tokens = r->cached_tokens;
   if (r->spec_verifies) o.spec_accept_length = double(r->spec_accepted + r->spec_verifies) / double(r->spec_verifies);
-  if (o.token_ids.empty() && o.text.empty() && !finished) return;
+  if (o.token_ids.empty() && o.text.empty() && o.prompt_logprobs.empty() && !finished) return;
   it->second.handle->push(std::move(o));
 }
 

@@ -24,6 +24,7 @@ void validate(const SamplingParams& p) {
     if (!(b >= -100 && b <= 100)) fail("logit_bias: the bias of token {} must be in [-100, 100], got {}", t, b);
   }
   if (p.max_new_tokens < 0) fail("max_new_tokens must be >= 0, got {}", p.max_new_tokens);
+  if (p.prompt_logprobs_start < -1) fail("logprob_start_len must be >= 0, got {}", p.prompt_logprobs_start);
   if (p.min_new_tokens < 0) fail("min_new_tokens must be >= 0, got {}", p.min_new_tokens);
   if (p.min_new_tokens > p.max_new_tokens && p.max_new_tokens > 0)
     fail("min_new_tokens ({}) exceeds max_new_tokens ({})", p.min_new_tokens, p.max_new_tokens);

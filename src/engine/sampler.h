@@ -34,6 +34,10 @@ struct SamplingParams {
   // OpenAI's logit_bias: added to these tokens' logits after the penalties,
   // before sampling (-100 all but bans a token, +100 all but forces it).
   std::vector<std::pair<int32_t, float>> logit_bias;
+  // >= 0: also the logprobs of the prompt's tokens from this position on
+  // (SGLang's logprob_start_len; position 0 has none), with `logprobs` top
+  // alternatives each.
+  int prompt_logprobs_start = -1;
 };
 
 // Validates ranges; mimo::Error names the bad field.

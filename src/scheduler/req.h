@@ -3,6 +3,8 @@
 // scheduler owns Reqs; the engine reads and appends tokens between steps.
 #pragma once
 
+#include <algorithm>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -53,6 +55,15 @@ struct Req {
 
   // Output bookkeeping (engine side).
   int64_t output_len() const { return int64_t(tokens.size()) - prompt_len; }
+  // Positions [first, second) of a run [begin, begin + len) whose logits give
+  // the logprob of the prompt token after them (params.prompt_logprobs_start);
+  // the prompt's last position is the sampling row, not one of these.
+  std::pair<int64_t, int64_t> prompt_logit_rows(int64_t begin, int64_t len) const {
+    if (params.prompt_logprobs_start < 0) return {0, 0};
+    const int64_t lo = std::max<int64_t>({begin, int64_t(params.prompt_logprobs_start) - 1, 0});
+    const int64_t hi = std::min<int64_t>(begin + len, prompt_len - 1);
+    return {lo, std::max(lo, hi)};
+  }
   std::chrono::steady_clock::time_point arrival;
   std::string text;                // decoded output so far (when the engine has a codec)
   size_t text_sent = 0;            // bytes of `text` already streamed
@@ -60,6 +71,8 @@ struct Req {
   size_t tokens_texted = 0;        // output tokens already run through the detokenizer
   size_t text_limit = SIZE_MAX;    // output tokens whose text may show (a stop token's does not)
   std::vector<TokenLogprob> lps_pending;  // logprobs of tokens not yet streamed
+  std::vector<TokenLogprob> prompt_lps;   // params.prompt_logprobs_start: the prompt's, sent with the first output
+  bool prompt_lps_sent = false;
   bool stop_pending = false;       // a stop string matched while the request was in flight
   std::string stop_matched;
 };

@@ -30,7 +30,12 @@ int64_t Scheduler::reserved_tokens() const {
 }
 
 void Scheduler::match(Req* r) {
-  PrefixMatch m = cache_.match_prefix(r->tokens);
+  // Prompt logprobs need the logits of every position from the one before
+  // the first asked for: those positions are computed, not taken from the cache.
+  const size_t limit = r->params.prompt_logprobs_start >= 0
+                           ? size_t(std::max(0, r->params.prompt_logprobs_start - 1))
+                           : r->tokens.size();
+  PrefixMatch m = cache_.match_prefix(std::span<const int32_t>(r->tokens.data(), std::min(limit, r->tokens.size())));
   if (cfg_.spec_steps > 0 && m.length > 0) {
     // Recompute the last few cached positions: the MTP layers need the
     // target's hidden states there, and a cached position's MTP KV is only
@@ -193,11 +198,12 @@ void Scheduler::build_step(const ScheduledBatch& b, StepBatch& s) const {
   for (const BatchEntry& e : b.entries) {
     const Req* r = e.req;
     int64_t end = e.begin + e.len;
+    const auto [plo, phi] = r->prompt_logit_rows(e.begin, e.len);
     for (int64_t p = e.begin; p < end; p++) {
       size_t i = size_t(p);
       s.tokens.push_back(i < r->tokens.size() ? r->tokens[i] : e.drafts[i - r->tokens.size()]);
       s.positions.push_back(int32_t(p));
-      if (e.verify()) s.logit_rows.push_back(int32_t(s.tokens.size()) - 1);  // every row is checked
+      if (e.verify() || (p >= plo && p < phi)) s.logit_rows.push_back(int32_t(s.tokens.size()) - 1);  // every row is checked
     }
     if (e.samples && !e.verify()) s.logit_rows.push_back(int32_t(s.tokens.size()) - 1);
     s.q_start.push_back(int32_t(s.tokens.size()));

@@ -21,10 +21,15 @@ std::vector<ojson> CompletionResponseBuilder::push(int index, const EngineOutput
     chunks.push_back(e->body());
     return chunks;
   }
-  c.text += out.text;
+  std::string text;
   ojson lp;
+  if (o_.echo && !c.echoed) echo(index, c, out, &text, &lp);
+  text += out.text;
+  c.text += text;
   if (o_.logprobs >= 0 && !out.logprobs.empty()) {
     append_completion_logprobs(lp, out.logprobs, o_.tokenizer, o_.logprobs, &c.text_offset);
+  }
+  if (!lp.is_null()) {
     if (c.logprobs.is_null()) {
       c.logprobs = lp;
     } else {
@@ -32,15 +37,29 @@ std::vector<ojson> CompletionResponseBuilder::push(int index, const EngineOutput
         for (auto& x : lp[k]) c.logprobs[k].push_back(x);
     }
   }
-  if (!out.text.empty() || !lp.is_null() || out.finished) {
+  if (!text.empty() || !lp.is_null() || out.finished) {
     ojson ch = {{"index", index},
-                {"text", out.text},
+                {"text", text},
                 {"logprobs", lp},
                 {"finish_reason", out.finished ? ojson(c.progress.finish_reason) : ojson()}};
     if (out.finished) ch["matched_stop"] = matched_stop_json(c.progress, o_.stop);
     chunks.push_back(chunk(ojson::array({ch})));
   }
   return chunks;
+}
+
+void CompletionResponseBuilder::echo(int index, Choice& c, const EngineOutput& out, std::string* text, ojson* lp) {
+  c.echoed = true;
+  const size_t prompt = size_t(index / o_.n);
+  *text = o_.prompt_texts.at(prompt);
+  if (o_.logprobs < 0) return;
+  // Position 0 has no logprob: null, as OpenAI's echo gives it.
+  const int32_t first = o_.prompt_first_ids.at(prompt);
+  const std::string s = token_text(o_.tokenizer, first);
+  *lp = {{"tokens", ojson::array({s})}, {"token_logprobs", ojson::array({nullptr})},
+         {"top_logprobs", ojson::array({nullptr})}, {"text_offset", ojson::array({0})}};
+  c.text_offset = s.size();
+  append_completion_logprobs(*lp, out.prompt_logprobs, o_.tokenizer, o_.logprobs, &c.text_offset);
 }
 
 bool CompletionResponseBuilder::finished() const {

@@ -21,6 +21,11 @@ struct CompletionResponseOptions {
   int logprobs = -1;  // -1: none
   std::vector<std::string> stop;
   const Tokenizer* tokenizer = nullptr;
+  // echo: each prompt's text (and first token id, whose logprob entry is
+  // null) goes before its choices' completions.
+  bool echo = false;
+  std::vector<std::string> prompt_texts;
+  std::vector<int32_t> prompt_first_ids;
 };
 
 class CompletionResponseBuilder {
@@ -39,7 +44,10 @@ class CompletionResponseBuilder {
     std::string text;
     ojson logprobs;
     size_t text_offset = 0;
+    bool echoed = false;
   };
+  // The echoed prompt's text and logprobs, ahead of the choice's first output.
+  void echo(int index, Choice& c, const EngineOutput& out, std::string* text, ojson* lp);
   ojson chunk(ojson choices) const;
   CompletionResponseOptions o_;
   std::vector<Choice> choices_;

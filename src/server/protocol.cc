@@ -140,7 +140,7 @@ void refuse_unsupported(const ojson& b) {
 }
 
 // Sampling fields common to the OpenAI endpoints (and SGLang's extensions of them).
-void read_openai_sampling(const ojson& b, SamplingParams& s, int default_max_tokens) {
+void read_openai_sampling(const ojson& b, SamplingParams& s, int default_max_tokens, int min_max_tokens = 1) {
   s.temperature = float(read_num(b, "temperature", 1.0, 0, std::numeric_limits<double>::infinity()));
   s.top_p = float(read_num(b, "top_p", 1.0, 0, 1, true));
   s.top_k = int(read_int(b, "top_k", -1, -1, std::numeric_limits<int32_t>::max()));
@@ -150,9 +150,9 @@ void read_openai_sampling(const ojson& b, SamplingParams& s, int default_max_tok
   s.presence_penalty = float(read_num(b, "presence_penalty", 0, -2, 2));
   s.repetition_penalty = float(read_num(b, "repetition_penalty", 1, 0, 2, true));
   s.logit_bias = read_logit_bias(b);
-  int64_t max_tokens = read_int(b, "max_tokens", default_max_tokens, 1, std::numeric_limits<int64_t>::max());
+  int64_t max_tokens = read_int(b, "max_tokens", default_max_tokens, min_max_tokens, std::numeric_limits<int64_t>::max());
   // max_completion_tokens is the newer name; it wins when both are given.
-  max_tokens = read_int(b, "max_completion_tokens", max_tokens, 1, std::numeric_limits<int64_t>::max());
+  max_tokens = read_int(b, "max_completion_tokens", max_tokens, min_max_tokens, std::numeric_limits<int64_t>::max());
   s.max_new_tokens = int(std::min<int64_t>(max_tokens, kNoLimit));
   s.min_new_tokens = int(read_int(b, "min_tokens", 0, 0, kNoLimit));
   if (s.min_new_tokens > s.max_new_tokens)
@@ -348,18 +348,20 @@ ChatRequest parse_chat_request(const ojson& b) {
 CompletionRequest parse_completion_request(const ojson& b) {
   CompletionRequest r;
   refuse_unsupported(b);
-  if (read_bool(b, "echo", false)) throw unsupported("echo", "the prompt is not echoed back");
   if (!read_str(b, "suffix").empty()) throw unsupported("suffix", "insertion (fill-in-the-middle) is not implemented");
   r.model = read_model(b);
   const ojson* p = get(b, "prompt");
   if (!p) throw bad_request("'prompt' is required", "prompt");
   bool batched;
   r.prompts = read_prompts(*p, "prompt", &batched);
-  read_openai_sampling(b, r.sampling, 16);  // OpenAI's legacy default
+  // OpenAI's legacy default of 16; 0 with echo scores a prompt (its logprobs) without generating.
+  read_openai_sampling(b, r.sampling, 16, 0);
+  r.echo = read_bool(b, "echo", false);
   r.n = int(read_int(b, "n", 1, 1, 128));
   read_stream(b, &r.stream, &r.include_usage);
   r.logprobs = get(b, "logprobs") ? int(read_int(b, "logprobs", 0, 0, 20)) : -1;
   r.sampling.logprobs = r.logprobs;
+  if (r.echo && r.logprobs >= 0) r.sampling.prompt_logprobs_start = 0;
   return r;
 }
 
@@ -386,7 +388,8 @@ GenerateRequest parse_generate_request(const ojson& b) {
   s.presence_penalty = float(read_num(sp, "presence_penalty", 0, -2, 2));
   s.repetition_penalty = float(read_num(sp, "repetition_penalty", 1, 0, 2, true));
   s.logit_bias = read_logit_bias(sp);
-  s.max_new_tokens = int(std::min<int64_t>(read_int(sp, "max_new_tokens", 128, 1, std::numeric_limits<int64_t>::max()),
+  // 0: only the prompt (scored with return_logprob and logprob_start_len).
+  s.max_new_tokens = int(std::min<int64_t>(read_int(sp, "max_new_tokens", 128, 0, std::numeric_limits<int64_t>::max()),
                                            kNoLimit));
   s.min_new_tokens = int(read_int(sp, "min_new_tokens", 0, 0, kNoLimit));
   if (s.min_new_tokens > s.max_new_tokens)
@@ -406,6 +409,8 @@ GenerateRequest parse_generate_request(const ojson& b) {
   r.return_logprob = read_bool(b, "return_logprob", false);
   r.top_logprobs_num = int(read_int(b, "top_logprobs_num", 0, 0, 20));
   s.logprobs = r.return_logprob ? r.top_logprobs_num : -1;
+  r.logprob_start_len = int(read_int(b, "logprob_start_len", -1, -1, std::numeric_limits<int32_t>::max()));
+  if (r.return_logprob && r.logprob_start_len >= 0) s.prompt_logprobs_start = r.logprob_start_len;
   r.rid = read_str(b, "rid");
   if (r.stream && (r.batched || r.n > 1))
     throw unsupported("stream", "streaming a batch or n > 1 on /generate; send one request per prompt");

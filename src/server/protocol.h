@@ -48,6 +48,7 @@ struct CompletionRequest {
   int n = 1;
   bool stream = false, include_usage = false;
   int logprobs = -1;  // -1: none; else how many alternatives per token
+  bool echo = false;  // the prompt comes back before the completion (with its logprobs when asked for)
 };
 
 // SGLang's /generate.
@@ -59,6 +60,7 @@ struct GenerateRequest {
   bool stream = false;
   bool return_logprob = false;
   int top_logprobs_num = 0;
+  int logprob_start_len = -1;  // >= 0 with return_logprob: input_token_logprobs from this prompt position
   std::string rid;
 };
 

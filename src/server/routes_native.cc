@@ -15,6 +15,9 @@ struct GenResult {
   std::string text;
   std::vector<int32_t> ids;
   ojson token_lps = ojson::array(), top_lps = ojson::array();
+  ojson input_token_lps = ojson::array(), input_top_lps = ojson::array();
+  int32_t first_prompt_id = 0;  // position 0's entry when logprob_start_len is 0 (it has no logprob)
+  bool input_done = false;
   ChoiceProgress progress;
   std::string id;
 };
@@ -36,6 +39,10 @@ ojson gen_json(const ServerContext& ctx, const GenResult& g, const GenerateReque
                 {"e2e_latency", e2e}};
   if (g.progress.spec_accept_length > 0) meta["spec_accept_length"] = g.progress.spec_accept_length;
   if (gr.return_logprob) {
+    if (gr.logprob_start_len >= 0) {
+      meta["input_token_logprobs"] = g.input_token_lps;
+      meta["input_top_logprobs"] = g.input_top_lps;
+    }
     meta["output_token_logprobs"] = g.token_lps;
     meta["output_top_logprobs"] = g.top_lps;
   }
@@ -50,9 +57,17 @@ void add_output(const ServerContext& ctx, GenResult& g, const GenerateRequest& g
   g.text += o.text;
   g.ids.insert(g.ids.end(), o.token_ids.begin(), o.token_ids.end());
   g.progress.add(o);
-  if (gr.return_logprob)
-    append_native_logprobs(g.token_lps, g.top_lps, o.logprobs, ctx.tokenizer ? &*ctx.tokenizer : nullptr,
-                           gr.top_logprobs_num);
+  const Tokenizer* tok = ctx.tokenizer ? &*ctx.tokenizer : nullptr;
+  if (gr.return_logprob && gr.logprob_start_len >= 0 && !g.input_done && (!o.prompt_logprobs.empty() || o.finished)) {
+    // SGLang's shape: position 0, when asked for, has no logprob (null).
+    g.input_done = true;
+    if (gr.logprob_start_len == 0) {
+      g.input_token_lps.push_back({nullptr, g.first_prompt_id, tok ? ojson(token_text(tok, g.first_prompt_id)) : ojson()});
+      g.input_top_lps.push_back(nullptr);
+    }
+    append_native_logprobs(g.input_token_lps, g.input_top_lps, o.prompt_logprobs, tok, gr.top_logprobs_num);
+  }
+  if (gr.return_logprob) append_native_logprobs(g.token_lps, g.top_lps, o.logprobs, tok, gr.top_logprobs_num);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -64,22 +79,25 @@ void handle_generate(ServerContext& ctx, const httplib::Request& req, httplib::R
   if (!gr->sampling.stop.empty() && !ctx.tokenizer) throw bad_request("stop strings need a tokenizer", "stop");
   std::string base = gr->rid.empty() ? ctx.new_id("") : gr->rid;
   std::vector<std::shared_ptr<Submitted>> subs;
+  std::vector<int32_t> first_ids;
   for (size_t i = 0; i < gr->prompts.size(); i++) {
     EngineRequest er;
     er.id = gr->prompts.size() == 1 ? base : fmt::format("{}-p{}", base, i);
     const Prompt& p = gr->prompts[i];
     if (p.is_text && !ctx.tokenizer) throw bad_request("this model has no tokenizer; send 'input_ids'", "text");
     er.input_ids = p.is_text ? ctx.tokenizer->encode(p.text, true) : p.ids;
+    first_ids.push_back(er.input_ids.empty() ? 0 : er.input_ids.front());
     er.sampling = gr->sampling;
     er.n = gr->n;
     subs.push_back(submit(ctx, std::move(er)));
   }
   // Result k is sample k % n of prompt k / n.
   auto results = std::make_shared<std::vector<GenResult>>();
-  for (auto& s : subs)
-    for (auto& h : s->handles) {
+  for (size_t i = 0; i < subs.size(); i++)
+    for (auto& h : subs[i]->handles) {
       results->emplace_back();
       results->back().id = h->id();
+      results->back().first_prompt_id = first_ids[i];
     }
   auto arrival = subs.front()->arrival;
   if (gr->stream) {

@@ -137,12 +137,22 @@ void handle_completion(ServerContext& ctx, const httplib::Request& req, httplib:
   o.logprobs = cr.logprobs;
   o.stop = cr.sampling.stop;
   o.tokenizer = ctx.tokenizer ? &*ctx.tokenizer : nullptr;
+  o.echo = cr.echo;
+  if (cr.echo) need_text(ctx, false);
+  std::vector<std::vector<int32_t>> ids;
+  for (const Prompt& p : cr.prompts) {
+    ids.push_back(prompt_ids(ctx, p));
+    if (cr.echo) {
+      o.prompt_texts.push_back(p.is_text ? p.text : ctx.tokenizer->decode(ids.back(), false));
+      o.prompt_first_ids.push_back(ids.back().empty() ? 0 : ids.back().front());
+    }
+  }
   auto builder = std::make_shared<CompletionResponseBuilder>(o);
   std::vector<std::shared_ptr<Submitted>> subs;
   for (size_t i = 0; i < cr.prompts.size(); i++) {
     EngineRequest er;
     er.id = cr.prompts.size() == 1 ? o.id : fmt::format("{}-p{}", o.id, i);
-    er.input_ids = prompt_ids(ctx, cr.prompts[i]);
+    er.input_ids = std::move(ids[i]);
     er.sampling = cr.sampling;
     er.n = cr.n;
     subs.push_back(submit(ctx, std::move(er)));  // earlier ones abort if this throws

@@ -1,6 +1,7 @@
 // The serving runtime end to end on real models: batching, chunked prefill,
 // the SWA-aware prefix cache, retraction, sampling and stopping, and that
 // every KV slot comes back.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -649,6 +650,57 @@ TEST_F(EngineTest, LogitBiasForcesAndBansTokens) {
     } catch (const EngineError& err) {
       EXPECT_EQ(err.kind, EngineError::BadRequest);
       EXPECT_NE(std::string(err.what()).find("logit_bias"), std::string::npos) << err.what();
+    }
+    expect_no_leaks(e);
+  }
+}
+
+// Prompt logprobs (SGLang's logprob_start_len, OpenAI's echo): the logprob
+// of each prompt token after the start given the ones before it, from the
+// same logits a whole-prompt forward gives; the positions they need are
+// computed even when the prefix cache holds them; max_new_tokens 0 returns
+// only them.
+TEST_F(EngineTest, PromptLogprobsMatchTheFullForward) {
+  auto p = prompt_of(150, 1000, 8);
+  GenerateOptions go;
+  go.max_new_tokens = 1;
+  go.dump_prompt_logits = true;
+  const GenerateResult ref = generate(*gen_->model, p, go);
+  const int64_t V = ref.prompt_logits.dim(1);
+  auto ref_lp = [&](int64_t pos) {  // log p(token pos | tokens before it)
+    const float* l = ref.prompt_logits.ptr<float>() + (pos - 1) * V;
+    double mx = *std::max_element(l, l + V), z = 0;
+    for (int64_t i = 0; i < V; i++) z += std::exp(double(l[i]) - mx);
+    return double(l[p[size_t(pos)]]) - mx - std::log(z);
+  };
+  for (int steps : {0, 3}) {
+    EngineConfig c = config();  // 64-token chunks: the rows span three prefill steps
+    c.speculative_num_steps = steps;
+    Engine e(c, *gen_->model);
+    run_all(e, {greedy(p, 2)});  // the whole prompt is now in the prefix cache
+    for (int start : {0, 1, 70}) {
+      for (int max_new : {0, 3}) {
+        EngineRequest r = greedy(p, max_new);
+        r.sampling.prompt_logprobs_start = start;
+        r.sampling.logprobs = 2;
+        auto h = e.submit(r)[0];
+        std::vector<TokenLogprob> got;
+        const Result out = collect(*h, [&](const EngineOutput& o) {
+          got.insert(got.end(), o.prompt_logprobs.begin(), o.prompt_logprobs.end());
+        });
+        const std::string what = fmt::format("steps {} start {} max_new {}", steps, start, max_new);
+        EXPECT_EQ(out.finish_reason, "length") << what;
+        EXPECT_EQ(out.ids.size(), size_t(max_new)) << what;
+        const int64_t first = std::max(start, 1);
+        ASSERT_EQ(int64_t(got.size()), int64_t(p.size()) - first) << what;
+        for (int64_t pos = first; pos < int64_t(p.size()); pos++) {
+          const TokenLogprob& lp = got[size_t(pos - first)];
+          EXPECT_EQ(lp.token, p[size_t(pos)]) << what << " position " << pos;
+          EXPECT_NEAR(lp.logprob, ref_lp(pos), 2e-4) << what << " position " << pos;
+          ASSERT_EQ(lp.top.size(), 2u);
+          EXPECT_GE(lp.top[0].second, lp.logprob - 1e-6) << what;
+        }
+      }
     }
     expect_no_leaks(e);
   }

@@ -205,6 +205,39 @@ describe('completions', () => {
     const many = await client.completions.create({ ...req, prompt: ['one', 'two'], n: 2 });
     assert.deepEqual(many.choices.map((c) => c.index), [0, 1, 2, 3]);
   });
+
+  it('echoes the prompt with its logprobs, as loglikelihood scoring asks (max_tokens 0)', async () => {
+    const prompt = 'The weather in Paris is';
+    const ids = (await tokenize({ prompt })).tokens;
+    const e = await client.completions.create({ model: MODEL, prompt, max_tokens: 0, echo: true, logprobs: 1,
+      temperature: 0 });
+    const c = e.choices[0];
+    assert.equal(c.text, prompt);
+    assert.equal(c.finish_reason, 'length');
+    assert.equal(e.usage.completion_tokens, 0);
+    assert.equal(c.logprobs.tokens.length, ids.length);
+    assert.equal(c.logprobs.token_logprobs[0], null);
+    assert.equal(c.logprobs.top_logprobs[0], null);
+    assert.deepEqual(c.logprobs.text_offset.slice(0, 2), [0, c.logprobs.tokens[0].length]);
+    // The same numbers as /generate's input_token_logprobs.
+    const g = await json(server.url, '/generate', { input_ids: ids, sampling_params: { max_new_tokens: 0 },
+      return_logprob: true, logprob_start_len: 0 }, AUTH);
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    assert.deepEqual(g.body.output_ids, []);
+    const input = g.body.meta_info.input_token_logprobs;
+    assert.deepEqual(input.map((x) => x[1]), ids);
+    assert.deepEqual(input.map((x) => x[0]), c.logprobs.token_logprobs);
+    // Echo with a completion: prompt, then the generated text and its logprobs.
+    const plain = await client.completions.create({ model: MODEL, prompt, max_tokens: 3, temperature: 0 });
+    const both = await client.completions.create({ model: MODEL, prompt, max_tokens: 3, echo: true, logprobs: 0,
+      temperature: 0 });
+    assert.equal(both.choices[0].text, prompt + plain.choices[0].text);
+    assert.equal(both.choices[0].logprobs.tokens.length, ids.length + 3);
+    // A start past 0 returns only from there on.
+    const from2 = await json(server.url, '/generate', { input_ids: ids, sampling_params: { max_new_tokens: 0 },
+      return_logprob: true, logprob_start_len: 2 }, AUTH);
+    assert.deepEqual(from2.body.meta_info.input_token_logprobs, input.slice(2));
+  });
 });
 
 describe('native endpoints', () => {
@@ -280,7 +313,8 @@ describe('errors', () => {
     await expectError(client.chat.completions.create({ model: MODEL, messages: [] }), 400, 'messages');
     await expectError(client.chat.completions.create({ model: MODEL, messages: [{ role: 'wizard', content: 'x' }] }),
       400, 'messages[0].role');
-    await expectError(client.completions.create({ model: MODEL, prompt: 'x', echo: true }), 400, 'echo');
+    await expectError(client.completions.create({ model: MODEL, prompt: 'x', max_tokens: -1 }), 400, 'max_tokens');
+    await expectError(client.completions.create({ model: MODEL, prompt: 'x', logit_bias: { x: 1 } }), 400, 'logit_bias');
     await expectError(client.completions.create({ model: MODEL, prompt: 'x', suffix: 'y' }), 400, 'suffix');
     await expectError(client.chat.completions.create(greedy({ tools: TOOLS,
       tool_choice: { type: 'function', function: { name: 'nope' } } })), 400, 'tool_choice');

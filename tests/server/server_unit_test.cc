@@ -341,7 +341,7 @@ TEST(ServerProtocol, BadRequestsNameTheField) {
   expect_400("{" + msgs + R"(, "tools": [{"type": "function"}]})", "tools");
   expect_400("{" + msgs + R"(, "tool_choice": "required"})", "tool_choice");  // no tools
   expect_400("{" + msgs + R"(, "stream": "yes"})", "stream");
-  expect_400(R"({"prompt": "x", "echo": true})", "echo", false);
+  expect_400("{" + msgs + R"(, "max_tokens": 0})", "max_tokens");  // chat generates at least one token
   expect_400(R"({"prompt": "x", "suffix": "y"})", "suffix", false);
   expect_400(R"({"prompt": []})", "prompt", false);
   expect_400(R"({})", "prompt", false);
@@ -368,6 +368,16 @@ TEST(ServerProtocol, BadRequestsNameTheField) {
   EXPECT_EQ(g.sampling.logprobs, 0);
   EXPECT_EQ(g.sampling.stop_token_ids, std::vector<int32_t>{9});
   EXPECT_EQ(g.sampling.logit_bias, (std::vector<std::pair<int32_t, float>>{{3, 1.0f}}));
+  EXPECT_EQ(g.sampling.prompt_logprobs_start, -1);  // no logprob_start_len: output logprobs only
+  GenerateRequest scored = parse_generate_request(parse_body(R"({"input_ids": [1, 2, 3],
+      "sampling_params": {"max_new_tokens": 0}, "return_logprob": true, "logprob_start_len": 1})"));
+  EXPECT_EQ(scored.sampling.max_new_tokens, 0);
+  EXPECT_EQ(scored.sampling.prompt_logprobs_start, 1);
+  CompletionRequest echo = parse_completion_request(parse_body(R"({"prompt": "x", "echo": true, "logprobs": 1,
+      "max_tokens": 0})"));
+  EXPECT_TRUE(echo.echo);
+  EXPECT_EQ(echo.sampling.max_new_tokens, 0);
+  EXPECT_EQ(echo.sampling.prompt_logprobs_start, 0);
 }
 
 TEST(ServerMetrics, PrometheusText) {
