@@ -202,6 +202,32 @@ void handle_health_generate(ServerContext& ctx, httplib::Response& res) {
 
 }  // namespace
 
+// SGLang's /abort_request: {"rid": ID} ends that request (and its n > 1
+// siblings or batch entries) as aborted, or {"abort_all": true} every one in
+// flight; their clients get what was generated with finish_reason abort.
+static void handle_abort_request(ServerContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  const ojson b = parse_body(req.body);
+  const ojson* all = b.contains("abort_all") ? &b["abort_all"] : nullptr;
+  if (all && !all->is_boolean()) throw bad_request("'abort_all' must be a boolean", "abort_all");
+  if (all && all->get<bool>()) {
+    for (const std::string& id : ctx.live.ids()) ctx.engine->abort(id);
+  } else {
+    if (!b.contains("rid") || !b["rid"].is_string() || b["rid"].get<std::string>().empty())
+      throw bad_request("'rid' (the request id to abort) is required", "rid");
+    ctx.engine->abort(b["rid"].get<std::string>());
+  }
+  res.status = 200;
+}
+
+// SGLang's /get_load (what its router balances on): requests and KV tokens in use.
+static ojson load_json(const ServerContext& ctx) {
+  const EngineStats s = ctx.engine->stats();
+  return ojson::array({{{"dp_rank", 0},
+                        {"num_reqs", s.running + s.waiting},
+                        {"num_waiting_reqs", s.waiting},
+                        {"num_tokens", s.full_used}}});
+}
+
 void handle_flush_cache(ServerContext& ctx, httplib::Response& res) {
   if (ctx.engine->flush_cache()) {
     res.status = 200;
@@ -234,6 +260,10 @@ void register_native_routes(httplib::Server& svr, ServerContext& ctx) {
       info["internal_states"] = ojson::array({engine_state(ctx)});
       send_json(res, 200, info);
     });
+  svr.Post("/abort_request", [&ctx](const httplib::Request& req, httplib::Response& res) {
+    guarded(ctx, res, [&] { handle_abort_request(ctx, req, res); });
+  });
+  svr.Get("/get_load", [&ctx](const httplib::Request&, httplib::Response& res) { send_json(res, 200, load_json(ctx)); });
   auto flush = [&ctx](const httplib::Request&, httplib::Response& res) { handle_flush_cache(ctx, res); };
   svr.Post("/flush_cache", flush);
   svr.Get("/flush_cache", flush);

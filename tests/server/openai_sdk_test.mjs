@@ -265,6 +265,29 @@ describe('native endpoints', () => {
     assert.equal(last.text, a.body.text);
   });
 
+  it('/abort_request ends a request by rid; /get_load counts requests', async () => {
+    const res = await fetch(server.url + '/generate', { method: 'POST', headers: AUTH, body: JSON.stringify({
+      rid: 'to-abort', text: 'Hello', stream: true, sampling_params: { max_new_tokens: 100000, ignore_eos: true } }) });
+    let aborted = false;
+    const events = await readSse(res, async (e) => {
+      if (aborted || e === '[DONE]') return;
+      aborted = true;
+      const load = await json(server.url, '/get_load', undefined, AUTH);
+      assert.equal(load.body[0].num_reqs, 1);
+      const a = await json(server.url, '/abort_request', { rid: 'to-abort' }, AUTH);
+      assert.equal(a.status, 200);
+    });
+    const last = events.at(-2);
+    assert.equal(last.meta_info.finish_reason.type, 'abort');
+    assert.ok(last.meta_info.completion_tokens < 100000);
+    const bad = await json(server.url, '/abort_request', {}, AUTH);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.param, 'rid');
+    await waitIdle(server.url, 30000, AUTH);
+    const load = await json(server.url, '/get_load', undefined, AUTH);
+    assert.equal(load.body[0].num_reqs, 0);
+  });
+
   it('health, model and server info, metrics, flush', async () => {
     assert.equal((await fetch(server.url + '/health')).status, 200);
     assert.equal((await fetch(server.url + '/health_generate')).status, 200);
