@@ -553,14 +553,18 @@ class LetterCodec : public TextCodec {
   };
   std::unique_ptr<TextStream> stream(bool) const override { return std::make_unique<Stream>(); }
   std::vector<int32_t> eos_ids() const override { return {}; }
+  static std::string text_of(const std::vector<int32_t>& ids) {
+    std::string s;
+    for (auto t : ids) s += char('a' + t % 26);
+    return s;
+  }
 };
 
 TEST_F(EngineTest, StopStringsCutTextAndTokensInBothScheduleModes) {
   LetterCodec codec;
   auto p = prompt_of(20, 1000, 2);
   auto ref = alone(*gen_->model, p, 30);
-  std::string text;
-  for (auto t : ref) text += char('a' + t % 26);
+  const std::string text = LetterCodec::text_of(ref);
   std::string stop = text.substr(6, 2);
   size_t at = text.find(stop);
   for (bool no_overlap : {false, true})
@@ -590,8 +594,7 @@ TEST_F(EngineTest, StreamIntervalGroupsTokensAfterTheFirst) {
   LetterCodec codec;
   auto p = prompt_of(20, 1000, 4);
   auto ref = alone(*gen_->model, p, 30);
-  std::string text;
-  for (auto t : ref) text += char('a' + t % 26);
+  const std::string text = LetterCodec::text_of(ref);
   for (int steps : {0, 3})
     for (bool with_stop : {false, true}) {
       EngineRequest r = greedy(p, 30);
