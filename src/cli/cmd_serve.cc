@@ -174,6 +174,7 @@ void run(ServeFlags& f) {
              {"log_requests", f.log_requests},
              {"log_requests_level", f.log_requests_level},
              {"watchdog_timeout", a.engine.watchdog_timeout_s},
+             {"skip_server_warmup", a.skip_warmup},
              {"quantization", a.quantization.empty() ? nlohmann::json() : nlohmann::json(a.quantization)},
              {"threads", a.threads},
              {"model_loader_extra_config", f.loader_extra},
@@ -280,6 +281,7 @@ void register_serve_commands(CLI::App& app) {
   c->add_option("--log-level", f->log_level, "debug | info | warning | error")->capture_default_str();
   c->add_flag("--enable-metrics", f->enable_metrics, "accepted; /metrics is always on");
   c->add_option("--max-request-bytes", a.max_body_bytes, "larger request bodies get 413")->capture_default_str();
+  c->add_flag("--skip-server-warmup", a.skip_warmup, "open the port without first generating a few tokens");
   c->add_option("--drain-timeout", a.drain_timeout_s,
                 "on SIGTERM/SIGINT, seconds in-flight requests may take to finish before they are aborted")
       ->check(kNonNegative)

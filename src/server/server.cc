@@ -239,6 +239,29 @@ void drain(ServerContext& ctx, const sigset_t& set) {
 
 }  // namespace
 
+// SGLang's warm-up: a short generation before the port opens, so the first
+// client does not pay for what a first step costs (scratch buffers, CUDA graph
+// capture, caches) and a model that cannot generate fails at start, not on a
+// user's request. Its counters stay in the engine's totals, as SGLang's do.
+static void warmup(ServerContext& ctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EngineRequest r;
+  r.id = "warmup";
+  const int32_t vocab = int32_t(ctx.model.model->spec().vocab_size);
+  for (int32_t i = 1; i <= 4; i++) r.input_ids.push_back(i % vocab);
+  r.sampling.max_new_tokens = 4;
+  r.sampling.ignore_eos = true;
+  auto h = ctx.engine->submit(r)[0];
+  for (;;) {
+    EngineOutput o;
+    if (!h->next(&o, std::chrono::minutes(10))) fail("warm-up generation: no output after 10 minutes");
+    if (!o.error.empty()) fail("warm-up generation failed: {}", o.error);
+    if (o.finished) break;
+  }
+  ctx.engine->flush_cache();
+  spdlog::info("warm-up generation done in {:.0f} ms", 1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
 int run_server(ServerArgs args) {
   // Only the main thread takes SIGINT/SIGTERM (threads inherit the mask);
   // a client that goes away must not kill the process with SIGPIPE.
@@ -252,6 +275,7 @@ int run_server(ServerArgs args) {
   ServerContext ctx;
   ctx.args = std::move(args);
   ctx.load();
+  if (!ctx.args.skip_warmup) warmup(ctx);
 
   httplib::Server svr;
   // Every streaming request holds an HTTP thread: the pool must not cap

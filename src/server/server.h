@@ -46,6 +46,7 @@ struct ServerArgs {
   }();
   size_t max_body_bytes = size_t(32) << 20;
   double drain_timeout_s = 30;    // SIGTERM: how long in-flight requests may finish
+  bool skip_warmup = false;       // no warm-up generation before the port opens (--skip-server-warmup)
   nlohmann::ordered_json flags = nlohmann::ordered_json::object();  // every flag as given, for /get_server_info
 };
 

@@ -216,6 +216,9 @@ describe('flags', () => {
     const server = await startServer(['--stream-interval', '3', '--kv-cache-dtype', 'float32', '--ep-size', '1',
       '--max-total-tokens', '4096']);
     try {
+      // The warm-up generation (4 prompt tokens) ran before the port opened.
+      const metrics = await (await fetch(server.url + '/metrics')).text();
+      assert.match(metrics, /sglang:prompt_tokens_total\{[^}]*\} 4\n/);
       const info = await json(server.url, '/get_server_info');
       assert.equal(info.body.stream_interval, 3);
       assert.equal(info.body.kv_cache_dtype, 'float32');
@@ -238,7 +241,9 @@ describe('flags', () => {
       '--chunked-prefill-size', '16384', '--reasoning-parser', 'qwen3', '--tool-call-parser', 'mimo',
       '--model-loader-extra-config', '{"enable_multithread_load":"true","num_threads":4}', '--attention-backend', 'auto',
       '--enable-metrics', '--max-total-tokens', '20000', '--log-requests', '--log-requests-level', '1',
-      '--decode-log-interval', '10', '--watchdog-timeout', '600']);
+      '--decode-log-interval', '10', '--watchdog-timeout', '600', '--skip-server-warmup']);
+    const metrics = await (await fetch(server.url + '/metrics')).text();
+    assert.match(metrics, /sglang:prompt_tokens_total\{[^}]*\} 0\n/);  // no warm-up
     const info = await json(server.url, '/get_server_info');
     assert.equal(info.body.max_running_requests, 128);
     assert.equal(info.body.log_requests, true);
