@@ -345,6 +345,9 @@ void Engine::update_stats() {
   std::lock_guard<std::mutex> lk(mu_);
   stats_.running = int(sched_->running().size());
   stats_.waiting = int(sched_->waiting().size());
+  stats_.request_tokens = 0;
+  for (const Req* r : sched_->running()) stats_.request_tokens += int64_t(r->tokens.size());
+  for (const Req* r : sched_->waiting()) stats_.request_tokens += int64_t(r->tokens.size());
   stats_.full_capacity = full_alloc_->capacity();
   stats_.full_used = full_alloc_->capacity() - full_alloc_->free_slots();
   stats_.swa_capacity = swa_alloc_ ? swa_alloc_->capacity() : 0;

@@ -123,6 +123,7 @@ class RequestHandle {
 
 struct EngineStats {
   int running = 0, waiting = 0;
+  int64_t request_tokens = 0;  // prompt + output tokens of the running and waiting requests
   int64_t full_capacity = 0, full_used = 0, swa_capacity = 0, swa_used = 0;
   int64_t cached_full = 0, cached_swa = 0;
   int64_t prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;

@@ -219,13 +219,14 @@ static void handle_abort_request(ServerContext& ctx, const httplib::Request& req
   res.status = 200;
 }
 
-// SGLang's /get_load (what its router balances on): requests and KV tokens in use.
+// SGLang's /get_load (what its router balances on): requests, and the tokens
+// (prompt + output) of those running or waiting.
 static ojson load_json(const ServerContext& ctx) {
   const EngineStats s = ctx.engine->stats();
   return ojson::array({{{"dp_rank", 0},
                         {"num_reqs", s.running + s.waiting},
                         {"num_waiting_reqs", s.waiting},
-                        {"num_tokens", s.full_used}}});
+                        {"num_tokens", s.request_tokens}}});
 }
 
 void handle_flush_cache(ServerContext& ctx, httplib::Response& res) {

@@ -274,6 +274,7 @@ describe('native endpoints', () => {
       aborted = true;
       const load = await json(server.url, '/get_load', undefined, AUTH);
       assert.equal(load.body[0].num_reqs, 1);
+      assert.ok(load.body[0].num_tokens > 1, JSON.stringify(load.body));  // its prompt and what it generated
       const a = await json(server.url, '/abort_request', { rid: 'to-abort' }, AUTH);
       assert.equal(a.status, 200);
     });
@@ -286,6 +287,7 @@ describe('native endpoints', () => {
     await waitIdle(server.url, 30000, AUTH);
     const load = await json(server.url, '/get_load', undefined, AUTH);
     assert.equal(load.body[0].num_reqs, 0);
+    assert.equal(load.body[0].num_tokens, 0);  // cached prefixes are not load
   });
 
   it('health, model and server info, metrics, flush', async () => {
