@@ -203,7 +203,8 @@ void Scheduler::build_step(const ScheduledBatch& b, StepBatch& s) const {
       size_t i = size_t(p);
       s.tokens.push_back(i < r->tokens.size() ? r->tokens[i] : e.drafts[i - r->tokens.size()]);
       s.positions.push_back(int32_t(p));
-      if (e.verify() || (p >= plo && p < phi)) s.logit_rows.push_back(int32_t(s.tokens.size()) - 1);  // every row is checked
+      // A verify checks every row; prompt logprobs score the rows they ask for.
+      if (e.verify() || (p >= plo && p < phi)) s.logit_rows.push_back(int32_t(s.tokens.size()) - 1);
     }
     if (e.samples && !e.verify()) s.logit_rows.push_back(int32_t(s.tokens.size()) - 1);
     s.q_start.push_back(int32_t(s.tokens.size()));
