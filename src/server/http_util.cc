@@ -73,6 +73,21 @@ void Submitted::abort_rest() {
     }
 }
 
+// TTFT for a handle's first output with tokens, inter-token latency for
+// the later ones (server-side, as a client would see them).
+void Submitted::timed(size_t i, const EngineOutput& out) {
+  if (out.token_ids.empty() || !ctx) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (last_tokens.size() < handles.size()) last_tokens.resize(handles.size());
+  auto& last = last_tokens[i];
+  if (last.time_since_epoch().count() == 0)
+    ctx->metrics.first_token(std::chrono::duration<double>(now - arrival).count());
+  else
+    ctx->metrics.inter_token(std::chrono::duration<double>(now - last).count() / double(out.token_ids.size()),
+                             int64_t(out.token_ids.size()));
+  last = now;
+}
+
 bool Submitted::next(int* index, EngineOutput* out, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -83,6 +98,7 @@ bool Submitted::next(int* index, EngineOutput* out, std::chrono::milliseconds ti
       if (handles[i]->next(out, std::chrono::milliseconds(0))) {
         *index = int(i);
         if (out->finished) done[i] = true;
+        timed(i, *out);
         return true;
       }
     }
@@ -96,6 +112,7 @@ bool Submitted::next(int* index, EngineOutput* out, std::chrono::milliseconds ti
     if (handles[size_t(waiting)]->next(out, std::chrono::duration_cast<std::chrono::milliseconds>(slice))) {
       *index = waiting;
       if (out->finished) done[size_t(waiting)] = true;
+      timed(size_t(waiting), *out);
       return true;
     }
   }

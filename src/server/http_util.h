@@ -35,12 +35,16 @@ struct Submitted {
   std::chrono::steady_clock::time_point arrival = std::chrono::steady_clock::now();
   ServerContext* ctx = nullptr;
   std::vector<bool> done;  // per handle: its final output was seen
+  // Per handle: when its last output with tokens came (unset before the
+  // first), for the TTFT and inter-token latency metrics.
+  std::vector<std::chrono::steady_clock::time_point> last_tokens;
   ~Submitted();
   // Waits for the next output of any unfinished handle; false on timeout.
   bool next(int* index, EngineOutput* out, std::chrono::milliseconds timeout);
   bool all_done() const;
   // Aborts whatever has not finished (client gone).
   void abort_rest();
+  void timed(size_t handle, const EngineOutput& out);
 };
 std::shared_ptr<Submitted> submit(ServerContext& ctx, EngineRequest r);
 

@@ -39,6 +39,18 @@ struct Writer {
     header(name, "counter", help);
     sample(name, v);
   }
+  void histogram(const std::string& name, const char* help, const Histogram& h) {
+    header(name.c_str(), "histogram", help);
+    int64_t cum = 0;
+    for (size_t i = 0; i < h.bounds.size(); i++) {
+      cum += h.buckets[i];
+      sample(name + "_bucket", double(cum), fmt::format("le=\"{}\"", h.bounds[i]));
+    }
+    cum += h.buckets.back();
+    sample(name + "_bucket", double(cum), "le=\"+Inf\"");
+    sample(name + "_sum", h.sum);
+    sample(name + "_count", double(h.count));
+  }
 };
 
 }  // namespace
@@ -47,16 +59,33 @@ double cache_hit_rate(const EngineStats& s) {
   return s.prompt_tokens > 0 ? double(s.cached_prompt_tokens) / double(s.prompt_tokens) : 0.0;
 }
 
+void Histogram::observe(double v, int64_t times) {
+  buckets[size_t(std::lower_bound(bounds.begin(), bounds.end(), v) - bounds.begin())] += times;
+  sum += v * double(times);
+  count += times;
+}
+
+// SGLang's buckets for these three histograms.
 Metrics::Metrics()
-    : bounds_{0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}, buckets_(bounds_.size() + 1, 0) {}
+    : e2e_({0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}),
+      ttft_({0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 15, 20, 25, 30}),
+      itl_({0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1,
+            2.5}) {}
 
 void Metrics::request_finished(const std::string& reason, double e2e) {
   std::lock_guard<std::mutex> lk(mu_);
   by_reason_[reason]++;
-  size_t b = size_t(std::lower_bound(bounds_.begin(), bounds_.end(), e2e) - bounds_.begin());
-  buckets_[b]++;
-  e2e_sum_ += e2e;
-  e2e_count_++;
+  e2e_.observe(e2e);
+}
+
+void Metrics::first_token(double seconds) {
+  std::lock_guard<std::mutex> lk(mu_);
+  ttft_.observe(seconds);
+}
+
+void Metrics::inter_token(double seconds_per_token, int64_t tokens) {
+  std::lock_guard<std::mutex> lk(mu_);
+  itl_.observe(seconds_per_token, tokens);
 }
 
 void Metrics::request_rejected(int status) {
@@ -113,16 +142,9 @@ std::string Metrics::prometheus(const EngineStats& s, const std::string& model_n
     w.sample("sglang:num_rejected_requests_total", double(it == rejected_.end() ? 0 : it->second),
              fmt::format("status=\"{}\"", code));
   }
-  w.header("sglang:e2e_request_latency_seconds", "histogram", "Seconds from arrival to the last token.");
-  int64_t cum = 0;
-  for (size_t i = 0; i < bounds_.size(); i++) {
-    cum += buckets_[i];
-    w.sample("sglang:e2e_request_latency_seconds_bucket", double(cum), fmt::format("le=\"{}\"", bounds_[i]));
-  }
-  cum += buckets_.back();
-  w.sample("sglang:e2e_request_latency_seconds_bucket", double(cum), "le=\"+Inf\"");
-  w.sample("sglang:e2e_request_latency_seconds_sum", e2e_sum_);
-  w.sample("sglang:e2e_request_latency_seconds_count", double(e2e_count_));
+  w.histogram("sglang:e2e_request_latency_seconds", "Seconds from arrival to the last token.", e2e_);
+  w.histogram("sglang:time_to_first_token_seconds", "Seconds from arrival to the first token.", ttft_);
+  w.histogram("sglang:inter_token_latency_seconds", "Seconds between tokens after the first.", itl_);
   return w.out;
 }
 

@@ -305,6 +305,9 @@ describe('native endpoints', () => {
     for (const name of ['sglang:num_running_reqs', 'sglang:kv_tokens_capacity{model_name="tiny",pool="full"}',
       'sglang:generation_tokens_total', 'sglang:e2e_request_latency_seconds_bucket', 'finish_reason="length"'])
       assert.ok(m.includes(name), name);
+    // Earlier tests' requests were timed to their first token and between tokens.
+    for (const name of ['sglang:time_to_first_token_seconds_count', 'sglang:inter_token_latency_seconds_count'])
+      assert.ok(Number(m.match(new RegExp(name + '\\{[^}]*\\} (\\d+)'))[1]) > 0, name);
     await waitIdle(server.url, 30000, AUTH);
     const f = await fetch(server.url + '/flush_cache', { method: 'POST', headers: AUTH });
     assert.equal(f.status, 200);

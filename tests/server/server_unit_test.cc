@@ -408,6 +408,20 @@ TEST(ServerMetrics, PrometheusText) {
                            "mimoserve:spec_decode_steps_total{model_name=\"m\",depth=\"2\"} 3",
                            "mimoserve:spec_decode_steps_total{model_name=\"m\",depth=\"0\"} 1"})
     EXPECT_NE(t.find(want), std::string::npos) << want << "\n" << t;
+  // TTFT and inter-token latency: an output of n tokens counts gap / n, n times.
+  m.first_token(0.03);
+  m.inter_token(0.012, 4);
+  m.inter_token(0.3, 1);
+  t = m.prometheus(s, "m");
+  for (const char* want : {"# TYPE sglang:time_to_first_token_seconds histogram",
+                           "sglang:time_to_first_token_seconds_bucket{model_name=\"m\",le=\"0.02\"} 0",
+                           "sglang:time_to_first_token_seconds_bucket{model_name=\"m\",le=\"0.04\"} 1",
+                           "sglang:time_to_first_token_seconds_count{model_name=\"m\"} 1",
+                           "sglang:inter_token_latency_seconds_bucket{model_name=\"m\",le=\"0.015\"} 4",
+                           "sglang:inter_token_latency_seconds_bucket{model_name=\"m\",le=\"0.3\"} 5",
+                           "sglang:inter_token_latency_seconds_count{model_name=\"m\"} 5",
+                           "sglang:inter_token_latency_seconds_sum{model_name=\"m\"} 0.348"})
+    EXPECT_NE(t.find(want), std::string::npos) << want << "\n" << t;
 }
 
 }  // namespace
