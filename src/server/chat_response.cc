@@ -72,6 +72,8 @@ std::vector<ojson> ChatResponseBuilder::push(int index, const EngineOutput& out)
     d.content += rest.content;
     for (auto& t : rest.tool_calls) d.tool_calls.push_back(t);
   }
+  if (!o_.parallel_tool_calls)
+    std::erase_if(d.tool_calls, [](const ToolCallDelta& t) { return t.index > 0; });  // one call at most
   c.result.apply(d);
   ojson lps;
   if (o_.logprobs && !out.logprobs.empty()) {

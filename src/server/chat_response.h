@@ -37,6 +37,7 @@ struct ChatResponseOptions {
   std::vector<std::string> stop;   // the request's stop strings (matched_stop typing)
   const Tokenizer* tokenizer = nullptr;  // token strings and the reasoning token count
   IdGenerator call_ids;            // empty: random tool-call ids
+  bool parallel_tool_calls = true; // false: only the first tool call is returned (OpenAI's parallel_tool_calls)
 };
 
 class ChatResponseBuilder {

@@ -332,6 +332,7 @@ ChatRequest parse_chat_request(const ojson& b) {
     }
   }
   r.separate_reasoning = read_bool(b, "separate_reasoning", true);
+  r.parallel_tool_calls = read_bool(b, "parallel_tool_calls", true);
   r.continue_final_message = read_bool(b, "continue_final_message", false);
   r.add_generation_prompt = read_bool(b, "add_generation_prompt", !r.continue_final_message);
   read_openai_sampling(b, r.sampling, kNoLimit);

@@ -25,6 +25,7 @@ struct Prompt {
 };
 
 struct ChatRequest {
+  bool parallel_tool_calls = true;  // false: at most one tool call comes back
   std::string model;  // empty when absent
   ojson messages;     // validated array of message objects
   ojson tools;        // null or the request's array (validated)

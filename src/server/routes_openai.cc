@@ -96,6 +96,7 @@ void handle_chat(ServerContext& ctx, const httplib::Request& req, httplib::Respo
   }
   er.input_ids = ctx.tokenizer->encode(prompt + o.forced_opening, true);
   o.tool_choice = cr.tool_choice;
+  o.parallel_tool_calls = cr.parallel_tool_calls;
   o.logprobs = cr.logprobs;
   o.top_logprobs = cr.top_logprobs;
   o.stop = cr.sampling.stop;

@@ -184,6 +184,38 @@ TEST_F(ServerUnit, ToolCallsStreamAndFinishWithToolCalls) {
   }
 }
 
+// parallel_tool_calls: false returns the first of several calls only.
+TEST_F(ServerUnit, ParallelToolCallsFalseKeepsTheFirstCall) {
+  const std::string call =
+      "<tool_call>\n<function=get_weather>\n<parameter=city>\nCITY\n</parameter>\n</function>\n</tool_call>";
+  std::string text = call;
+  text.replace(text.find("CITY"), 4, "Paris");
+  text += "\n" + call;
+  text.replace(text.rfind("CITY"), 4, "Rome");
+  for (bool parallel : {true, false}) {
+    ChatResponseOptions o;
+    o.tool_parser = "mimo";
+    o.tools = json::parse(kTools);
+    o.tokenizer = tok_;
+    o.parallel_tool_calls = parallel;
+    ChatResponseBuilder b(o);
+    auto chunks = feed(b, bytewise(text, 7), "stop");
+    int max_index = -1;
+    for (auto& c : chunks)
+      for (auto& ch : c["choices"])
+        if (ch["delta"].contains("tool_calls"))
+          for (auto& t : ch["delta"]["tool_calls"]) max_index = std::max(max_index, t["index"].get<int>());
+    EXPECT_EQ(max_index, parallel ? 1 : 0);
+    ojson m = b.response()["choices"][0]["message"];
+    ASSERT_EQ(m["tool_calls"].size(), parallel ? 2u : 1u);
+    EXPECT_EQ(json::parse(m["tool_calls"][0]["function"]["arguments"].get<std::string>()), (json{{"city", "Paris"}}));
+    EXPECT_EQ(b.response()["choices"][0]["finish_reason"], "tool_calls");
+  }
+  ChatRequest c = parse_chat_request(parse_body(R"({"messages": [{"role": "user", "content": "hi"}],
+      "parallel_tool_calls": false})"));
+  EXPECT_FALSE(c.parallel_tool_calls);
+}
+
 TEST_F(ServerUnit, UnknownFunctionStaysTextAndTruncatedCallKeepsLength) {
   ChatResponseOptions o;
   o.tool_parser = "mimo";
