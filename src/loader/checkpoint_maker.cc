@@ -1,6 +1,7 @@
 #include "loader/checkpoint_maker.h"
 
 #include <algorithm>
+#include <tuple>
 #include <cstring>
 #include <cmath>
 #include <filesystem>
@@ -233,18 +234,44 @@ json config_json(const MakerOptions& o) {
 
 }  // namespace
 
+void MakerOptions::validate() const {
+  for (auto [flag, v, min] : {std::tuple{"--vocab", vocab, 2}, {"--hidden", hidden, 1}, {"--layers", layers, 1},
+                              {"--heads", heads, 1}, {"--kv-heads", kv_heads, 1}, {"--swa-kv-heads", swa_kv_heads, 1},
+                              {"--head-dim", head_dim, 2}, {"--v-head-dim", v_head_dim, 1}, {"--window", window, 0},
+                              {"--intermediate", intermediate, 1}, {"--experts", experts, 0},
+                              {"--moe-intermediate", moe_intermediate, 1}, {"--n-group", n_group, 1},
+                              {"--topk-group", topk_group, 1}, {"--mtp-layers", mtp_layers, 0}, {"--shards", shards, 1}})
+    if (v < min) fail("{} must be at least {}, got {}", flag, min, v);
+  if (heads % kv_heads || heads % swa_kv_heads)
+    fail("--heads ({}) must be a multiple of --kv-heads ({}) and --swa-kv-heads ({})", heads, kv_heads, swa_kv_heads);
+  if (experts > 0) {
+    if (top_k < 1 || top_k > experts) fail("--top-k must be between 1 and --experts ({}), got {}", experts, top_k);
+    if (experts % n_group) fail("--experts ({}) must be divisible by --n-group ({})", experts, n_group);
+    if (topk_group > n_group) fail("--topk-group ({}) must not exceed --n-group ({})", topk_group, n_group);
+  }
+  for (auto [flag, list] : {std::pair{"--full-layers", &full_layers}, {"--dense-layers", &dense_layers}})
+    for (int l : *list)
+      if (l < 0 || l >= layers) fail("{}: layer {} is not in [0, {})", flag, l, layers);
+  if (experts == 0)
+    for (int l = 0; l < layers; l++)
+      if (std::find(dense_layers.begin(), dense_layers.end(), l) == dense_layers.end())
+        fail("--experts 0: every layer must be dense (--dense-layers), layer {} is not", l);
+  if (!(partial_rotary_factor > 0 && partial_rotary_factor <= 1))
+    fail("--partial-rotary-factor must be in (0, 1], got {}", partial_rotary_factor);
+  if (!(init_std > 0)) fail("--init-std must be positive, got {}", init_std);
+  if (dtype != "float32" && dtype != "bfloat16" && dtype != "fp8")
+    fail("--dtype must be float32, bfloat16 or fp8, got '{}'", dtype);
+}
+
 int64_t MakerOptions::parameter_count() const {
+  validate();
   int64_t n = 0;
   for (auto& e : plan(*this)) n += numel(e.shape);
   return n;
 }
 
 void make_checkpoint(const MakerOptions& o, const std::string& dir) {
-  if (o.dtype != "float32" && o.dtype != "bfloat16" && o.dtype != "fp8")
-    fail("--dtype must be float32, bfloat16 or fp8, got '{}'", o.dtype);
-  if (o.shards < 1) fail("--shards must be >= 1");
-  if (o.heads % o.kv_heads || o.heads % o.swa_kv_heads) fail("heads must be a multiple of both kv-head counts");
-  if (o.experts % o.n_group) fail("experts must be divisible by n_group");
+  o.validate();
   fs::create_directories(dir);
   DType wdt = o.dtype == "float32" ? DType::F32 : DType::BF16;
   std::vector<Stored> stored;

@@ -36,6 +36,10 @@ struct MakerOptions {
   // issue's standard benchmark checkpoint).
   static MakerOptions preset(const std::string& name);
   int64_t parameter_count() const;
+  // Fails naming the flag when the shape cannot be a MiMo-V2-Flash model
+  // (a count below 1, heads not a multiple of the KV heads, a layer index
+  // out of range, ...).
+  void validate() const;
 };
 
 // Writes config.json and model.safetensors (or shards + index) into dir.

@@ -491,6 +491,30 @@ TEST_F(BadInput, CliExitsNonZeroWithOneMessage) {
   EXPECT_NE(out.find("99999"), std::string::npos) << out;
 }
 
+// make-checkpoint refuses shapes that cannot be a model, naming the flag
+// (--kv-heads 0 and --n-group 0 had died of a division by zero).
+TEST_F(BadInput, CheckpointMakerRefusesImpossibleShapes) {
+  struct Case {
+    std::string args, says;
+  };
+  for (const Case& c : std::vector<Case>{{"--kv-heads 0", "--kv-heads must be at least 1"},
+                                         {"--n-group 0", "--n-group must be at least 1"},
+                                         {"--heads 6 --kv-heads 4", "--heads (6) must be a multiple"},
+                                         {"--layers 0", "--layers must be at least 1"},
+                                         {"--full-layers 0,7", "--full-layers: layer 7 is not in [0, 4)"},
+                                         {"--top-k 9", "--top-k must be between 1 and --experts (8)"},
+                                         {"--partial-rotary-factor 0", "--partial-rotary-factor"}}) {
+    std::string out;
+    int rc = test::run_command(test::binary() + " make-checkpoint --out " + (dir_ / "bad") + " " + c.args, &out);
+    EXPECT_EQ(rc, 1) << c.args << "\n" << out;
+    EXPECT_NE(out.find(c.says), std::string::npos) << c.args << "\n" << out;
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "bad/config.json")) << c.args;
+  }
+  MakerOptions ok;
+  EXPECT_NO_THROW(ok.validate());
+  EXPECT_NO_THROW(MakerOptions::preset("bench-0.5b").validate());
+}
+
 }  // namespace
 // A non-finite block scale is an error naming the tensor when FP8 is kept.
 TEST(Fp8, NonFiniteScaleIsAnErrorWhenKept) {
