@@ -43,9 +43,10 @@ constexpr std::string_view kParam = "<parameter=";
 constexpr std::string_view kParamEnd = "</parameter>";
 constexpr size_t kMaxName = 256;
 
-class MimoToolParser final : public ToolCallParser {
+class MimoToolParser final : public parsers::StreamingToolParser {
  public:
-  MimoToolParser(ToolSet tools, ToolParserOptions opts) : ToolCallParser(std::move(opts)), tools_(std::move(tools)) {
+  MimoToolParser(ToolSet tools, ToolParserOptions opts)
+      : StreamingToolParser(std::move(opts)), tools_(std::move(tools)) {
     copts_.unknown_as_json = options().unknown_params_as_json;
   }
 
@@ -54,36 +55,16 @@ class MimoToolParser final : public ToolCallParser {
     return function.empty() ? "<tool_call>\n<function=" : "<tool_call>\n<function=" + std::string(function) + ">\n";
   }
 
-  ToolStreamDelta push(std::string_view text) override {
-    utf8_.feed(text, buf_);
-    run(false);
-    return take();
-  }
-
-  ToolStreamDelta finish() override {
-    utf8_.flush(buf_);
-    run(true);
-    gate_.finish();
-    return take();
-  }
-
-  void reset() override {
-    buf_.clear();
-    pos_ = 0;
-    st_ = St::kText;
-    out_ = {};
-    gate_.reset();
-    utf8_.reset();
-    next_index_ = 0;
-  }
 
  private:
+  void restart() override { st_ = St::kText; }
+
   enum class St { kText, kCallStart, kBody, kValue, kAfterFunc };
 
   std::string_view view(size_t from, size_t to) const { return std::string_view(buf_).substr(from, to - from); }
   std::string_view rest(size_t from) const { return std::string_view(buf_).substr(from); }
 
-  ToolStreamDelta take() {
+  ToolStreamDelta take() override {
     compact();
     ToolStreamDelta d = std::move(out_);
     out_ = {};
@@ -105,7 +86,7 @@ class MimoToolParser final : public ToolCallParser {
     }
   }
 
-  void run(bool eof) {
+  void run(bool eof) override {
     for (;;) {
       bool more = false;
       switch (st_) {
@@ -378,13 +359,7 @@ class MimoToolParser final : public ToolCallParser {
 
   ToolSet tools_;
   ConvertOptions copts_;
-  std::string buf_;
-  size_t pos_ = 0;
   St st_ = St::kText;
-  ToolStreamDelta out_;
-  parsers::InterCallText gate_;
-  parsers::Utf8Joiner utf8_;
-  int next_index_ = 0;
 
   // current call
   std::string func_;

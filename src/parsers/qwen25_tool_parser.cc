@@ -21,10 +21,10 @@ namespace {
 constexpr std::string_view kOpen = "<tool_call>";
 constexpr std::string_view kClose = "</tool_call>";
 
-class Qwen25ToolParser final : public ToolCallParser {
+class Qwen25ToolParser final : public parsers::StreamingToolParser {
  public:
   Qwen25ToolParser(ToolSet tools, ToolParserOptions opts)
-      : ToolCallParser(std::move(opts)), tools_(std::move(tools)) {}
+      : StreamingToolParser(std::move(opts)), tools_(std::move(tools)) {}
 
   std::string_view name() const override { return "qwen25"; }
   std::string call_opening(std::string_view function) const override {
@@ -32,31 +32,14 @@ class Qwen25ToolParser final : public ToolCallParser {
     return "<tool_call>\n{\"name\": " + nlohmann::json(std::string(function)).dump() + ", \"arguments\": ";
   }
 
-  ToolStreamDelta push(std::string_view text) override {
-    utf8_.feed(text, buf_);
-    run(false);
-    return take();
-  }
-
-  ToolStreamDelta finish() override {
-    utf8_.flush(buf_);
-    run(true);
-    gate_.finish();
-    return take();
-  }
-
-  void reset() override {
-    buf_.clear();
-    pos_ = scan_ = 0;
-    in_call_ = false;
-    out_ = {};
-    gate_.reset();
-    utf8_.reset();
-    next_index_ = 0;
-  }
 
  private:
-  ToolStreamDelta take() {
+  void restart() override {
+    scan_ = 0;
+    in_call_ = false;
+  }
+
+  ToolStreamDelta take() override {
     buf_.erase(0, pos_);
     scan_ -= std::min(scan_, pos_);
     pos_ = 0;
@@ -65,7 +48,7 @@ class Qwen25ToolParser final : public ToolCallParser {
     return d;
   }
 
-  void run(bool eof) {
+  void run(bool eof) override {
     for (;;) {
       if (!in_call_) {
         size_t i = buf_.find(kOpen, pos_);
@@ -128,14 +111,8 @@ class Qwen25ToolParser final : public ToolCallParser {
   }
 
   ToolSet tools_;
-  std::string buf_;
-  size_t pos_ = 0;
   size_t scan_ = 0;  // in a call: where to resume looking for "</tool_call>"
   bool in_call_ = false;
-  ToolStreamDelta out_;
-  parsers::InterCallText gate_;
-  parsers::Utf8Joiner utf8_;
-  int next_index_ = 0;
 };
 
 }  // namespace

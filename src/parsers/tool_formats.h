@@ -1,6 +1,7 @@
 // Internal to mimo_parsers: the per-format factories the registry lists and
-// small pieces the format files share. Adding a format = one .cc file that
-// defines a factory + one line in tool_parser.cc.
+// the pieces the format files share (StreamingToolParser, the streaming frame
+// every format derives from). Adding a format = one .cc file that defines a
+// StreamingToolParser and its factory + one line in tool_parser.cc.
 #pragma once
 
 #include <memory>
@@ -68,6 +69,47 @@ class Utf8Joiner {
 
  private:
   std::string tail_;
+};
+
+// The streaming frame the text formats share: pushed text is joined into
+// whole UTF-8 characters in buf_, the format's run() consumes it from pos_
+// (eof: no more input comes) writing to out_ (text outside calls through
+// gate_), and take() hands out what was produced and drops consumed input.
+class StreamingToolParser : public ToolCallParser {
+ public:
+  using ToolCallParser::ToolCallParser;
+  ToolStreamDelta push(std::string_view text) final {
+    utf8_.feed(text, buf_);
+    run(false);
+    return take();
+  }
+  ToolStreamDelta finish() final {
+    utf8_.flush(buf_);
+    run(true);
+    gate_.finish();
+    return take();
+  }
+  void reset() final {
+    buf_.clear();
+    pos_ = 0;
+    out_ = {};
+    gate_.reset();
+    utf8_.reset();
+    next_index_ = 0;
+    restart();
+  }
+
+ protected:
+  virtual void run(bool eof) = 0;
+  virtual ToolStreamDelta take() = 0;
+  virtual void restart() = 0;  // the format's own state back to the start
+
+  std::string buf_;
+  size_t pos_ = 0;
+  ToolStreamDelta out_;
+  InterCallText gate_;
+  Utf8Joiner utf8_;
+  int next_index_ = 0;  // the next call's index
 };
 
 }  // namespace parsers
