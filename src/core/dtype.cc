@@ -30,6 +30,13 @@ std::string_view dtype_name(DType t) {
   return "?";
 }
 
+bool compute_dtype_from_flag(std::string_view s, DType* out) {
+  if (s == "float32" || s == "fp32") *out = DType::F32;
+  else if (s == "bfloat16" || s == "bf16") *out = DType::BF16;
+  else return false;
+  return true;
+}
+
 bool dtype_from_name(std::string_view s, DType* out) {
   for (auto& [d, n] : kNames)
     if (n == s) {

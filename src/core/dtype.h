@@ -13,6 +13,9 @@ enum class DType : uint8_t { F32, BF16, F16, F8E4M3, I64, I32, U8, BOOL };
 size_t dtype_size(DType t);
 std::string_view dtype_name(DType t);          // safetensors spelling: "F32", "BF16", ...
 bool dtype_from_name(std::string_view s, DType* out);
+// The flags' spelling of a compute dtype (--dtype, --kv-cache-dtype):
+// float32 | fp32 | bfloat16 | bf16.
+bool compute_dtype_from_flag(std::string_view s, DType* out);
 
 inline float bf16_to_f32(uint16_t h) {
   uint32_t u = uint32_t(h) << 16;

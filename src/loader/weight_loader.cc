@@ -130,8 +130,7 @@ Tensor read_fp8_job(const TensorReader& reader, const Job& j, ProgressBar& bar) 
 }  // namespace
 
 DType resolve_weight_dtype(const std::string& flag, const Checkpoint& ckpt) {
-  if (flag == "float32" || flag == "fp32") return DType::F32;
-  if (flag == "bfloat16" || flag == "bf16") return DType::BF16;
+  if (DType d; compute_dtype_from_flag(flag, &d)) return d;
   if (flag != "auto") fail("--dtype must be auto, float32 or bfloat16, got '{}'", flag);
   const std::string probe = "model.embed_tokens.weight";
   if (ckpt.has(probe) && ckpt.info(probe).dtype == DType::F32) return DType::F32;

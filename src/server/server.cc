@@ -66,8 +66,7 @@ void check_name(const std::string& flag, const std::string& v, const Names& name
 // quietly kept in bf16.
 static DType kv_cache_dtype(const std::string& name, DType weights) {
   if (name == "auto") return weights;
-  if (name == "bfloat16" || name == "bf16") return DType::BF16;
-  if (name == "float32" || name == "fp32") return DType::F32;
+  if (DType d; compute_dtype_from_flag(name, &d)) return d;
   if (name.rfind("fp8", 0) == 0)
     fail("--kv-cache-dtype {}: an FP8 KV cache is not available in this build; use auto, bfloat16 or float32", name);
   fail("--kv-cache-dtype must be auto, bfloat16 or float32, got '{}'", name);
