@@ -27,6 +27,15 @@ std::string clip(const std::string& s, size_t limit) {
 
 void Engine::log_batch(const ScheduledBatch& b) {
   if (cfg_.decode_log_interval <= 0) return;
+  // Every decode_log_interval decode steps, and not more than once a second
+  // (a small model's steps take well under a millisecond).
+  if (!b.prefill) {
+    if (++decode_log_steps_ < cfg_.decode_log_interval) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_decode_log_ < std::chrono::seconds(1)) return;
+    decode_log_steps_ = 0;
+    last_decode_log_ = now;
+  }
   const int64_t used = full_alloc_->capacity() - full_alloc_->free_slots();
   const double usage = full_alloc_->capacity() ? double(used) / double(full_alloc_->capacity()) : 0.0;
   const size_t running = sched_->running().size(), queued = sched_->waiting().size();
@@ -42,13 +51,6 @@ void Engine::log_batch(const ScheduledBatch& b) {
                  seqs, tokens, cached, usage, running, queued);
     return;
   }
-  // Every decode_log_interval decode steps, and not more than once a second
-  // (a small model's steps take well under a millisecond).
-  if (++decode_log_steps_ < cfg_.decode_log_interval) return;
-  const auto now = std::chrono::steady_clock::now();
-  if (now - last_decode_log_ < std::chrono::seconds(1)) return;
-  decode_log_steps_ = 0;
-  last_decode_log_ = now;
   EngineStats s;
   {
     std::lock_guard<std::mutex> lk(mu_);

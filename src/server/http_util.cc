@@ -44,6 +44,7 @@ std::shared_ptr<Submitted> submit(ServerContext& ctx, EngineRequest r) {
   s->id = r.id;
   s->handles = ctx.engine->submit(std::move(r));  // throws EngineError
   s->done.assign(s->handles.size(), false);
+  s->last_tokens.resize(s->handles.size());
   s->ctx = &ctx;
   ctx.live.add(s->id);
   return s;
@@ -78,7 +79,6 @@ void Submitted::abort_rest() {
 void Submitted::timed(size_t i, const EngineOutput& out) {
   if (out.token_ids.empty() || !ctx) return;
   const auto now = std::chrono::steady_clock::now();
-  if (last_tokens.size() < handles.size()) last_tokens.resize(handles.size());
   auto& last = last_tokens[i];
   if (last.time_since_epoch().count() == 0)
     ctx->metrics.first_token(std::chrono::duration<double>(now - arrival).count());
