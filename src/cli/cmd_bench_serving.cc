@@ -34,16 +34,9 @@ struct ServingArgs {
 };
 
 double parse_rate(const std::string& s) {
-  if (s == "inf" || s == "Inf" || s == "INF") return std::numeric_limits<double>::infinity();
-  size_t pos = 0;
-  double r = 0;
-  try {
-    r = std::stod(s, &pos);
-  } catch (...) {
-    pos = 0;
-  }
-  if (pos != s.size() || !(r > 0)) fail("--request-rate: '{}' is not a positive number or inf", s);
-  return r;
+  const std::optional<double> r = parse_number(s);  // "inf" = all at once
+  if (!r || !(*r > 0)) fail("--request-rate: '{}' is not a positive number or inf", s);
+  return *r;
 }
 
 void log_line(const std::string& s) { std::fprintf(stderr, "bench-serving: %s\n", s.c_str()); }

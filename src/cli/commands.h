@@ -4,35 +4,40 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <limits>
+#include <optional>
 #include <string>
 
 namespace mimo::cli {
 
+// The whole of s as a number (std::stod's spellings, "inf" included), or none.
+inline std::optional<double> parse_number(const std::string& s) {
+  size_t pos = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &pos);
+  } catch (...) {
+    return std::nullopt;
+  }
+  if (pos != s.size()) return std::nullopt;
+  return v;
+}
+
 // Number checks for options, with plain messages: CLI11's PositiveNumber and
 // NonNegativeNumber print their range as "0.000000 to 1797693134862315...".
-inline CLI::Validator number_at_least(double min, bool inclusive, const char* what) {
+inline CLI::Validator number_between(double lo, double hi, bool lo_inclusive, const char* what) {
   return CLI::Validator(
       [=](std::string& s) -> std::string {
-        double v = 0;
-        size_t pos = 0;
-        try {
-          v = std::stod(s, &pos);
-        } catch (...) {
-          pos = 0;
-        }
-        if (pos == 0 || pos != s.size()) return "'" + s + "' is not a number";
-        return (inclusive ? v >= min : v > min) ? std::string() : std::string("must be ") + what + ", got " + s;
+        const std::optional<double> v = parse_number(s);
+        if (!v) return "'" + s + "' is not a number";
+        const bool ok = (lo_inclusive ? *v >= lo : *v > lo) && *v <= hi;
+        return ok ? std::string() : std::string("must be ") + what + ", got " + s;
       },
       what);
 }
-inline CLI::Validator number_between(double lo, double hi, const char* what) {
-  return CLI::Validator(
-      [=](std::string& s) -> std::string {
-        std::string bad = number_at_least(lo, true, what)(s);
-        if (!bad.empty()) return bad;
-        return std::stod(s) <= hi ? std::string() : std::string("must be ") + what + ", got " + s;
-      },
-      what);
+inline CLI::Validator number_between(double lo, double hi, const char* what) { return number_between(lo, hi, true, what); }
+inline CLI::Validator number_at_least(double min, bool inclusive, const char* what) {
+  return number_between(min, std::numeric_limits<double>::infinity(), inclusive, what);
 }
 inline const CLI::Validator kPositive = number_at_least(0, false, "positive");
 inline const CLI::Validator kNonNegative = number_at_least(0, true, "zero or more");
