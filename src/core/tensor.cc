@@ -101,18 +101,19 @@ Tensor Tensor::with_scales(Tensor scales, int block) const {
   return t;
 }
 
-Tensor Tensor::as_row_tiled() const {
-  MIMO_ASSERT(ndim() >= 2 && !scales_.s, "row tiles for {}", shape_str());
+Tensor Tensor::with_layout(Layout l) const {
+  MIMO_ASSERT(l == Layout::RowMajor || (ndim() >= 2 && !scales_.s), "tiles for {}", shape_str());
   Tensor t = *this;
-  t.row_tiled_ = true;
+  t.layout_ = l;
   return t;
 }
 
 Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
   MIMO_ASSERT(ndim() >= 1 && begin >= 0 && begin <= end && end <= shape_[0]);
-  // A row-tiled matrix splits only at whole tiles (a stack of them at any matrix).
-  MIMO_ASSERT(!row_tiled_ || ndim() > 2 || (begin % kRowTileRows == 0 && end % kRowTileRows == 0),
-              "rows {}..{} of row-tiled {}", begin, end, shape_str());
+  // A tiled matrix splits only at whole tiles (a stack of them at any matrix).
+  const int64_t tile = layout_ == Layout::AmxTiles ? kAmxTileRows : kRowTileRows;
+  MIMO_ASSERT(layout_ == Layout::RowMajor || ndim() > 2 || (begin % tile == 0 && end % tile == 0),
+              "rows {}..{} of tiled {}", begin, end, shape_str());
   Tensor t = *this;
   int64_t row = shape_[0] ? numel() / shape_[0] : 0;
   t.shape_[0] = end - begin;

@@ -67,13 +67,17 @@ class Tensor {
   // This tensor with block scales attached (F8E4M3 only; scales on the same device).
   Tensor with_scales(Tensor scales, int block) const;
 
-  // A weight matrix the CPU backend re-laid out in row tiles for its kernels
-  // (ops/cpu/kernels.h: kTileRows rows interleaved per 8 values of k). Only
-  // that backend's linear and moe_experts read it; the shape stays [.., N, K].
-  bool row_tiled() const { return row_tiled_; }
-  static constexpr int64_t kRowTileRows = 8;  // rows per tile (ops/cpu/kernels.h: kTileRows)
-  // The same storage marked row-tiled (the caller laid the data out so).
-  Tensor as_row_tiled() const;
+  // How a weight matrix's elements sit in memory. Only the CPU backend lays
+  // weights out other than row-major, for its kernels (ops/cpu/kernels.h):
+  // RowTiles, kRowTileRows rows interleaved per 8 values of k; AmxTiles,
+  // 1 KB tiles of kAmxTileRows rows x 32 k. Only that backend's linear and
+  // moe_experts read such a tensor; the shape stays [.., N, K].
+  enum class Layout : uint8_t { RowMajor, RowTiles, AmxTiles };
+  Layout layout() const { return layout_; }
+  static constexpr int64_t kRowTileRows = 8;   // rows per tile (ops/cpu/kernels.h: kTileRows)
+  static constexpr int64_t kAmxTileRows = 16;  // rows per AMX tile (kernels.h: kAmxRows)
+  // The same storage marked as laid out so (the caller laid the data out).
+  Tensor with_layout(Layout l) const;
 
  private:
   std::vector<int64_t> shape_;
@@ -82,7 +86,7 @@ class Tensor {
   std::shared_ptr<void> storage_;
   void* data_ = nullptr;
   BlockScales scales_;
-  bool row_tiled_ = false;
+  Layout layout_ = Layout::RowMajor;
 };
 
 }  // namespace mimo

@@ -8,7 +8,7 @@ Tensor Backend::upload(const Tensor& host) {
   MIMO_ASSERT(host.device() == Device::CPU);
   // Row tiles are the CPU kernels' layout; another device's weights come from
   // its own prepare_weight.
-  MIMO_ASSERT(!host.row_tiled(), "upload of row-tiled {} to {}", host.shape_str(), name());
+  MIMO_ASSERT(host.layout() == Tensor::Layout::RowMajor, "upload of tiled {} to {}", host.shape_str(), name());
   Tensor t = alloc(host.shape(), host.dtype());
   copy_from_host(t, host.data());
   if (host.scales()) t = t.with_scales(upload(*host.scales()), host.scale_block());  // FP8 block scales travel along

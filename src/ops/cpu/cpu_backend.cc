@@ -35,14 +35,26 @@ CpuBackend::CpuBackend() : pool_(ThreadPool::global()) {
 }
 
 Tensor CpuBackend::prepare_weight(const Tensor& w) const {
-  const bool want = row_tiles_ == RowTiles::On || (row_tiles_ == RowTiles::Auto && cpu::cpu_features().avx512);
-  const bool ok = want && w.device() == Device::CPU && !w.row_tiled() &&
-                  (w.dtype() == DType::F32 || w.dtype() == DType::BF16) && (w.ndim() == 2 || w.ndim() == 3) &&
-                  w.dim(-2) % cpu::kTileRows == 0 && w.dim(-1) % 8 == 0 && w.numel() > 0 &&
-                  w.dim(-1) * int64_t(dtype_size(w.dtype())) <= cpu::kTiledMaxRowBytes;
-  if (!ok) return w;
+  if (w.device() != Device::CPU || w.layout() != Tensor::Layout::RowMajor || (w.ndim() != 2 && w.ndim() != 3) ||
+      w.numel() == 0)
+    return w;
   const int64_t K = w.dim(-1), N = w.numel() / K;  // a stack's matrices are whole tiles each
-  const size_t es = dtype_size(w.dtype()), run = 8 * es;
+  const size_t es = dtype_size(w.dtype());
+  // bf16 matrices go into AMX tiles whenever the AMX path runs (32 rows: a
+  // stacked gate_up splits at its middle on a tile).
+  if (cpu::cpu_features().amx && w.dtype() == DType::BF16 && w.dim(-2) % 32 == 0 && K % 32 == 0) {
+    Tensor t = Tensor::empty(w.shape(), w.dtype(), true);
+    const uint16_t* src = w.ptr<uint16_t>();
+    uint16_t* dst = t.ptr<uint16_t>();
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t k = 0; k < K; k++) dst[cpu::amx_offset(n, k, K)] = src[n * K + k];
+    return t.with_layout(Tensor::Layout::AmxTiles);
+  }
+  const bool want = row_tiles_ == RowTiles::On || (row_tiles_ == RowTiles::Auto && cpu::cpu_features().avx512);
+  const bool ok = want && (w.dtype() == DType::F32 || w.dtype() == DType::BF16) && w.dim(-2) % cpu::kTileRows == 0 &&
+                  K % 8 == 0 && K * int64_t(es) <= cpu::kTiledMaxRowBytes;
+  if (!ok) return w;
+  const size_t run = 8 * es;
   Tensor t = Tensor::empty(w.shape(), w.dtype(), true);
   const char* src = static_cast<const char*>(w.data());
   char* dst = static_cast<char*>(t.data());
@@ -50,7 +62,7 @@ Tensor CpuBackend::prepare_weight(const Tensor& w) const {
     for (int64_t k = 0; k < K; k += 8)
       std::memcpy(dst + size_t(cpu::tiled_row_offset(n, K) + k / 8 * cpu::kTiledRunStep) * es,
                   src + size_t(n * K + k) * es, run);
-  return t.as_row_tiled();
+  return t.with_layout(Tensor::Layout::RowTiles);
 }
 
 std::string CpuBackend::name() const { return fmt::format("cpu ({} threads, {})", pool_.size(), cpu::cpu_isa_name()); }
@@ -112,7 +124,8 @@ cpu::WeightView weight_view(const Tensor& w) {
   cpu::WeightView v;
   v.data = w.data();
   v.ld = w.dim(-1);
-  v.tiled = w.row_tiled();
+  v.tiled = w.layout() == Tensor::Layout::RowTiles;
+  v.amx = w.layout() == Tensor::Layout::AmxTiles;
   switch (w.dtype()) {
     case DType::F32: v.kind = cpu::WeightView::Kind::F32; break;
     case DType::BF16: v.kind = cpu::WeightView::Kind::BF16; break;

@@ -25,7 +25,9 @@ class CpuBackend final : public Backend {
   Tensor alloc(std::vector<int64_t> shape, DType dtype) override;
   Tensor alloc_streamed(std::vector<int64_t> shape, DType dtype) override;
   void zero_(Tensor& t) override;
-  // fp32 and bf16 matrices with N and K multiples of 8 and rows of at most
+  // bf16 matrices with N and K multiples of 32 go into AMX tiles when the
+  // AMX path runs (kernels.h). Otherwise fp32 and bf16 matrices with N and K
+  // multiples of 8 and rows of at most
   // 2 KB go into row tiles (kernels.h) when the AVX-512 kernels run: the
   // AVX2 path reads them in 8-row passes, a single stream, no faster than
   // rows (2048 x 1024 bf16: 23.4 GB/s either way; 1024 x 512: 18-20 against

@@ -15,17 +15,18 @@ namespace mimo::cpu {
 struct CpuFeatures {
   bool avx2_fma = false;  // AVX2 + FMA + F16C
   bool avx512 = false;    // AVX-512 F/BW/DQ/VL, with avx2_fma
+  bool amx = false;       // AMX-BF16 tiles granted by the kernel, with avx512
 };
 const CpuFeatures& cpu_features();
 // Tests run the narrower paths on wider machines through this (it never
 // enables what the CPU lacks); nullptr restores the detected features. Not
 // thread-safe: call between kernels only.
 void override_cpu_features(const CpuFeatures* f);
-// Applies MIMOSERVE_CPU_ISA (avx512, avx2 or portable: the widest path to
+// Applies MIMOSERVE_CPU_ISA (amx, avx512, avx2 or portable: the widest path to
 // use) when it is set; an unknown value throws naming it. Called once by
 // every CpuBackend; benchmarks use it to compare paths on one machine.
 void apply_cpu_isa_env();
-// "avx512", "avx2+fma" or "portable": the path the kernels take now.
+// "amx", "avx512", "avx2+fma" or "portable": the path the kernels take now.
 const char* cpu_isa_name();
 
 // ---- Matrix products: out[m, n] = sum_k x[m, k] * w[n, k] ----------------
@@ -67,6 +68,42 @@ constexpr int64_t kTileRows = Tensor::kRowTileRows, kRowTiles = 0, kTiledMaxRowB
 // K, and the step between its consecutive runs of 8.
 inline int64_t tiled_row_offset(int64_t n, int64_t K) { return n / kTileRows * kTileRows * K + n % kTileRows * 8; }
 constexpr int64_t kTiledRunStep = 8 * kTileRows;
+
+// AMX tiles: the layout CpuBackend::prepare_weight gives bf16 weights [N,
+// K] with N a multiple of 32 and K of 32 when the AMX path runs: 1 KB tiles
+// of kAmxRows rows x 32 k, pair-interleaved (the 32-bit word p * 16 + r
+// holds row r's values k = 2p, 2p + 1), each kAmxRows-row block's tiles in
+// k order, so row n's value k sits at
+//   (n / 16) * 16 K + (k / 32) * 512 + (k % 32 / 2) * 32 + (n % 16) * 2 + k % 2
+// ([N/16][K/32][16 pairs][16 rows][2]): a block of rows is one sequential
+// stream, and a tile is one TDPBF16PS B operand. Only amx::linear reads it (every
+// product of such a weight goes there, whatever M; its sums are not the
+// AVX2 order above, but they are batch invariant too, see linear_amx.cc).
+constexpr int64_t kAmxRows = Tensor::kAmxTileRows, kAmxTileElems = 512;
+inline int64_t amx_offset(int64_t n, int64_t k, int64_t K) {
+  return n / kAmxRows * kAmxRows * K + k / 32 * kAmxTileElems + k % 32 / 2 * 32 + n % kAmxRows * 2 + k % 2;
+}
+// bf16 elements of one 16-row block of x packed for amx::linear: per 32 k
+// a hi and a lo tile [16 rows][32 k] (x = hi + lo, each bf16; rows past M
+// zero).
+inline int64_t amx_block_elems(int64_t K) { return K * 32; }
+// Floats (the unit of the packing scratch) of x [M, K] packed for AMX.
+inline int64_t amx_packed_floats(int64_t M, int64_t K) { return (M + 15) / 16 * amx_block_elems(K) / 2; }
+
+namespace amx {
+// Asks Linux for the AMX tile state (once per process); false: no AMX.
+bool enable();
+// Packs 16-row blocks [b0, b1) of x [M, K] (K a multiple of 32) into px
+// (block b at b * amx_block_elems(K)); the second form gathers rows
+// x[rows[0]], x[rows[1]], ...
+void pack_x(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t b0, int64_t b1, uint16_t* px);
+void pack_x_rows(const float* x, int64_t ldx, const int32_t* rows, int64_t M, int64_t K, int64_t b0, int64_t b1,
+                 uint16_t* px);
+// out[m, n] = x[m] . w[n] for m < M, n in [n0, n1) (multiples of 16; `out`
+// points at column 0): packed x against an AMX-tiled bf16 w.
+void linear(const uint16_t* px, int64_t M, int64_t K, const uint16_t* w, int64_t n0, int64_t n1, float* out,
+            int64_t ldo);
+}  // namespace amx
 
 // Floats of one packed 6-row sliver / 16-row weight panel of depth K.
 inline int64_t sliver_floats(int64_t K) { return K * kMR; }

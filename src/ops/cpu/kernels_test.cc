@@ -499,7 +499,7 @@ TEST_P(Paths, RowTiledWeightsGiveTheRowMajorBits) {
   auto same = [&](int64_t M, int64_t N, int64_t K, DType dt) {
     Tensor x = randn({M, K}, g), w = as(randn({N, K}, g), dt);
     Tensor tw = be->prepare_weight(w);
-    ASSERT_TRUE(tw.row_tiled()) << N << "x" << K;
+    ASSERT_TRUE(tw.layout() == Tensor::Layout::RowTiles) << N << "x" << K;
     ASSERT_EQ(tw.shape(), w.shape());
     Tensor a = be->alloc({M, N}, DType::F32), b = be->alloc({M, N}, DType::F32);
     be->linear(x, w, a);
@@ -521,7 +521,7 @@ TEST_P(Paths, RowTiledWeightsGiveTheRowMajorBits) {
     for (int64_t T : {1, 5, 60, 200}) {
       MoeSetup m = make_moe(T, dt, g, 48);  // whole tiles: 48 = 2 I rows and 48 deep
       Tensor tgu = be->prepare_weight(m.gu), tdn = be->prepare_weight(m.dn);
-      ASSERT_TRUE(tgu.row_tiled() && tdn.row_tiled());
+      ASSERT_TRUE(tgu.layout() == Tensor::Layout::RowTiles && tdn.layout() == Tensor::Layout::RowTiles);
       Tensor a = be->alloc({T, m.H}, DType::F32), b = be->alloc({T, m.H}, DType::F32);
       be->moe_experts(m.x, m.ids, m.wts, m.gu, m.dn, m.begin, a);
       be->moe_experts(m.x, m.ids, m.wts, tgu, tdn, m.begin, b);
@@ -535,27 +535,27 @@ TEST_P(Paths, RowTiledWeightsGiveTheRowMajorBits) {
 TEST(Kernels, RowTilesOnlyWhereTheyFit) {
   auto be = tiling_backend();
   std::mt19937 g(42);
-  EXPECT_FALSE(be->prepare_weight(as(randn({12, 64}, g), DType::BF16)).row_tiled());  // rows not 8k
-  EXPECT_FALSE(be->prepare_weight(as(randn({16, 60}, g), DType::BF16)).row_tiled());  // depth not 8k
-  EXPECT_FALSE(be->prepare_weight(as(randn({16, 1032}, g), DType::BF16)).row_tiled());  // rows over 2 KB
-  EXPECT_FALSE(be->prepare_weight(randn({16, 520}, g)).row_tiled());
-  EXPECT_TRUE(be->prepare_weight(randn({16, 512}, g)).row_tiled());
-  EXPECT_TRUE(be->prepare_weight(as(randn({16, 1024}, g), DType::BF16)).row_tiled());
-  EXPECT_FALSE(be->prepare_weight(randn({64}, g)).row_tiled());
+  EXPECT_FALSE(be->prepare_weight(as(randn({12, 64}, g), DType::BF16)).layout() == Tensor::Layout::RowTiles);  // rows not 8k
+  EXPECT_FALSE(be->prepare_weight(as(randn({16, 60}, g), DType::BF16)).layout() == Tensor::Layout::RowTiles);  // depth not 8k
+  EXPECT_FALSE(be->prepare_weight(as(randn({16, 1032}, g), DType::BF16)).layout() == Tensor::Layout::RowTiles);  // rows over 2 KB
+  EXPECT_FALSE(be->prepare_weight(randn({16, 520}, g)).layout() == Tensor::Layout::RowTiles);
+  EXPECT_TRUE(be->prepare_weight(randn({16, 512}, g)).layout() == Tensor::Layout::RowTiles);
+  EXPECT_TRUE(be->prepare_weight(as(randn({16, 1024}, g), DType::BF16)).layout() == Tensor::Layout::RowTiles);
+  EXPECT_FALSE(be->prepare_weight(randn({64}, g)).layout() == Tensor::Layout::RowTiles);
   Tensor ids = Tensor::empty({16, 8}, DType::I32);
-  EXPECT_FALSE(be->prepare_weight(ids).row_tiled());
+  EXPECT_FALSE(be->prepare_weight(ids).layout() == Tensor::Layout::RowTiles);
   Tensor tiled = be->prepare_weight(randn({16, 64}, g));
-  EXPECT_TRUE(tiled.row_tiled());
-  EXPECT_TRUE(be->prepare_weight(tiled).row_tiled());  // already tiled: as is
+  EXPECT_TRUE(tiled.layout() == Tensor::Layout::RowTiles);
+  EXPECT_TRUE(be->prepare_weight(tiled).layout() == Tensor::Layout::RowTiles);  // already tiled: as is
   EXPECT_EQ(be->prepare_weight(tiled).data(), tiled.data());
-  EXPECT_EQ(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).row_tiled(), cpu::cpu_features().avx512);
+  EXPECT_EQ(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).layout() == Tensor::Layout::RowTiles, cpu::cpu_features().avx512);
   cpu::CpuFeatures avx2 = cpu::cpu_features();
   avx2.avx512 = false;
   cpu::override_cpu_features(&avx2);
-  EXPECT_FALSE(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).row_tiled());
+  EXPECT_FALSE(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).layout() == Tensor::Layout::RowTiles);
   cpu::override_cpu_features(nullptr);
   setenv("MIMOSERVE_CPU_ROW_TILES", "0", 1);
-  EXPECT_FALSE(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).row_tiled());
+  EXPECT_FALSE(make_cpu_backend()->prepare_weight(randn({16, 64}, g)).layout() == Tensor::Layout::RowTiles);
   setenv("MIMOSERVE_CPU_ROW_TILES", "yes", 1);
   try {
     make_cpu_backend();

@@ -1,4 +1,8 @@
 // Portable kernels and run-time dispatch to the AVX2 and AVX-512 ones.
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -18,6 +22,13 @@ CpuFeatures detect() {
   c.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   c.avx512 = c.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  // GCC 12 cannot ask __builtin_cpu_supports about AMX: CPUID leaf 7 EDX
+  // bits 22 (AMX-BF16) and 24 (AMX-TILE), leaf 7.1 EAX bit 5 (AVX512-BF16,
+  // which packs x), then the kernel's permission.
+  unsigned a = 0, b = 0, cx = 0, d = 0, a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+  if (c.avx512 && __get_cpuid_count(7, 0, &a, &b, &cx, &d) && (d >> 22 & 1) && (d >> 24 & 1) &&
+      __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 >> 5 & 1))
+    c.amx = amx::enable();
 #endif
   return c;
 }
@@ -36,6 +47,7 @@ void override_cpu_features(const CpuFeatures* f) {
   held = *f;
   held.avx2_fma = held.avx2_fma && g_detected.avx2_fma;  // never claim what the CPU lacks
   held.avx512 = held.avx512 && held.avx2_fma && g_detected.avx512;
+  held.amx = held.amx && held.avx512 && g_detected.amx;
   g_active = &held;
 }
 
@@ -45,15 +57,16 @@ void apply_cpu_isa_env() {
   const std::string isa(v);
   CpuFeatures f = g_detected;
   if (isa == "portable") f = CpuFeatures{};
-  else if (isa == "avx2") f.avx512 = false;
-  else if (isa != "avx512")
-    fail("MIMOSERVE_CPU_ISA={}: expected avx512, avx2 or portable (the widest instruction set to use)", isa);
+  else if (isa == "avx2") f.avx512 = f.amx = false;
+  else if (isa == "avx512") f.amx = false;
+  else if (isa != "amx")
+    fail("MIMOSERVE_CPU_ISA={}: expected amx, avx512, avx2 or portable (the widest instruction set to use)", isa);
   override_cpu_features(&f);
 }
 
 const char* cpu_isa_name() {
   const CpuFeatures& f = cpu_features();
-  return f.avx512 ? "avx512" : f.avx2_fma ? "avx2+fma" : "portable";
+  return f.amx ? "amx" : f.avx512 ? "avx512" : f.avx2_fma ? "avx2+fma" : "portable";
 }
 
 namespace {

@@ -32,6 +32,23 @@ bool use_gemm(int64_t M) {
   return f.avx2_fma && M >= (f.avx512 ? kGemmMinMAvx512 : kGemmMinM);
 }
 
+bool packs_x(const WeightView& w, int64_t M) { return w.amx || use_gemm(M); }
+
+int64_t packed_x_floats(const WeightView& w, int64_t M, int64_t K) {
+  return w.amx ? amx_packed_floats(M, K) : packed_a_floats(M, K);
+}
+
+void pack_x(const WeightView& w, const float* x, int64_t ldx, int64_t M, int64_t K, float* pa) {
+  if (w.amx) amx::pack_x(x, ldx, M, K, 0, (M + kAmxRows - 1) / kAmxRows, reinterpret_cast<uint16_t*>(pa));
+  else avx2::pack_a(x, ldx, M, K, 0, (M + kMR - 1) / kMR, pa);
+}
+
+void pack_x_rows(const WeightView& w, const float* x, int64_t ldx, const int32_t* rows, int64_t M, int64_t K,
+                 float* pa) {
+  if (w.amx) amx::pack_x_rows(x, ldx, rows, M, K, 0, (M + kAmxRows - 1) / kAmxRows, reinterpret_cast<uint16_t*>(pa));
+  else avx2::pack_a_rows(x, ldx, rows, M, K, 0, (M + kMR - 1) / kMR, pa);
+}
+
 namespace {
 // Slivers [s0, s1) of packed x against weight columns [n0, n1).
 void gemm_slivers(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1, const WeightView& w, int64_t n0,
@@ -49,6 +66,7 @@ void gemm_slivers(const float* pa, int64_t M, int64_t K, int64_t s0, int64_t s1,
 void matmul_range(const float* x, int64_t ldx, const float* pa, int64_t M, int64_t K, const WeightView& w, int64_t n0,
                   int64_t n1, float* out, int64_t ldo) {
   if (n1 <= n0 || M <= 0) return;
+  if (w.amx) return amx::linear(reinterpret_cast<const uint16_t*>(pa), M, K, w.b16(), n0, n1, out, ldo);
   if (use_gemm(M)) {
     gemm_slivers(pa, M, K, 0, (M + kMR - 1) / kMR, w, n0, n1, out, ldo);
     return;
@@ -60,17 +78,33 @@ void matmul_range(const float* x, int64_t ldx, const float* pa, int64_t M, int64
   }
 }
 
-void pack_a_parallel(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K, float* pa) {
-  const int64_t slivers = (M + kMR - 1) / kMR;
+void pack_x_parallel(ThreadPool& pool, const WeightView& w, const float* x, int64_t ldx, int64_t M, int64_t K,
+                     float* pa) {
+  const int64_t rows = w.amx ? kAmxRows : kMR, blocks = (M + rows - 1) / rows;
   // Packing is a copy: only worth a fork when there is a lot of it.
-  int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, K * kMR));
-  pool.parallel_for(slivers, grain, [&](int64_t b, int64_t e) { avx2::pack_a(x, ldx, M, K, b, e, pa); });
+  int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, K * rows));
+  pool.parallel_for(blocks, grain, [&](int64_t b, int64_t e) {
+    if (w.amx) amx::pack_x(x, ldx, M, K, b, e, reinterpret_cast<uint16_t*>(pa));
+    else avx2::pack_a(x, ldx, M, K, b, e, pa);
+  });
 }
 
 void matmul(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K, const WeightView& w, int64_t N,
             float* out, int64_t ldo, FloatBuffer& pa_scratch) {
   if (M <= 0 || N <= 0) return;
   const int nt = pool.size();
+  if (w.amx) {
+    // Pack x once, then split the weight rows in pairs of AMX blocks (the
+    // kernel's step), each chunk at least ~512 KB of weights as below.
+    float* pa = pa_scratch.get(size_t(amx_packed_floats(M, K)));
+    pack_x_parallel(pool, w, x, ldx, M, K, pa);
+    constexpr int64_t u = 2 * kAmxRows;
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 19) / (u * K * 2));
+    pool.parallel_for((N + u - 1) / u, grain, [&](int64_t b, int64_t e) {
+      matmul_range(x, ldx, pa, M, K, w, b * u, std::min(N, e * u), out, ldo);
+    });
+    return;
+  }
   if (!use_gemm(M)) {
     // Weight-streaming: each chunk is a contiguous run of weight rows (in
     // units of 8: whole row tiles, and whole tiles of the dot kernel, which
@@ -87,7 +121,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K,
     return;
   }
   float* pa = pa_scratch.get(size_t(packed_a_floats(M, K)));
-  pack_a_parallel(pool, x, ldx, M, K, pa);
+  pack_x_parallel(pool, w, x, ldx, M, K, pa);
   // Work items: column blocks (multiples of kNR, one L2-sized panel group
   // wide if there are enough of them) times ranges of row slivers; rows
   // are split only when there are too few column blocks to keep every

@@ -36,13 +36,15 @@ float* thread_wbuf(int64_t K);
 // A weight matrix [N, K] with rows `ld` elements apart: fp32, bf16, or FP8
 // with per-row block scales (`scales` rows `scale_ld` apart, `block` columns
 // per scale). fp32 and bf16 may be in row tiles instead (kernels.h; ld is
-// then K, the elements per row, and kernel_ld() says kRowTiles).
+// then K, the elements per row, and kernel_ld() says kRowTiles), bf16 in AMX
+// tiles (amx; ld is K too).
 struct WeightView {
   enum class Kind : uint8_t { F32, BF16, FP8 };
   const void* data = nullptr;
   Kind kind = Kind::F32;
   int64_t ld = 0;
   bool tiled = false;
+  bool amx = false;
   int64_t kernel_ld() const { return tiled ? kRowTiles : ld; }
   const float* scales = nullptr;
   int64_t scale_ld = 0;
@@ -51,7 +53,8 @@ struct WeightView {
   const uint16_t* b16() const { return static_cast<const uint16_t*>(data); }
   Fp8Matrix fp8() const { return {static_cast<const uint8_t*>(data), ld, scales, scale_ld, block}; }
   int64_t elem_bytes() const { return kind == Kind::F32 ? 4 : kind == Kind::BF16 ? 2 : 1; }
-  // Rows [n, ...) of this matrix (n a multiple of kTileRows when tiled).
+  // Rows [n, ...) of this matrix (n a multiple of kTileRows when tiled, of
+  // kAmxRows in AMX tiles).
   WeightView rows_from(int64_t n) const {
     WeightView v = *this;
     v.data = static_cast<const char*>(data) + n * ld * elem_bytes();
@@ -63,16 +66,26 @@ struct WeightView {
 // True when rows x K products of M rows go through the packed GEMM.
 bool use_gemm(int64_t M);
 
-// One thread: out[m, n0:n1] = x[m] . w[n] for m < M. pa is x packed with
-// avx2::pack_a when use_gemm(M), else ignored (x is read directly).
+// Whether matmul_range reads M rows of x for w packed (AMX weights always,
+// others through the GEMM), the floats that takes, and the packing of the
+// rows of x, or of x[rows[0]], x[rows[1]], ... (one thread).
+bool packs_x(const WeightView& w, int64_t M);
+int64_t packed_x_floats(const WeightView& w, int64_t M, int64_t K);
+void pack_x(const WeightView& w, const float* x, int64_t ldx, int64_t M, int64_t K, float* pa);
+void pack_x_rows(const WeightView& w, const float* x, int64_t ldx, const int32_t* rows, int64_t M, int64_t K,
+                 float* pa);
+// The same for x itself, across the pool.
+void pack_x_parallel(ThreadPool& pool, const WeightView& w, const float* x, int64_t ldx, int64_t M, int64_t K,
+                     float* pa);
+
+// One thread: out[m, n0:n1] = x[m] . w[n] for m < M. pa is x packed for w
+// when packs_x(w, M), else ignored (x is read directly). With AMX weights n0
+// and n1 are multiples of kAmxRows.
 void matmul_range(const float* x, int64_t ldx, const float* pa, int64_t M, int64_t K, const WeightView& w, int64_t n0,
                   int64_t n1, float* out, int64_t ldo);
 
 // The whole product across the pool; pa_scratch holds packed x.
 void matmul(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K, const WeightView& w, int64_t N,
             float* out, int64_t ldo, FloatBuffer& pa_scratch);
-
-// Packs x across the pool (slivers split between threads when large).
-void pack_a_parallel(ThreadPool& pool, const float* x, int64_t ldx, int64_t M, int64_t K, float* pa);
 
 }  // namespace mimo::cpu

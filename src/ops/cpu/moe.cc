@@ -118,21 +118,23 @@ void CpuBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tensor& w
   m.poff.resize(size_t(E));
   std::vector<int32_t>& fill = m.cnt;  // reused as the per-expert cursor
   int64_t xsize = 0, asize = 0, psize = 0;
-  bool any_gemm = false;
+  bool any_gemm = false, any_packed_act = false;
   for (int e = 0; e < E; e++) {
     int64_t n = m.cnt[size_t(e)];
     if (n == 0) continue;
     m.active.push_back(e);
-    // Rows of a GEMM expert are stored packed for its first product, and
-    // its activations packed again for the second; others stay row-major.
-    bool g = cpu::use_gemm(n);
-    any_gemm |= g;
+    // Rows of a GEMM expert (any expert, with AMX weights) are stored packed
+    // for its first product, and its activations packed again for the
+    // second; others stay row-major.
+    any_gemm |= cpu::use_gemm(n);
+    const bool p2 = cpu::packs_x(dn_all, n);
+    any_packed_act |= p2;
     m.xoff[size_t(e)] = xsize;
     m.aoff[size_t(e)] = asize;
     m.poff[size_t(e)] = psize;
-    xsize += g ? cpu::packed_a_floats(n, H) : n * H;
+    xsize += cpu::packs_x(gu_all, n) ? cpu::packed_x_floats(gu_all, n, H) : n * H;
     asize += n * I;
-    psize += g ? cpu::packed_a_floats(n, I) : 0;
+    psize += p2 ? cpu::packed_x_floats(dn_all, n, I) : 0;
   }
   std::fill(fill.begin(), fill.end(), 0);
   for (int64_t i = 0; i < T * K; i++) {
@@ -164,8 +166,8 @@ void CpuBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tensor& w
       int64_t n = m.cnt[size_t(e)];
       const int32_t* rows = m.tok.data() + m.off[size_t(e)];
       float* dst = xs + m.xoff[size_t(e)];
-      if (cpu::use_gemm(n))
-        cpu::avx2::pack_a_rows(xp, H, rows, n, H, 0, (n + cpu::kMR - 1) / cpu::kMR, dst);
+      if (cpu::packs_x(gu_all, n))
+        cpu::pack_x_rows(gu_all, xp, H, rows, n, H, dst);
       else
         for (int64_t i = 0; i < n; i++) std::memcpy(dst + i * H, xp + int64_t(rows[i]) * H, size_t(H) * sizeof(float));
     }
@@ -196,15 +198,13 @@ void CpuBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tensor& w
       for (int64_t i = 0; i < n; i++) cpu::silu_mul_row(gt + i * w, ut + i * w, ae + i * I + n0, w);
     }
   });
-  // 1b. Pack the activations of GEMM experts for the down product.
-  if (any_gemm)
+  // 1b. Pack the activations of GEMM (or AMX) experts for the down product.
+  if (any_packed_act)
     pool_.parallel_for(int64_t(m.active.size()), 1, [&](int64_t b, int64_t e_) {
       for (int64_t a = b; a < e_; a++) {
         int e = m.active[size_t(a)];
         int64_t n = m.cnt[size_t(e)];
-        if (cpu::use_gemm(n))
-          cpu::avx2::pack_a(acts + m.aoff[size_t(e)], I, n, I, 0, (n + cpu::kMR - 1) / cpu::kMR,
-                            packs + m.poff[size_t(e)]);
+        if (cpu::packs_x(dn_all, n)) cpu::pack_x(dn_all, acts + m.aoff[size_t(e)], I, n, I, packs + m.poff[size_t(e)]);
       }
     });
 
@@ -217,7 +217,7 @@ void CpuBackend::moe_experts(const Tensor& x, const Tensor& ids, const Tensor& w
     for (int e : m.active) {
       const int64_t n = m.cnt[size_t(e)], o = m.off[size_t(e)];
       float* yt = tbuf.get(size_t(n * w));
-      const float* ae = cpu::use_gemm(n) ? packs + m.poff[size_t(e)] : acts + m.aoff[size_t(e)];
+      const float* ae = cpu::packs_x(dn_all, n) ? packs + m.poff[size_t(e)] : acts + m.aoff[size_t(e)];
       const cpu::WeightView wv = dn_all.rows_from(int64_t(e) * H);
       cpu::matmul_range(ae, I, ae, n, I, wv, h0, h1, yt - h0, w);
       for (int64_t i = 0; i < n; i++) {
