@@ -70,18 +70,22 @@ inline int64_t tiled_row_offset(int64_t n, int64_t K) { return n / kTileRows * k
 constexpr int64_t kTiledRunStep = 8 * kTileRows;
 
 // AMX tiles: the layout CpuBackend::prepare_weight gives bf16 weights [N,
-// K] with N a multiple of 32 and K of 32 when the AMX path runs: 1 KB tiles
-// of kAmxRows rows x 32 k, pair-interleaved (the 32-bit word p * 16 + r
-// holds row r's values k = 2p, 2p + 1), each kAmxRows-row block's tiles in
-// k order, so row n's value k sits at
-//   (n / 16) * 16 K + (k / 32) * 512 + (k % 32 / 2) * 32 + (n % 16) * 2 + k % 2
-// ([N/16][K/32][16 pairs][16 rows][2]): a block of rows is one sequential
-// stream, and a tile is one TDPBF16PS B operand. Only amx::linear reads it (every
-// product of such a weight goes there, whatever M; its sums are not the
-// AVX2 order above, but they are batch invariant too, see linear_amx.cc).
+// K] with N and K multiples of 32 when the AMX path runs: 1 KB tiles of
+// kAmxRows rows x 32 k, pair-interleaved (the 32-bit word p * 16 + r holds
+// row r's values k = 2p, 2p + 1), the two tiles of a 32-row pair side by
+// side per 32 k, in k order, so row n's value k sits at
+//   (n / 32) * 32 K + (k / 32) * 1024 + (n / 16 % 2) * 512 + (k % 32 / 2) * 32 + (n % 16) * 2 + k % 2
+// ([N/32][K/32][2][16 pairs][16 rows][2]): 32 rows are one sequential
+// stream, and a tile is one TDPBF16PS B operand. Only amx::linear reads it
+// (every product of such a weight goes there, whatever M; its sums are not
+// the AVX2 order above, but they are batch invariant too, see
+// linear_amx.cc).
 constexpr int64_t kAmxRows = Tensor::kAmxTileRows, kAmxTileElems = 512;
+inline int64_t amx_tile(int64_t n, int64_t k, int64_t K) {
+  return n / 32 * 32 * K + k / 32 * 2 * kAmxTileElems + n / 16 % 2 * kAmxTileElems;
+}
 inline int64_t amx_offset(int64_t n, int64_t k, int64_t K) {
-  return n / kAmxRows * kAmxRows * K + k / 32 * kAmxTileElems + k % 32 / 2 * 32 + n % kAmxRows * 2 + k % 2;
+  return amx_tile(n, k, K) + k % 32 / 2 * 32 + n % kAmxRows * 2 + k % 2;
 }
 // bf16 elements of one 16-row block of x packed for amx::linear: per 32 k
 // a hi and a lo tile [16 rows][32 k] (x = hi + lo, each bf16; rows past M
