@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/host_alloc.h"
 #include "core/thread_pool.h"
 #include "ops/backend.h"
@@ -101,12 +102,19 @@ double copy_bandwidth(Backend& be, size_t bytes, int reps) {
   return best;
 }
 
-double gemm_flops(Backend& be, int64_t n, int reps) {
+namespace {
+// x [n, n] times w^T with w fp32 or bf16 (laid out by prepare_weight as a
+// model's weights are), best of `reps`.
+double gemm_flops_with(Backend& be, int64_t n, int reps, DType wdt) {
   std::mt19937 g(7);
   std::uniform_real_distribution<float> d(-1, 1);
-  Tensor x = Tensor::empty({n, n}, DType::F32), w = Tensor::empty({n, n}, DType::F32);
-  for (int64_t i = 0; i < n * n; i++) x.ptr<float>()[i] = d(g), w.ptr<float>()[i] = d(g);
-  Tensor xd = be.upload(x), wd = be.upload(w), out = be.alloc({n, n}, DType::F32);
+  Tensor x = Tensor::empty({n, n}, DType::F32), w = Tensor::empty({n, n}, wdt);
+  for (int64_t i = 0; i < n * n; i++) {
+    x.ptr<float>()[i] = d(g);
+    if (wdt == DType::BF16) w.ptr<uint16_t>()[i] = f32_to_bf16(d(g));
+    else w.ptr<float>()[i] = d(g);
+  }
+  Tensor xd = be.upload(x), wd = be.prepare_weight(be.upload(w)), out = be.alloc({n, n}, DType::F32);
   be.linear(xd, wd, out);  // warm-up
   double best = 0;
   for (int r = 0; r < reps; r++) {
@@ -117,6 +125,11 @@ double gemm_flops(Backend& be, int64_t n, int reps) {
     best = std::max(best, 2.0 * double(n) * double(n) * double(n) / (now() - t0));
   }
   return best;
+}
+}  // namespace
+
+double gemm_flops(Backend& be, int64_t n, int reps) {
+  return std::max(gemm_flops_with(be, n, reps, DType::F32), gemm_flops_with(be, n, reps, DType::BF16));
 }
 
 }  // namespace mimo::bench

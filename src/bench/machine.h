@@ -27,7 +27,9 @@ double fma_peak_flops(ThreadPool& pool, double seconds = 0.3);
 // roofline of a GPU, measured the way its vendor quotes it.
 double copy_bandwidth(Backend& backend, size_t bytes = size_t(1) << 30, int reps = 5);
 
-// FLOP/s of backend.linear on x[n, n] @ w[n, n]^T (fp32), best of `reps`.
+// FLOP/s of backend.linear on x[n, n] @ w[n, n]^T, w fp32 or bf16 (as
+// prepare_weight lays a model's weights out), whichever is faster (on a CPU
+// with AMX the bf16 one: its tile path), best of `reps`.
 double gemm_flops(Backend& backend, int64_t n = 1536, int reps = 3);
 
 namespace avx2 {

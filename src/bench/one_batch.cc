@@ -259,11 +259,11 @@ std::vector<OneBatchResult> run_one_batch(Model& model, CountingBackend& cb, con
 
 std::string format_report(const MachineFigures& m, const std::vector<OneBatchResult>& rs) {
   std::string s =
-      m.device ? fmt::format("device: copy bandwidth (read + write) {:.1f} GB/s; fp32 GEMM (linear {}^3) {:.1f} "
-                             "GFLOP/s; %bw below is bytes read per step over this copy bandwidth\n",
+      m.device ? fmt::format("device: copy bandwidth (read + write) {:.1f} GB/s; GEMM (linear {}^3, fp32 or bf16 "
+                             "weights) {:.1f} GFLOP/s; %bw below is bytes read per step over this copy bandwidth\n",
                              m.read_bw / 1e9, m.gemm_n, m.gemm_peak / 1e9)
                : fmt::format("machine: {} threads; streaming read {:.1f} GB/s; fp32 FMA-loop peak {:.1f} GFLOP/s; "
-                             "fp32 GEMM (linear {}^3) {:.1f} GFLOP/s\n",
+                             "GEMM (linear {}^3, fp32 or bf16 weights) {:.1f} GFLOP/s\n",
                              m.threads, m.read_bw / 1e9, m.fma_peak / 1e9, m.gemm_n, m.gemm_peak / 1e9);
   s += fmt::format(
       "{:>5} {:>6} {:>6} | {:>9} {:>9} {:>8} {:>6} {:>6} {:>6} {:>6} | {:>9} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7} "

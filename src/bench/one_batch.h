@@ -20,7 +20,7 @@ struct MachineFigures {
   bool device = false;     // a GPU: read_bw is its copy bandwidth (read + write), no FMA probe
   double read_bw = 0;      // bytes/s, streaming read of a buffer >> LLC
   double fma_peak = 0;     // FLOP/s, register-only FMA loop on every thread
-  double gemm_peak = 0;    // FLOP/s, backend.linear fp32 n x n x n
+  double gemm_peak = 0;    // FLOP/s, backend.linear n x n x n, fp32 or bf16 weights (gemm_flops)
   int64_t gemm_n = 0;
 };
 MachineFigures measure_machine(Backend& backend, size_t bw_bytes, int64_t gemm_n);
@@ -38,7 +38,7 @@ struct OneBatchOptions {
   // the decode steps of all batch sizes in turns (so their throughputs are
   // compared under the same conditions), and paired probes measure the
   // machine right before and after each prefill (FMA peak and GEMM peak,
-  // the latter an fp32 gemm_n^3 linear on the inner backend) and each round
+  // the latter a gemm_n^3 linear on the inner backend) and each round
   // of decode steps (read bandwidth), so each phase is divided by what the
   // machine gave at that moment.
   bool interleave = true;

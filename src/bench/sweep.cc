@@ -207,8 +207,8 @@ std::vector<PrefillPoint> run_prefill_sweep(Model& hybrid, Model* all_full, Coun
 
 std::string machine_line(const MachineFigures& m) {
   return fmt::format(
-      "machine: {} threads; streaming read {:.1f} GB/s; fp32 FMA-loop peak {:.1f} GFLOP/s; fp32 GEMM (linear {}^3) "
-      "{:.1f} GFLOP/s\n",
+      "machine: {} threads; streaming read {:.1f} GB/s; fp32 FMA-loop peak {:.1f} GFLOP/s; GEMM (linear {}^3, fp32 "
+      "or bf16 weights) {:.1f} GFLOP/s\n",
       m.threads, m.read_bw / 1e9, m.fma_peak / 1e9, m.gemm_n, m.gemm_peak / 1e9);
 }
 
