@@ -182,6 +182,7 @@ TEST(Kernels, CpuIsaEnvironmentCapsThePath) {
   setenv("MIMOSERVE_CPU_ISA", "avx2", 1);
   cpu::apply_cpu_isa_env();
   EXPECT_FALSE(cpu::cpu_features().avx512);
+  EXPECT_FALSE(cpu::cpu_features().amx);
   EXPECT_EQ(cpu::cpu_features().avx2_fma, detected.avx2_fma);
   setenv("MIMOSERVE_CPU_ISA", "portable", 1);
   cpu::apply_cpu_isa_env();
@@ -190,6 +191,11 @@ TEST(Kernels, CpuIsaEnvironmentCapsThePath) {
   setenv("MIMOSERVE_CPU_ISA", "avx512", 1);
   cpu::apply_cpu_isa_env();
   EXPECT_EQ(cpu::cpu_features().avx512, detected.avx512);
+  EXPECT_FALSE(cpu::cpu_features().amx);
+  setenv("MIMOSERVE_CPU_ISA", "amx", 1);
+  cpu::apply_cpu_isa_env();
+  EXPECT_EQ(cpu::cpu_features().amx, detected.amx);
+  EXPECT_STREQ(cpu::cpu_isa_name(), detected.amx ? "amx" : detected.avx512 ? "avx512" : "avx2+fma");
   unsetenv("MIMOSERVE_CPU_ISA");
   cpu::override_cpu_features(nullptr);
 }
