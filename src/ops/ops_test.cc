@@ -14,24 +14,14 @@
 #include "core/thread_pool.h"
 #include "ops/backend.h"
 #include "ops/cpu/kernels.h"
+#include "ops/ops_test_util.h"
 
 namespace mimo {
 namespace {
 
-Tensor randn(std::vector<int64_t> shape, std::mt19937& g, float std = 1.0f) {
-  Tensor t = Tensor::empty(std::move(shape), DType::F32);
-  std::normal_distribution<float> d(0, std);
-  for (int64_t i = 0; i < t.numel(); i++) t.ptr<float>()[i] = d(g);
-  return t;
-}
-Tensor to_bf16(const Tensor& t) {
-  Tensor o = Tensor::empty(t.shape(), DType::BF16);
-  for (int64_t i = 0; i < t.numel(); i++) o.ptr<uint16_t>()[i] = f32_to_bf16(t.ptr<float>()[i]);
-  return o;
-}
-float at(const Tensor& t, int64_t i) {
-  return t.dtype() == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
-}
+using test::as;
+using test::at;
+using test::randn;
 
 TEST(Ops, LinearMatchesReferenceOnManyShapes) {
   auto be = make_cpu_backend();
@@ -41,7 +31,7 @@ TEST(Ops, LinearMatchesReferenceOnManyShapes) {
       for (int64_t K : {1, 7, 8, 16, 37, 130})
         for (bool bf : {false, true}) {
           Tensor x = randn({M, K}, g), w = randn({N, K}, g);
-          if (bf) w = to_bf16(w);
+          if (bf) w = as(w, DType::BF16);
           Tensor out = be->alloc({M, N}, DType::F32);
           be->linear(x, w, out);
           for (int64_t m = 0; m < M; m++)
@@ -64,7 +54,7 @@ TEST(Ops, LinearIsBatchInvariant) {
     for (int64_t K : {64, 130, 1024}) {
       const int64_t N = 72;
       Tensor w = randn({N, K}, g);
-      if (bf) w = to_bf16(w);
+      if (bf) w = as(w, DType::BF16);
       Tensor x = randn({67, K}, g);
       Tensor all = be->alloc({67, N}, DType::F32);
       be->linear(x, w, all);

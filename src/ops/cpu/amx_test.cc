@@ -13,21 +13,13 @@
 #include "core/tensor.h"
 #include "ops/backend.h"
 #include "ops/cpu/kernels.h"
+#include "ops/ops_test_util.h"
 
 namespace mimo {
 namespace {
 
-Tensor randn(std::vector<int64_t> shape, std::mt19937& g, float std = 1.0f) {
-  Tensor t = Tensor::empty(std::move(shape), DType::F32);
-  std::normal_distribution<float> d(0, std);
-  for (int64_t i = 0; i < t.numel(); i++) t.ptr<float>()[i] = d(g);
-  return t;
-}
-Tensor bf16(const Tensor& t) {
-  Tensor o = Tensor::empty(t.shape(), DType::BF16);
-  for (int64_t i = 0; i < t.numel(); i++) o.ptr<uint16_t>()[i] = f32_to_bf16(t.ptr<float>()[i]);
-  return o;
-}
+using test::randn;
+Tensor bf16(const Tensor& t) { return test::as(t, DType::BF16); }
 
 class Amx : public ::testing::Test {
  protected:

@@ -17,25 +17,14 @@
 #include "ops/backend.h"
 #include "ops/cpu/cpu_paths_test.h"
 #include "ops/cpu/kernels.h"
+#include "ops/ops_test_util.h"
 
 namespace mimo {
 namespace {
 
-Tensor randn(std::vector<int64_t> shape, std::mt19937& g, float std = 1.0f) {
-  Tensor t = Tensor::empty(std::move(shape), DType::F32);
-  std::normal_distribution<float> d(0, std);
-  for (int64_t i = 0; i < t.numel(); i++) t.ptr<float>()[i] = d(g);
-  return t;
-}
-Tensor as(const Tensor& t, DType dt) {
-  if (dt == DType::F32) return t;
-  Tensor o = Tensor::empty(t.shape(), DType::BF16);
-  for (int64_t i = 0; i < t.numel(); i++) o.ptr<uint16_t>()[i] = f32_to_bf16(t.ptr<float>()[i]);
-  return o;
-}
-double at(const Tensor& t, int64_t i) {
-  return t.dtype() == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
-}
+using test::as;
+using test::at;
+using test::randn;
 bool same_bits(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, size_t(n) * sizeof(float)) == 0; }
 
 // Each Paths test body runs on the AVX-512, the AVX2 and the portable path.
