@@ -6,7 +6,7 @@ namespace mimo {
 
 Tensor Backend::upload(const Tensor& host) {
   MIMO_ASSERT(host.device() == Device::CPU);
-  // Row tiles are the CPU kernels' layout; another device's weights come from
+  // Tiled layouts are the CPU kernels'; another device's weights come from
   // its own prepare_weight.
   MIMO_ASSERT(host.layout() == Tensor::Layout::RowMajor, "upload of tiled {} to {}", host.shape_str(), name());
   Tensor t = alloc(host.shape(), host.dtype());

@@ -5,9 +5,9 @@
 // out[m, n] = sum_k x[m, k] w[n, k] as tile products: A = 16 rows of x x
 // 32 k, B = 16 weight rows x 32 k in the pair-interleaved form TDPBF16PS
 // wants (one contiguous 1 KB tile of the AMX layout, kernels.h), C = 16 x
-// 16 fp32 sums, rows of out as they are. x is fp32 and the unit multiplies bf16, so
-// each x value goes in as two bf16 terms, hi = bf16(x) and lo = bf16(x -
-// hi) (x to about 2^-17 of itself instead of bf16's 2^-9); the weight is
+// 16 fp32 sums, rows of out as they are. x is fp32 and the unit multiplies
+// bf16, so each x value goes in as two bf16 terms, hi = bf16(x) and lo =
+// bf16(x - hi) (x to 2^-18 of itself instead of bf16's 2^-9); the weight is
 // exact in bf16, each product is exact in fp32, and C += A.hi then C += A.lo
 // for every 32 k in k order. That order does not depend on how many rows of
 // x share the call or which tile they sit in, so results are batch
