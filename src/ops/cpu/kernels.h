@@ -89,7 +89,7 @@ inline int64_t amx_offset(int64_t n, int64_t k, int64_t K) {
 }
 // bf16 elements of one 16-row block of x packed for amx::linear: per 32 k
 // a hi and a lo tile [16 rows][32 k] (x = hi + lo, each bf16; rows past M
-// zero).
+// are left unwritten: the kernel shapes its tiles to the live rows).
 inline int64_t amx_block_elems(int64_t K) { return K * 32; }
 // Floats (the unit of the packing scratch) of x [M, K] packed for AMX.
 inline int64_t amx_packed_floats(int64_t M, int64_t K) { return (M + 15) / 16 * amx_block_elems(K) / 2; }

@@ -1,4 +1,6 @@
-// Portable kernels and run-time dispatch to the AVX2 and AVX-512 ones.
+// Portable kernels, CPU feature detection (AVX2, AVX-512, AMX) and run-time
+// dispatch to the AVX2 and AVX-512 kernels (AMX weights are dispatched by
+// their layout, in matmul.cc).
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
