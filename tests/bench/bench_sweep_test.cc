@@ -238,6 +238,14 @@ TEST(BenchCli, OneBatchWritesPlot) {
   EXPECT_NEAR(b1["linear"].get<double>() + b1["attention"].get<double>() + b1["moe"].get<double>(), step, 0.2 * step);
 }
 
+// A bench command that must exit non-zero with `says` in its output.
+void expect_fails_saying(const std::string& cmd, const std::string& says) {
+  std::string out;
+  int rc = test::run_command(cmd, &out);
+  EXPECT_NE(rc, 0) << cmd;
+  EXPECT_NE(out.find(says), std::string::npos) << cmd << "\n" << out;
+}
+
 TEST(BenchCli, BadFlagsFailClearly) {
   test::TempDir dir("bench-flags");
   std::string model = tiny_checkpoint(dir, 0);
@@ -257,10 +265,7 @@ TEST(BenchCli, BadFlagsFailClearly) {
            {"bench-one-batch --threads -1", "--threads: must be zero or more, got -1"},
            {"bench-prefill --repeats two", "--repeats"},
        }) {
-    std::string out;
-    int rc = test::run_command(test::binary() + " " + c.args + " --skip-machine --model-path " + model, &out);
-    EXPECT_NE(rc, 0) << c.args;
-    EXPECT_NE(out.find(c.says), std::string::npos) << c.args << "\n" << out;
+    expect_fails_saying(test::binary() + " " + c.args + " --skip-machine --model-path " + model, c.says);
   }
 }
 
@@ -337,10 +342,7 @@ TEST(BenchCli, SpecBadFlagsFailClearly) {
     std::string cmd = test::binary() + " bench-spec " + c.args;
     for (const char* def : {"--sections decode", "--batch-sizes 1", "--output-len 2", "--repeats 1"})
       if (c.args.find(std::string(def).substr(0, std::string(def).find(' '))) == std::string::npos) cmd += std::string(" ") + def;
-    std::string out;
-    int rc = test::run_command(cmd, &out);
-    EXPECT_NE(rc, 0) << c.args;
-    EXPECT_NE(out.find(c.says), std::string::npos) << c.args << "\n" << out;
+    expect_fails_saying(cmd, c.says);
   }
 }
 
