@@ -118,6 +118,28 @@ bool Submitted::next(int* index, EngineOutput* out, std::chrono::milliseconds ti
   }
 }
 
+bool collect(const httplib::Request& req, httplib::Response& res, std::vector<std::shared_ptr<Submitted>>& subs,
+             const std::function<void(int, const EngineOutput&)>& on_output) {
+  ClientWatch watch(req);
+  int off = 0;
+  for (auto& s : subs) {
+    while (!s->all_done()) {
+      if (watch.gone()) {
+        for (auto& t : subs) t->abort_rest();
+        res.status = 499;
+        return false;
+      }
+      int idx;
+      EngineOutput o;
+      if (!s->next(&idx, &o, std::chrono::milliseconds(100))) continue;
+      record_finish(*s->ctx, *s, o);
+      on_output(off + idx, o);
+    }
+    off += int(s->handles.size());
+  }
+  return true;
+}
+
 void record_finish(ServerContext& ctx, const Submitted& s, const EngineOutput& o) {
   if (!o.finished) return;
   double e2e = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.arrival).count();
@@ -127,6 +149,8 @@ void record_finish(ServerContext& ctx, const Submitted& s, const EngineOutput& o
 namespace {
 
 struct SseState {
+  explicit SseState(const httplib::Request& req) : watch(req) {}
+  ClientWatch watch;
   std::vector<std::shared_ptr<Submitted>> subs;
   std::vector<int> offsets;  // global index of each submission's first handle
   SseCallbacks cb;
@@ -166,7 +190,9 @@ bool sse_step(SseState& st, httplib::DataSink& sink) {
         return true;
       }
     }
-    return true;  // nothing yet: httplib calls again
+    // Nothing yet: httplib calls again, unless the client left (which only
+    // a write would otherwise show).
+    return !st.watch.gone();
   }
   for (auto& p : st.cb.on_end())
     if (!write_event(sink, p)) return false;
@@ -178,8 +204,9 @@ bool sse_step(SseState& st, httplib::DataSink& sink) {
 
 }  // namespace
 
-void stream_sse(httplib::Response& res, std::vector<std::shared_ptr<Submitted>> subs, SseCallbacks cb) {
-  auto st = std::make_shared<SseState>();
+void stream_sse(const httplib::Request& req, httplib::Response& res, std::vector<std::shared_ptr<Submitted>> subs,
+                SseCallbacks cb) {
+  auto st = std::make_shared<SseState>(req);
   int off = 0;
   for (auto& s : subs) {
     st->offsets.push_back(off);

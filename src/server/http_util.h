@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "server/api_error.h"
+#include "server/client_watch.h"
 #include "server/server.h"
 
 namespace mimo::server {
@@ -48,17 +49,25 @@ struct Submitted {
 };
 std::shared_ptr<Submitted> submit(ServerContext& ctx, EngineRequest r);
 
+// Runs `subs` to the end, handing each output to `on_output`. false when
+// the client of `req` went away first: the rest is aborted (its KV freed
+// now) and `res` says 499, as nginx logs a client that closed its request.
+bool collect(const httplib::Request& req, httplib::Response& res, std::vector<std::shared_ptr<Submitted>>& subs,
+             const std::function<void(int, const EngineOutput&)>& on_output);
+
 // Streams server-sent events. `on_output` turns an output of handle i into
 // event payloads; `on_end` gives the last ones (before "[DONE]") once all
 // handles finished or `failed()` says an error event went out. The request
-// is aborted if the client goes away first.
+// is aborted if the client of `req` goes away first (a failed write, or the
+// watch while no event is due).
 struct SseCallbacks {
   std::function<std::vector<std::string>()> on_start;
   std::function<std::vector<std::string>(int, const EngineOutput&)> on_output;
   std::function<std::vector<std::string>()> on_end;
   std::function<bool()> failed;
 };
-void stream_sse(httplib::Response& res, std::vector<std::shared_ptr<Submitted>> subs, SseCallbacks cb);
+void stream_sse(const httplib::Request& req, httplib::Response& res, std::vector<std::shared_ptr<Submitted>> subs,
+                SseCallbacks cb);
 
 // Records a finished choice in the metrics.
 void record_finish(ServerContext& ctx, const Submitted& s, const EngineOutput& o);

@@ -110,20 +110,11 @@ void handle_generate(ServerContext& ctx, const httplib::Request& req, httplib::R
     };
     cb.on_end = [] { return std::vector<std::string>{}; };
     cb.failed = [] { return false; };
-    stream_sse(res, std::move(subs), std::move(cb));
+    stream_sse(req, res, std::move(subs), std::move(cb));
     return;
   }
-  size_t off = 0;
-  for (auto& s : subs) {
-    while (!s->all_done()) {
-      int idx;
-      EngineOutput o;
-      if (!s->next(&idx, &o, std::chrono::milliseconds(500))) continue;
-      record_finish(ctx, *s, o);
-      add_output(ctx, (*results)[off + size_t(idx)], *gr, o);
-    }
-    off += s->handles.size();
-  }
+  if (!collect(req, res, subs, [&](int i, const EngineOutput& o) { add_output(ctx, (*results)[size_t(i)], *gr, o); }))
+    return;
   for (auto& g : *results)
     if (auto e = output_error(g.progress)) throw *e;
   double e2e = seconds_since(arrival);

@@ -49,22 +49,6 @@ std::string render_chat(const ServerContext& ctx, const ChatRequest& cr) {
   return text.substr(0, at + content.size());
 }
 
-// Runs `subs` to the end, handing each output to `on_output`.
-void collect(std::vector<std::shared_ptr<Submitted>>& subs,
-             const std::function<void(int, const EngineOutput&)>& on_output) {
-  int off = 0;
-  for (auto& s : subs) {
-    while (!s->all_done()) {
-      int idx;
-      EngineOutput o;
-      if (!s->next(&idx, &o, std::chrono::milliseconds(500))) continue;
-      record_finish(*s->ctx, *s, o);
-      on_output(off + idx, o);
-    }
-    off += int(s->handles.size());
-  }
-}
-
 void handle_chat(ServerContext& ctx, const httplib::Request& req, httplib::Response& res) {
   ChatRequest cr = parse_chat_request(parse_body(req.body));
   check_model(ctx, cr.model);
@@ -110,10 +94,10 @@ void handle_chat(ServerContext& ctx, const httplib::Request& req, httplib::Respo
     cb.on_output = [builder](int i, const EngineOutput& out) { return dumps(builder->push(i, out)); };
     cb.on_end = [builder] { return builder->error() ? std::vector<std::string>{} : dumps(builder->finish()); };
     cb.failed = [builder] { return builder->error().has_value(); };
-    stream_sse(res, std::move(subs), std::move(cb));
+    stream_sse(req, res, std::move(subs), std::move(cb));
     return;
   }
-  collect(subs, [&](int i, const EngineOutput& out) { builder->push(i, out); });
+  if (!collect(req, res, subs, [&](int i, const EngineOutput& out) { builder->push(i, out); })) return;
   if (auto e = builder->error()) throw *e;
   send_json(res, 200, builder->response());
 }
@@ -164,10 +148,10 @@ void handle_completion(ServerContext& ctx, const httplib::Request& req, httplib:
     cb.on_output = [builder](int i, const EngineOutput& out) { return dumps(builder->push(i, out)); };
     cb.on_end = [builder] { return builder->error() ? std::vector<std::string>{} : dumps(builder->finish()); };
     cb.failed = [builder] { return builder->error().has_value(); };
-    stream_sse(res, std::move(subs), std::move(cb));
+    stream_sse(req, res, std::move(subs), std::move(cb));
     return;
   }
-  collect(subs, [&](int i, const EngineOutput& out) { builder->push(i, out); });
+  if (!collect(req, res, subs, [&](int i, const EngineOutput& out) { builder->push(i, out); })) return;
   if (auto e = builder->error()) throw *e;
   send_json(res, 200, builder->response());
 }

@@ -98,6 +98,34 @@ describe('under load', () => {
     const m = await (await fetch(server.url + '/metrics')).text();
     assert.match(m, /sglang:num_requests_total\{model_name="mimoserve-default",finish_reason="abort"\} [1-9]/);
   });
+
+  it('clients that give up on a non-streaming request free its KV', async () => {
+    // cpp-httplib only notices a closed connection when it writes, and a
+    // non-streaming response is written at the end: the server watches the
+    // socket instead (server/client_watch.h).
+    const before = await (await fetch(server.url + '/metrics')).text();
+    const aborts = (m) => Number((m.match(/finish_reason="abort"\} (\d+)/) || [0, 0])[1]);
+    const bodies = [
+      ['/v1/chat/completions', request(20, { max_tokens: 90000 })],
+      ['/v1/completions', { model: 'default', prompt: 'Tell me a story', max_tokens: 90000, ignore_eos: true }],
+      ['/generate', { text: 'Tell me a story', sampling_params: { max_new_tokens: 90000, ignore_eos: true } }],
+    ];
+    await Promise.all(bodies.map(async ([path, body]) => {
+      const ac = new AbortController();
+      const t = setTimeout(() => ac.abort(), 500);
+      await assert.rejects(fetch(server.url + path, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: ac.signal,
+      }));
+      clearTimeout(t);
+    }));
+    // Without the watch these would decode 90000 tokens each, for minutes.
+    await waitIdle(server.url, 10000);
+    assert.equal((await fetch(server.url + '/flush_cache', { method: 'POST' })).status, 200);
+    const s = await serverState(server.url);
+    assert.equal(s.kv_pools.full.used, 0, JSON.stringify(s.kv_pools));
+    const after = await (await fetch(server.url + '/metrics')).text();
+    assert.equal(aborts(after) - aborts(before), bodies.length, after);
+  });
 });
 
 describe('shutdown', () => {
