@@ -3,13 +3,20 @@
 // outputs through the same calls the handlers make (so reasoning and tool
 // calls, which a random model never produces, are covered end to end from
 // model text to JSON).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
 #include "parsers/tool_choice.h"
 #include "server/chat_response.h"
+#include "server/client_watch.h"
 #include "server/completion_response.h"
 #include "server/default_model.h"
 #include "server/metrics.h"
@@ -458,3 +465,46 @@ TEST(ServerMetrics, PrometheusText) {
 
 }  // namespace
 }  // namespace mimo::server
+
+// A loopback connection as httplib would see it: the watch finds the
+// server's end by the Request's addresses and sees the client leave.
+TEST(ClientWatch, FindsTheConnectionAndSeesTheClientLeave) {
+  int lst = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(lst, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(lst, 1), 0);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(getsockname(lst, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  int cli = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(cli, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  int srv = accept(lst, nullptr, nullptr);
+  ASSERT_GE(srv, 0);
+  sockaddr_in c{};
+  len = sizeof c;
+  ASSERT_EQ(getsockname(cli, reinterpret_cast<sockaddr*>(&c), &len), 0);
+  httplib::Request req;
+  req.remote_addr = "127.0.0.1";
+  req.remote_port = ntohs(c.sin_port);
+  req.local_port = ntohs(a.sin_port);
+  EXPECT_EQ(mimo::server::find_connection(req.remote_addr, req.remote_port, req.local_port), srv);
+  EXPECT_EQ(mimo::server::find_connection(req.remote_addr, req.remote_port + 1, req.local_port), -1);
+  EXPECT_EQ(mimo::server::find_connection("127.0.0.2", req.remote_port, req.local_port), -1);
+
+  mimo::server::ClientWatch w(req);
+  EXPECT_FALSE(w.gone());  // not looked at in the first 100 ms
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  ASSERT_EQ(write(cli, "x", 1), 1);  // a pipelined byte: still there
+  EXPECT_FALSE(w.gone());
+  close(cli);
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  EXPECT_FALSE(w.gone());  // the unread byte comes before the end of stream
+  char b;
+  ASSERT_EQ(read(srv, &b, 1), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  EXPECT_TRUE(w.gone());
+  EXPECT_TRUE(w.gone());
+  close(srv);
+  close(lst);
+}
