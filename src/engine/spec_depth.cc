@@ -13,6 +13,12 @@ namespace {
 // estimate follows the last ~50 verifies (the text gets easier or harder).
 constexpr double kDecay = 0.98;
 constexpr double kPriorTrials = 2, kPriorAccept = 0.7;
+// A depth's correction follows its last ~100 verifies (only that depth's
+// count), starting from 1 with the weight of 24 tokens (~10 verifies): a
+// depth re-measured now and then has few, and with a weight of 8 their
+// noise alone pulled a depth-3-best simulation (MemoryBoundPicksFullDepth)
+// to depth 2 a fifth of the time.
+constexpr double kCorrectionDecay = 0.99, kCorrectionPrior = 24;
 // A step is a cost sample only as the third in a row at its depth: the first
 // after a switch catches the MTP layers up on the positions they skipped,
 // the second still finds the layers' weights and KV cold in the CPU's caches
@@ -30,6 +36,11 @@ SpecDepthController::SpecDepthController(int max_depth) : max_(std::clamp(max_de
 
 void SpecDepthController::record_verify(int drafts, int accepted) {
   drafts = std::min(drafts, kMaxDepth);
+  if (drafts > 0) {
+    const size_t d = size_t(drafts);
+    got_[d] = got_[d] * kCorrectionDecay + 1 + std::min(accepted, drafts);
+    predicted_[d] = predicted_[d] * kCorrectionDecay + pooled_tokens(drafts);
+  }
   for (int k = 0; k < kMaxDepth; k++) {
     trials_[size_t(k)] *= kDecay;
     hits_[size_t(k)] *= kDecay;
@@ -47,7 +58,7 @@ int SpecDepthController::bucket(int batch) {
   return b;
 }
 
-double SpecDepthController::expected_tokens(int depth) const {
+double SpecDepthController::pooled_tokens(int depth) const {
   // Drafts are accepted in order while the target agrees.
   double e = 1, p = 1;
   for (int k = 0; k < std::min(depth, kMaxDepth); k++) {
@@ -55,6 +66,17 @@ double SpecDepthController::expected_tokens(int depth) const {
     e += p;
   }
   return e;
+}
+
+double SpecDepthController::correction(int depth) const {
+  const size_t d = size_t(std::clamp(depth, 0, kMaxDepth));
+  return (got_[d] + kCorrectionPrior) / (predicted_[d] + kCorrectionPrior);
+}
+
+double SpecDepthController::expected_tokens(int depth) const {
+  // At least the step's own token, at most one per draft more.
+  const int d = std::clamp(depth, 0, kMaxDepth);
+  return d == 0 ? 1.0 : std::clamp(pooled_tokens(d) * correction(d), 1.0, 1.0 + d);
 }
 
 int SpecDepthController::best(const std::array<Cost, kMaxDepth + 1>& c) const {
@@ -155,6 +177,8 @@ double SpecDepthController::Cost::seconds() const {
 std::string SpecDepthController::summary() const {
   std::string s = "acceptance by position";
   for (int k = 0; k < max_; k++) s += fmt::format(" {:.2f}", hits_[size_t(k)] / trials_[size_t(k)]);
+  s += "; tokens per step by depth (correction)";
+  for (int d = 1; d <= max_; d++) s += fmt::format(" {:.2f} ({:.2f})", expected_tokens(d), correction(d));
   for (auto& [b, c] : cost_) {
     s += fmt::format("; batch <={}: ms/step (samples)", b);
     for (int d = 0; d <= max_; d++) s += fmt::format(" {:.3f} ({})", 1e3 * c[size_t(d)].seconds(), c[size_t(d)].samples);

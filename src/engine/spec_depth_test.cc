@@ -18,7 +18,9 @@ namespace {
 // seconds and draft k is accepted with probability a[k] once the drafts
 // before it were (seeded draws, up to 8 requests a step); returns how often
 // each depth was chosen in the last `tail` steps.
-std::array<int, 4> simulate(SpecDepthController& c, int steps, int tail, std::array<double, 3> a,
+// a[d][k]: draft k's acceptance in a step at depth d.
+using ByDepth = std::array<std::array<double, 3>, 4>;
+std::array<int, 4> simulate_by_depth(SpecDepthController& c, int steps, int tail, const ByDepth& a,
                             const std::function<double(int, int)>& cost, int batch = 1) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> u(0, 1);
@@ -27,13 +29,17 @@ std::array<int, 4> simulate(SpecDepthController& c, int steps, int tail, std::ar
     int d = c.choose(batch);
     for (int r = 0; d > 0 && r < std::min(batch, 8); r++) {
       int acc = 0;
-      while (acc < d && u(rng) < a[size_t(acc)]) acc++;
+      while (acc < d && u(rng) < a[size_t(d)][size_t(acc)]) acc++;
       c.record_verify(d, acc);
     }
     c.observe(d, batch, cost(d, i));
     if (i >= steps - tail) chosen[size_t(d)]++;
   }
   return chosen;
+}
+std::array<int, 4> simulate(SpecDepthController& c, int steps, int tail, std::array<double, 3> a,
+                            const std::function<double(int, int)>& cost, int batch = 1) {
+  return simulate_by_depth(c, steps, tail, ByDepth{a, a, a, a}, cost, batch);
 }
 std::array<int, 4> simulate(SpecDepthController& c, int steps, int tail, double a,
                             const std::function<double(int, int)>& cost, int batch = 1) {
@@ -135,18 +141,35 @@ TEST(SpecDepth, OnlyTheBestDepthsNeighboursAreMeasured) {
 TEST(SpecDepth, AcceptanceIsCountedPerPosition) {
   SpecDepthController c(3);
   // Draft 1 always right, draft 2 always wrong: a verify of 3 drafts
-  // accepts 1 and says nothing about draft 3.
+  // accepts 1 and says nothing about draft 3. (Depth 3's correction still
+  // carries a trace of the first verifies, predicted from the prior.)
   for (int i = 0; i < 400; i++) c.record_verify(3, 1);
   EXPECT_NEAR(c.expected_tokens(0), 1.0, 1e-9);
   EXPECT_NEAR(c.expected_tokens(1), 2.0, 1e-3);
   EXPECT_NEAR(c.expected_tokens(2), 2.0, 1e-3);
-  EXPECT_NEAR(c.expected_tokens(3), 2.0, 1e-3);
+  EXPECT_NEAR(c.expected_tokens(3), 2.0, 5e-3);
   // A depth-1 verify that accepts its one draft is one more success for
   // position 1 and no news for position 2.
   SpecDepthController d(3);
   for (int i = 0; i < 400; i++) d.record_verify(1, 1);
   EXPECT_NEAR(d.expected_tokens(1), 2.0, 1e-3);
   EXPECT_NEAR(d.expected_tokens(2) - d.expected_tokens(1), 0.7, 1e-3);  // still the prior
+}
+
+TEST(SpecDepth, AcceptanceThatDependsOnTheDepthIsMeasuredPerDepth) {
+  // Batch 1 on the default model: MTP layer 1's drafts are accepted 92% of
+  // the time in depth-1 steps but 78% in depth-2 and 81% in depth-3 steps
+  // (hard tokens come in runs, and the depth decides where the next step
+  // starts; per-position counts of `bench-spec` at each fixed depth). Steps
+  // cost 0.32, 0.49, 0.65 and 0.82 ms. Depth 1 makes 3.92 tokens/ms, depth 2
+  // 3.65, depth 3 3.62, depth 0 3.12. Pooled over depths, the 92% of the
+  // depth-1 steps made depth 2 look like 4.05 (2.63 tokens), and once at
+  // depth 2 its 78% made depth 1 look like 3.63: it stayed at depth 2.
+  const ByDepth a = {{{0, 0, 0}, {0.92, 0, 0}, {0.78, 0.76, 0}, {0.81, 0.80, 0.79}}};
+  const double ms[4] = {0.32, 0.49, 0.65, 0.82};
+  SpecDepthController c(3);
+  auto got = simulate_by_depth(c, 1500, 1000, a, [&](int d, int) { return 1e-3 * ms[d]; });
+  EXPECT_GE(got[1], 850) << mix(got);
 }
 
 TEST(SpecDepth, AGoodFirstLayerAndPoorDeeperOnesPickDepthOne) {
