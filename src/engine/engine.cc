@@ -199,9 +199,9 @@ std::vector<std::shared_ptr<RequestHandle>> Engine::submit(EngineRequest r) {
   return handles;
 }
 
-void Engine::abort(const std::string& id) {
+void Engine::abort(const std::string& id, EngineFailure why) {
   std::lock_guard<std::mutex> lk(mu_);
-  aborts_.push_back(id);
+  aborts_.emplace_back(id, std::move(why));
   cv_.notify_all();
 }
 
@@ -317,7 +317,7 @@ void Engine::loop() {
 
 void Engine::admit_inbox() {
   std::vector<Pending> in;
-  std::vector<std::string> ab;
+  std::vector<std::pair<std::string, EngineFailure>> ab;
   {
     std::lock_guard<std::mutex> lk(mu_);
     in.swap(inbox_);
@@ -331,13 +331,13 @@ void Engine::admit_inbox() {
     sched_->add(r);
     live_.emplace(r, std::move(p));
   }
-  for (auto& id : ab) {
+  for (auto& [id, why] : ab) {
     // An abort names a request (or, for n > 1, the prefix of its siblings' ids).
     std::vector<Req*> hit;
     for (auto& [r, _] : live_)
       if (r->id == id || (r->id.size() > id.size() && r->id.compare(0, id.size(), id) == 0 && r->id[id.size()] == '-'))
         hit.push_back(r);
-    for (Req* r : hit) finish(r, "abort");
+    for (Req* r : hit) finish(r, "abort", "", why);
   }
 }
 

@@ -164,7 +164,10 @@ class Engine {
 
   // Throws EngineError (bad request, queue full, shutting down).
   std::vector<std::shared_ptr<RequestHandle>> submit(EngineRequest r);
-  void abort(const std::string& id);
+  // Ends the request (and its n > 1 siblings) as "abort", with what it has
+  // generated; with a reason, its clients get that error instead (the
+  // server's shutdown).
+  void abort(const std::string& id, EngineFailure why = {});
   EngineStats stats() const;
   // stats() once no request runs or waits (waiting up to a second): a
   // request's last output goes out before the step's counters are recorded.
@@ -264,7 +267,7 @@ class Engine {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Pending> inbox_;
-  std::vector<std::string> aborts_;
+  std::vector<std::pair<std::string, EngineFailure>> aborts_;
   std::vector<std::function<void()>> tasks_;  // run on the engine thread between steps
   bool stopping_ = false, drain_ = false;
   EngineStats stats_;

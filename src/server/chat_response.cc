@@ -50,8 +50,8 @@ std::vector<ojson> ChatResponseBuilder::start() {
 std::string ChatResponseBuilder::finish_reason(const Choice& c) const {
   const std::string& r = c.progress.finish_reason;
   // OpenAI reports a turn that ended in tool calls as "tool_calls"; a
-  // truncated one stays "length".
-  if (!c.result.tool_calls.empty() && r != "length") return "tool_calls";
+  // truncated or aborted one keeps its reason.
+  if (!c.result.tool_calls.empty() && r == "stop") return "tool_calls";
   return r;
 }
 

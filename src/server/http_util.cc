@@ -143,7 +143,9 @@ bool collect(const httplib::Request& req, httplib::Response& res, std::vector<st
 void record_finish(ServerContext& ctx, const Submitted& s, const EngineOutput& o) {
   if (!o.finished) return;
   double e2e = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.arrival).count();
-  ctx.metrics.request_finished(o.error.empty() ? o.finish_reason : "error", e2e);
+  // Requests the shutdown aborted count as aborts, as before they carried its error.
+  const bool failed = !o.error.empty() && o.error_kind != EngineError::ShuttingDown;
+  ctx.metrics.request_finished(failed ? "error" : o.finish_reason, e2e);
 }
 
 namespace {

@@ -58,11 +58,9 @@ inline ojson matched_stop_json(const ChoiceProgress& c, const std::vector<std::s
 // with a message): what the client gets instead of a completion.
 inline std::optional<ApiError> output_error(const ChoiceProgress& c) {
   if (!c.finished) return std::nullopt;
-  // The server aborts requests itself only when shutting down (a client that
-  // went away never sees its abort).
-  if (c.error.empty() && c.finish_reason == "abort")
-    return ApiError(503, "the server is shutting down; the request was aborted", "service_unavailable_error", "",
-                    "shutting_down");
+  // A request aborted by /abort_request is no error: its client gets what
+  // was generated, with finish_reason "abort", as from SGLang. One the
+  // server aborts while shutting down carries that error.
   if (c.error.empty()) return std::nullopt;
   if (c.error_kind == EngineError::Internal) return ApiError(500, c.error, "server_error");
   return from_engine_error(c.error_kind, c.error);

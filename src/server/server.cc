@@ -228,7 +228,8 @@ void drain(ServerContext& ctx, const sigset_t& set) {
   if (busy()) {
     auto ids = ctx.live.ids();
     spdlog::warn("aborting {} request(s) still running", ids.size());
-    for (auto& id : ids) ctx.engine->abort(id);
+    for (auto& id : ids)
+      ctx.engine->abort(id, {EngineError::ShuttingDown, "the server is shutting down; the request was aborted"});
     // Give handlers a moment to send the aborted requests' last events.
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (ctx.live.size() > 0 && std::chrono::steady_clock::now() < until)

@@ -281,6 +281,28 @@ describe('native endpoints', () => {
     const last = events.at(-2);
     assert.equal(last.meta_info.finish_reason.type, 'abort');
     assert.ok(last.meta_info.completion_tokens < 100000);
+    // Non-streaming requests end the same way: what was generated, finish_reason abort (not an error).
+    const waiting = [
+      json(server.url, '/generate', { rid: 'to-abort-2', text: 'Hello',
+        sampling_params: { max_new_tokens: 100000, ignore_eos: true } }, AUTH),
+      json(server.url, '/v1/chat/completions', { model: 'default', messages: [{ role: 'user', content: 'Hello' }],
+        max_tokens: 100000, ignore_eos: true }, AUTH),
+    ];
+    for (let i = 0; i < 100; i++) {
+      const load = await json(server.url, '/get_load', undefined, AUTH);
+      if (load.body[0].num_reqs === 2 && load.body[0].num_tokens > 40) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal((await json(server.url, '/abort_request', { rid: 'to-abort-2' }, AUTH)).status, 200);
+    const gen = await waiting[0];
+    assert.equal(gen.status, 200, JSON.stringify(gen.body));
+    assert.equal(gen.body.meta_info.finish_reason.type, 'abort');
+    assert.ok(gen.body.meta_info.completion_tokens > 0);
+    assert.equal((await json(server.url, '/abort_request', { abort_all: true }, AUTH)).status, 200);
+    const chat = await waiting[1];
+    assert.equal(chat.status, 200, JSON.stringify(chat.body));
+    assert.equal(chat.body.choices[0].finish_reason, 'abort');
+    assert.ok(chat.body.usage.completion_tokens > 0);
     const bad = await json(server.url, '/abort_request', {}, AUTH);
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.param, 'rid');
