@@ -289,9 +289,18 @@ TEST_F(ServerUnit, LogprobsNAndErrors) {
   EXPECT_EQ(r["choices"][1]["matched_stop"], 507);
   EXPECT_EQ(r["usage"]["prompt_tokens"], 10);  // the shared prompt counts once
   EXPECT_EQ(r["usage"]["completion_tokens"], 2);
-  // An abort the server did (shutdown) becomes a 503; an engine error a 500/400.
+  // An abort (/abort_request) is no error: the choice ends with finish_reason
+  // abort. The shutdown's abort carries its error and becomes a 503; an
+  // engine error a 500/400.
+  ChatResponseBuilder w(ChatResponseOptions{});
+  w.push(0, out("partial", true, "abort"));
+  ASSERT_FALSE(w.error());
+  EXPECT_EQ(w.response()["choices"][0]["finish_reason"], "abort");
   ChatResponseBuilder x(ChatResponseOptions{});
-  x.push(0, out("", true, "abort"));
+  EngineOutput shut = out("", true, "abort");
+  shut.error = "the server is shutting down; the request was aborted";
+  shut.error_kind = EngineError::ShuttingDown;
+  x.push(0, shut);
   ASSERT_TRUE(x.error());
   EXPECT_EQ(x.error()->status, 503);
   ChatResponseBuilder y(ChatResponseOptions{});
