@@ -27,6 +27,7 @@ struct BenchArgs {
   int threads = 0;
   std::string json, plot;
   std::string dtype = "auto";
+  std::string kv_cache_dtype = "auto";
   std::string device = "auto";
   uint64_t seed = 1;
   int64_t bw_mib = 1024, gemm_n = 1536;
@@ -57,7 +58,10 @@ void run(const BenchArgs& a) {
   ModelLoadOptions mo;
   mo.dtype = a.dtype;
   LoadedModel lm = load_model(resolve_model_path(a.model_path), counter, mo);
-  opt.kv_dtype = lm.weight_dtype;
+  if (std::string why = kv_cache_dtype_from_flag(a.kv_cache_dtype, lm.weight_dtype, &opt.kv_dtype); !why.empty())
+    fail("{}", why);
+  if (opt.kv_dtype == DType::F8E4M3 && backend->device() != Device::CPU)
+    fail("--kv-cache-dtype fp8_e4m3: an FP8 KV cache is available on the CPU backend only");
   std::vector<bench::OneBatchResult> rs = bench::run_one_batch(*lm.model, counter, opt);
   // Measured again after the run: the machine's figures are the best of both.
   if (!a.skip_machine) m = bench::best_of(m, bench::measure_machine(*backend, size_t(a.bw_mib) << 20, a.gemm_n));
@@ -104,6 +108,7 @@ void register_bench_commands(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--json", a->json, "also write the results to this JSON file");
   c->add_option("--plot", a->plot, "also write throughput vs batch size to this SVG file");
+  c->add_option("--kv-cache-dtype", a->kv_cache_dtype, "KV cache: auto (the weights' compute dtype) | bfloat16 | float32 | fp8_e4m3 (CPU)");
   c->add_option("--dtype", a->dtype, "weight dtype: auto|float32|bfloat16 (auto keeps FP8 checkpoints FP8)")
       ->check(CLI::IsMember({"auto", "float32", "bfloat16", "fp32", "bf16"}));
   c->add_option("--seed", a->seed, "seed of the random prompts");

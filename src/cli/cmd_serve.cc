@@ -255,7 +255,7 @@ void register_serve_commands(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--profile-trace", f->a.engine.profile_trace, "write a Chrome trace (JSON) of the engine's threads here at exit");
   c->add_option("--dtype", a.dtype, "weights: auto (FP8 checkpoints stay FP8) | bfloat16 | float32")->capture_default_str();
-  c->add_option("--kv-cache-dtype", a.kv_cache_dtype, "KV cache: auto (the weights' compute dtype) | bfloat16 | float32")
+  c->add_option("--kv-cache-dtype", a.kv_cache_dtype, "KV cache: auto (the weights' compute dtype) | bfloat16 | float32 | fp8_e4m3 (CPU)")
       ->capture_default_str();
   c->add_option("--decode-log-interval", a.engine.decode_log_interval,
                 "log a 'Decode batch' line every this many decode steps (at most one a second; 0: no batch lines)")

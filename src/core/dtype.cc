@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 
 namespace mimo {
 
@@ -35,6 +36,15 @@ bool compute_dtype_from_flag(std::string_view s, DType* out) {
   else if (s == "bfloat16" || s == "bf16") *out = DType::BF16;
   else return false;
   return true;
+}
+
+std::string kv_cache_dtype_from_flag(std::string_view s, DType weights, DType* out) {
+  if (s == "auto") *out = weights;
+  else if (s == "fp8_e4m3") *out = DType::F8E4M3;
+  else if (s == "fp8_e5m2") return "--kv-cache-dtype fp8_e5m2: only fp8_e4m3 is available (on the CPU backend)";
+  else if (!compute_dtype_from_flag(s, out))
+    return "--kv-cache-dtype must be auto, bfloat16, float32 or fp8_e4m3, got '" + std::string(s) + "'";
+  return "";
 }
 
 bool dtype_from_name(std::string_view s, DType* out) {
@@ -95,7 +105,7 @@ const std::array<float, 256> kFp8Table = make_table();
 const float* fp8e4m3_table() { return kFp8Table.data(); }
 float fp8e4m3_to_f32(uint8_t v) { return kFp8Table[v]; }
 
-uint8_t f32_to_fp8e4m3(float f) {
+uint8_t f32_to_fp8e4m3_search(float f) {
   if (std::isnan(f)) return 0x7f;
   uint8_t sign = std::signbit(f) ? 0x80 : 0;
   float a = std::fabs(f);
@@ -108,6 +118,22 @@ uint8_t f32_to_fp8e4m3(float f) {
   const float d_hi = kFp8Table[size_t(hi)] - a, d_lo = a - kFp8Table[size_t(hi - 1)];
   const int best = d_lo < d_hi ? hi - 1 : d_hi < d_lo ? hi : ((hi - 1) & 1) == 0 ? hi - 1 : hi;
   return sign | uint8_t(best);
+}
+
+uint8_t f32_to_fp8e4m3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  const float a = std::fabs(f);
+  if (a >= 448.f) return sign | 0x7e;
+  // Below 2^-6 the codes are the multiples of 2^-9 (subnormals, and 8 the
+  // smallest normal): a * 512 is exact, rounded to nearest even.
+  if (a < 0.015625f) return sign | uint8_t(std::nearbyint(a * 512.0f));
+  // Normal: round the fp32 mantissa to 3 bits, nearest even (a carry moves
+  // into the exponent), and rebias the exponent from 127 to 7.
+  uint32_t b;
+  std::memcpy(&b, &a, 4);
+  b += 0x7FFFFu + ((b >> 20) & 1u);
+  return sign | uint8_t(((int(b >> 23) - 120) << 3) | int((b >> 20) & 7u));
 }
 
 }  // namespace mimo

@@ -16,6 +16,10 @@ bool dtype_from_name(std::string_view s, DType* out);
 // The flags' spelling of a compute dtype (--dtype, --kv-cache-dtype):
 // float32 | fp32 | bfloat16 | bf16.
 bool compute_dtype_from_flag(std::string_view s, DType* out);
+// SGLang's --kv-cache-dtype: auto (`weights`, the model's compute dtype),
+// a compute dtype, or fp8_e4m3 (the CPU backend's FP8 cache). Returns ""
+// and sets *out, or says what is wrong.
+std::string kv_cache_dtype_from_flag(std::string_view s, DType weights, DType* out);
 
 inline float bf16_to_f32(uint16_t h) {
   uint32_t u = uint32_t(h) << 16;
@@ -39,6 +43,7 @@ uint16_t f32_to_f16(float f);
 // FP8 E4M3 "fn" variant (no infinities; 0x7f/0xff are NaN), as in OCP and torch.float8_e4m3fn.
 float fp8e4m3_to_f32(uint8_t v);
 uint8_t f32_to_fp8e4m3(float f);  // round to nearest even, saturating at +-448
+uint8_t f32_to_fp8e4m3_search(float f);  // the same by searching the table (the tests' reference)
 const float* fp8e4m3_table();      // 256 entries
 
 }  // namespace mimo

@@ -62,14 +62,15 @@ void check_name(const std::string& flag, const std::string& v, const Names& name
 
 }  // namespace
 
-// SGLang's --kv-cache-dtype names; an FP8 cache is refused rather than
-// quietly kept in bf16.
-static DType kv_cache_dtype(const std::string& name, DType weights) {
-  if (name == "auto") return weights;
-  if (DType d; compute_dtype_from_flag(name, &d)) return d;
-  if (name.rfind("fp8", 0) == 0)
-    fail("--kv-cache-dtype {}: an FP8 KV cache is not available in this build; use auto, bfloat16 or float32", name);
-  fail("--kv-cache-dtype must be auto, bfloat16 or float32, got '{}'", name);
+// SGLang's --kv-cache-dtype names. An FP8 cache is the CPU backend's: on
+// CUDA it is refused rather than quietly kept in bf16.
+static DType kv_cache_dtype(const std::string& name, DType weights, const Backend* backend = nullptr) {
+  DType d;
+  if (std::string why = kv_cache_dtype_from_flag(name, weights, &d); !why.empty()) fail("{}", why);
+  if (d == DType::F8E4M3 && backend && backend->device() != Device::CPU)
+    fail("--kv-cache-dtype {}: an FP8 KV cache is available on the CPU backend only (this is {})", name,
+         device_name(backend->device()));
+  return d;
 }
 
 void ServerContext::load() {
@@ -108,7 +109,7 @@ void ServerContext::load() {
     spdlog::warn("{} has no tokenizer.json: only /generate with input_ids works", dir.string());
   }
   EngineConfig cfg = args.engine;
-  cfg.kv_dtype = kv_cache_dtype(args.kv_cache_dtype, model.weight_dtype);
+  cfg.kv_dtype = kv_cache_dtype(args.kv_cache_dtype, model.weight_dtype, backend.get());
   // The toy default model needs no gigabytes of KV cache.
   if (args.model_path.empty() && cfg.max_total_tokens <= 0 && cfg.mem_fraction_static <= 0)
     cfg.max_total_tokens = 65536;

@@ -32,7 +32,7 @@ struct ServerArgs {
   std::string tool_call_parser;   // "" | mimo | qwen25
   std::string device = "auto";    // cpu | cuda | auto
   std::string dtype = "auto";     // weights: auto | float32 | bfloat16
-  std::string kv_cache_dtype = "auto";  // auto (the weights' compute dtype) | bfloat16 | float32
+  std::string kv_cache_dtype = "auto";  // auto (the weights' compute dtype) | bfloat16 | float32 | fp8_e4m3 (CPU)
   std::string quantization;       // SGLang's --quantization: "" or "fp8" (the checkpoint must be FP8)
   int threads = 0;                // CPU compute threads (0: all cores)
   int loader_threads = 0;         // threads while loading weights (0: as compute)

@@ -392,6 +392,32 @@ TEST_F(EngineTest, SpeculativeGreedyEqualsPlainGreedy) {
   }
 }
 
+// --kv-cache-dtype fp8_e4m3: drafts verified against an FP8 cache give the
+// tokens plain decoding gives with the same cache (every attention row's
+// bits are its values', whatever the batch: kernels_test.cc), batched and
+// alone, with the prefix cache's KV reused.
+TEST_F(EngineTest, Fp8KvCacheSpeculativeGreedyEqualsPlainGreedy) {
+  std::vector<EngineRequest> reqs;
+  for (int i = 0; i < 12; i++) reqs.push_back(greedy(prompt_of(5 + i * 9, 1000, i), 12));
+  EngineConfig c = config();
+  c.kv_dtype = DType::F8E4M3;
+  Engine plain(c, *gen_->model);
+  auto want = run_all(plain, reqs);
+  EXPECT_EQ(run_all(plain, {reqs[4]})[0].ids, want[4].ids) << "alone, prefix cached";
+  c.speculative_num_steps = 3;
+  Engine spec(c, *gen_->model);
+  auto got = run_all(spec, reqs);
+  for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "request " << i;
+  EXPECT_GT(spec.stats().spec_verifies, 0);
+  expect_no_leaks(spec);
+  // The cache holds a byte per value: half of bf16's slots' bytes.
+  EngineConfig b = config();
+  b.kv_dtype = DType::BF16;
+  Engine bf(b, *gen_->model);
+  EXPECT_GT(plain.stats().kv_bytes, 0);
+  EXPECT_EQ(2 * plain.stats().kv_bytes, bf.stats().kv_bytes);
+}
+
 TEST_F(EngineTest, GraphStepsGiveTheSameTokens) {
   // The model on a backend that captures and replays (as CUDA graphs do):
   // decode and verify steps run as graphs at padded batch sizes, and every

@@ -220,7 +220,8 @@ describe('flags', () => {
       [['--pp-size', '2'], /multi-GPU parallelism/],
       [['--ep-size', '8'], /multi-GPU parallelism, which is not in this build/],
       [['--stream-interval', '0'], /--stream-interval: must be positive/],
-      [['--kv-cache-dtype', 'fp8_e4m3'], /an FP8 KV cache is not available/],
+      [['--kv-cache-dtype', 'fp8_e5m2'], /only fp8_e4m3 is available/],
+      [['--kv-cache-dtype', 'int4'], /--kv-cache-dtype must be auto, bfloat16, float32 or fp8_e4m3, got 'int4'/],
       [['--log-requests-level', '4'], /--log-requests-level: must be 0, 1, 2 or 3, got 4/],
       [['--watchdog-timeout', '-1'], /--watchdog-timeout: must be zero or more/],
     ];
@@ -259,6 +260,24 @@ describe('flags', () => {
       assert.deepEqual(counts, [1, 4, 7, 10]);
       assert.deepEqual(events.at(-1).output_ids, whole.body.output_ids);
       assert.equal(events.at(-1).text, whole.body.text);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('serves with an FP8 KV cache (--kv-cache-dtype fp8_e4m3), MTP drafts verified against it', async () => {
+    const server = await startServer(['--kv-cache-dtype', 'fp8_e4m3', '--max-total-tokens', '4096',
+      '--speculative-algorithm', 'EAGLE', '--speculative-num-steps', '3']);
+    try {
+      const info = await json(server.url, '/get_server_info');
+      assert.equal(info.body.kv_cache_dtype, 'fp8_e4m3');
+      const body = { text: 'In the beginning', sampling_params: { max_new_tokens: 24, temperature: 0, ignore_eos: true } };
+      const a = await json(server.url, '/generate', body);
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+      assert.equal(a.body.output_ids.length, 24);
+      assert.ok(a.body.meta_info.spec_accept_length >= 1);
+      const b = await json(server.url, '/generate', body);  // the prefix cache's FP8 KV gives the same tokens
+      assert.deepEqual(b.body.output_ids, a.body.output_ids);
     } finally {
       await server.stop();
     }

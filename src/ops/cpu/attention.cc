@@ -83,7 +83,10 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor&
   const int64_t n_slots = k_cache.dim(1);
   MIMO_ASSERT(H % nkv == 0 && k_cache.dim(2) == D && out.dim(2) == Dv && v_cache.dim(1) == n_slots);
   const float* sk = sinks.numel() > 0 && sinks.data() ? sinks.ptr<float>() : nullptr;
-  const bool bf = k_cache.dtype() == DType::BF16;
+  MIMO_ASSERT(v_cache.dtype() == k_cache.dtype());
+  const cpu::KvType kv = k_cache.dtype() == DType::BF16      ? cpu::KvType::BF16
+                         : k_cache.dtype() == DType::F8E4M3 ? cpu::KvType::FP8
+                                                            : cpu::KvType::F32;
   const int32_t* qs = meta.q_start.ptr<int32_t>();
   const int S = meta.num_seqs;
   const int64_t T = qs[S];
@@ -91,8 +94,11 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor&
     seq_of_.resize(size_t(T));
     for (int s = 0; s < S; s++)
       for (int32_t r = qs[s]; r < qs[s + 1]; r++) seq_of_[size_t(r)] = s;
-    if (bf)
+    if (kv == cpu::KvType::BF16)
       attend_portable(q.ptr<float>(), k_cache.ptr<uint16_t>(), v_cache.ptr<uint16_t>(), sk, meta, p, H, nkv, n_slots, D, Dv,
+                      out.ptr<float>(), pool_, seq_of_);
+    else if (kv == cpu::KvType::FP8)
+      attend_portable(q.ptr<float>(), k_cache.ptr<uint8_t>(), v_cache.ptr<uint8_t>(), sk, meta, p, H, nkv, n_slots, D, Dv,
                       out.ptr<float>(), pool_, seq_of_);
     else
       attend_portable(q.ptr<float>(), k_cache.ptr<float>(), v_cache.ptr<float>(), sk, meta, p, H, nkv, n_slots, D, Dv,
@@ -119,10 +125,10 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor&
     cpu::AttnRows a;
     a.q = q.ptr<float>();
     a.H = H, a.nkv = nkv, a.D = D, a.Dv = Dv, a.kh = int(it % nkv);
-    const int64_t es = bf ? 2 : 4;
+    const int64_t es = int64_t(dtype_size(k_cache.dtype()));
     a.k_cache = static_cast<const char*>(k_cache.data()) + a.kh * n_slots * D * es;  // this head's plane
     a.v_cache = static_cast<const char*>(v_cache.data()) + a.kh * n_slots * Dv * es;
-    a.bf16 = bf;
+    a.kv = kv;
     a.slots = meta.table.ptr<int32_t>() + ts[item[0]];
     a.pos = meta.positions.ptr<int32_t>();
     a.row0 = item[1], a.nrows = item[2], a.kv_len = kvl[item[0]];

@@ -92,7 +92,9 @@ void attend(const AttnRows& a) {
   // file's head says which calls take it.
   const bool wide = cpu_features().avx512;
   const bool direct = (wide || R <= 3 * kMR) && a.Dv % kNR == 0;
-  constexpr bool kBf16 = std::is_same_v<KV, uint16_t>;
+  constexpr KvType kKv = std::is_same_v<KV, uint16_t>  ? KvType::BF16
+                         : std::is_same_v<KV, uint8_t> ? KvType::FP8
+                                                       : KvType::F32;
   sc.qptr.resize(size_t(direct ? R : 0));
   const float** qptr = sc.qptr.data();
   const KV* krows[2][kKB];  // this block's rows and the next one's
@@ -140,7 +142,7 @@ void attend(const AttnRows& a) {
       slivers(next, [&](int64_t s, int rs, const AttnPrefetch& nx) {
         float* Ss = S + s * kMR * kKB + (j0 - b * kKB);
         if (wide)
-          avx512::attn_scores(rs, qptr + s * kMR, reinterpret_cast<const void* const*>(krows[b & 1]), kBf16, nk, a.D,
+          avx512::attn_scores(rs, qptr + s * kMR, reinterpret_cast<const void* const*>(krows[b & 1]), kKv, nk, a.D,
                               Ss, kKB, nx);
         else
           scores_direct(rs, qptr + s * kMR, krows[b & 1], nk, a.D, Ss, kKB, nx);
@@ -215,7 +217,7 @@ void attend(const AttnRows& a) {
         const float* Ps = P + s * kKB * kMR;
         float* Os = O + s * kMR * Dvp;
         if (wide)
-          avx512::attn_pv(rs, nk, Ps, reinterpret_cast<const void* const*>(vrows[b & 1]), kBf16, a.Dv, Os, Dvp, nx);
+          avx512::attn_pv(rs, nk, Ps, reinterpret_cast<const void* const*>(vrows[b & 1]), kKv, a.Dv, Os, Dvp, nx);
         else
           pv_direct(rs, nk, Ps, vrows[b & 1], a.Dv, Os, Dvp, nx);
       });
@@ -238,8 +240,11 @@ void attend(const AttnRows& a) {
 }  // namespace
 
 void attention_rows(const AttnRows& a) {
-  if (a.bf16) attend<uint16_t>(a);
-  else attend<float>(a);
+  switch (a.kv) {
+    case KvType::BF16: return attend<uint16_t>(a);
+    case KvType::FP8: return attend<uint8_t>(a);
+    case KvType::F32: return attend<float>(a);
+  }
 }
 
 }  // namespace mimo::cpu::avx2

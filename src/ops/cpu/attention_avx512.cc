@@ -22,16 +22,22 @@ namespace {
 
 }  // namespace
 
-void attn_scores(int R, const float* const* q, const void* const* k, bool bf16, int64_t nk, int64_t D, float* S,
+void attn_scores(int R, const float* const* q, const void* const* k, KvType kv, int64_t nk, int64_t D, float* S,
                  int64_t ldS, const AttnPrefetch& next) {
-  if (bf16) scores_direct(R, q, reinterpret_cast<const uint16_t* const*>(k), nk, D, S, ldS, next);
-  else scores_direct(R, q, reinterpret_cast<const float* const*>(k), nk, D, S, ldS, next);
+  switch (kv) {
+    case KvType::BF16: return scores_direct(R, q, reinterpret_cast<const uint16_t* const*>(k), nk, D, S, ldS, next);
+    case KvType::FP8: return scores_direct(R, q, reinterpret_cast<const uint8_t* const*>(k), nk, D, S, ldS, next);
+    case KvType::F32: return scores_direct(R, q, reinterpret_cast<const float* const*>(k), nk, D, S, ldS, next);
+  }
 }
 
-void attn_pv(int R, int64_t nk, const float* p, const void* const* v, bool bf16, int64_t Dv, float* o, int64_t ldo,
+void attn_pv(int R, int64_t nk, const float* p, const void* const* v, KvType kv, int64_t Dv, float* o, int64_t ldo,
              const AttnPrefetch& next) {
-  if (bf16) pv_direct(R, nk, p, reinterpret_cast<const uint16_t* const*>(v), Dv, o, ldo, next);
-  else pv_direct(R, nk, p, reinterpret_cast<const float* const*>(v), Dv, o, ldo, next);
+  switch (kv) {
+    case KvType::BF16: return pv_direct(R, nk, p, reinterpret_cast<const uint16_t* const*>(v), Dv, o, ldo, next);
+    case KvType::FP8: return pv_direct(R, nk, p, reinterpret_cast<const uint8_t* const*>(v), Dv, o, ldo, next);
+    case KvType::F32: return pv_direct(R, nk, p, reinterpret_cast<const float* const*>(v), Dv, o, ldo, next);
+  }
 }
 
 }  // namespace mimo::cpu::avx512

@@ -206,16 +206,20 @@ void CpuBackend::store_kv(const Tensor& k, const Tensor& v, float v_scale, const
   MIMO_ASSERT(k.numel() == T * nkv * D && v.numel() == T * nkv * Dv, "store_kv k{} v{} into {} / {}", k.shape_str(),
               v.shape_str(), k_cache.shape_str(), v_cache.shape_str());
   const int32_t* s = meta.out_slots.ptr<int32_t>();
-  const bool bf = k_cache.dtype() == DType::BF16;
+  const DType dt = k_cache.dtype();
+  MIMO_ASSERT(v_cache.dtype() == dt);
   for (int64_t t = 0; t < T; t++) {
     MIMO_ASSERT(s[t] >= 0 && s[t] < slots, "kv slot {} outside [0, {})", s[t], slots);
     for (int64_t h = 0; h < nkv; h++) {
       const float* kr = k.ptr<float>() + (t * nkv + h) * D;
       const float* vr = v.ptr<float>() + (t * nkv + h) * Dv;
       const int64_t krow = (h * slots + s[t]) * D, vrow = (h * slots + s[t]) * Dv;
-      if (bf) {
+      if (dt == DType::BF16) {
         cpu::to_bf16_row(kr, 1.0f, k_cache.ptr<uint16_t>() + krow, D);
         cpu::to_bf16_row(vr, v_scale, v_cache.ptr<uint16_t>() + vrow, Dv);
+      } else if (dt == DType::F8E4M3) {
+        cpu::to_fp8_row(kr, 1.0f, k_cache.ptr<uint8_t>() + krow, D);
+        cpu::to_fp8_row(vr, v_scale, v_cache.ptr<uint8_t>() + vrow, Dv);
       } else {
         std::memcpy(k_cache.ptr<float>() + krow, kr, size_t(D) * 4);
         float* vd = v_cache.ptr<float>() + vrow;

@@ -32,6 +32,11 @@ void to_bf16_row(const float* src, float scale, uint16_t* dst, int64_t n) {
   for (int64_t i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i] * scale);
 }
 
+void to_fp8_row(const float* src, float scale, uint8_t* dst, int64_t n) {
+  if (cpu_features().avx2_fma) return avx2::to_fp8_row(src, scale, dst, n);
+  for (int64_t i = 0; i < n; i++) dst[i] = f32_to_fp8e4m3(src[i] * scale);
+}
+
 void to_f32_row(const uint16_t* src, float* dst, int64_t n) {
   if (cpu_features().avx2_fma) return avx2::to_f32_row(src, dst, n);
   for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(src[i]);

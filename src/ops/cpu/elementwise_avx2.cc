@@ -62,6 +62,34 @@ void to_bf16_row(const float* src, float scale, uint16_t* dst, int64_t n) {
   for (; i < n; i++) dst[i] = f32_to_bf16(src[i] * scale);
 }
 
+void to_fp8_row(const float* src, float scale, uint8_t* dst, int64_t n) {
+  // f32_to_fp8e4m3 on eight lanes (core/dtype.cc says how).
+  const __m256 s = _mm256_set1_ps(scale), abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7ffff), rebias = _mm256_set1_epi32(120);
+  // Byte 0 of each 32-bit lane to the lane's first four bytes, then the two
+  // 128-bit lanes' words side by side.
+  const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1,
+                                        -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(src + i), s), a = _mm256_and_ps(x, abs_mask);
+    const __m256i sign = _mm256_srli_epi32(_mm256_andnot_si256(_mm256_castps_si256(abs_mask), _mm256_castps_si256(x)), 24);
+    __m256i b = _mm256_castps_si256(a);
+    b = _mm256_add_epi32(b, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(b, 20), one)));
+    __m256i code = _mm256_or_si256(_mm256_slli_epi32(_mm256_sub_epi32(_mm256_srli_epi32(b, 23), rebias), 3),
+                                   _mm256_and_si256(_mm256_srli_epi32(b, 20), _mm256_set1_epi32(7)));
+    const __m256i sub = _mm256_cvtps_epi32(_mm256_mul_ps(a, _mm256_set1_ps(512.0f)));  // nearest even (MXCSR default)
+    code = _mm256_blendv_epi8(code, sub, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(0.015625f), _CMP_LT_OQ)));
+    code = _mm256_blendv_epi8(code, _mm256_set1_epi32(0x7e),
+                              _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(448.0f), _CMP_GE_OQ)));
+    code = _mm256_or_si256(code, sign);
+    code = _mm256_blendv_epi8(code, _mm256_set1_epi32(0x7f), _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(code, pick), _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + i), _mm256_castsi256_si128(bytes));
+  }
+  for (; i < n; i++) dst[i] = f32_to_fp8e4m3(src[i] * scale);
+}
+
 void to_f32_row(const uint16_t* src, float* dst, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8(src + i));

@@ -11,12 +11,14 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/dtype.h"
 #include "ops/cpu/kernels.h"
 #include "ops/cpu/simd_avx2.h"
 
 namespace mimo::cpu::avx2 {
 
 inline float load1(const float* p) { return *p; }
+inline float load1(const uint8_t* p) { return fp8e4m3_to_f32(*p); }
 inline float load1(const uint16_t* p) {
   uint32_t u = uint32_t(*p) << 16;
   float f;

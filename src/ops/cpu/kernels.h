@@ -206,11 +206,16 @@ void sliver_panels(const avx2::SliverPanels& j);
 // The query rows [row0, row0 + nrows) of one sequence that share kv head kh:
 // out[row, kh*G + g] = softmax(q k^T * scale [+ sink]) v over the keys each
 // row sees (positions lo..hi, lo = pos - window + 1 when windowed).
+// The element type of a KV cache: fp32, bf16, or FP8 E4M3 (--kv-cache-dtype
+// fp8_e4m3: values cast as they are, saturating at +-448, as SGLang's cache
+// without scales).
+enum class KvType : uint8_t { F32, BF16, FP8 };
+
 struct AttnRows {
   const float* q = nullptr;  // [T, H, D]
   const void* k_cache = nullptr;  // kv head kh's plane of the cache: [slots, D | Dv], bf16 or fp32
   const void* v_cache = nullptr;
-  bool bf16 = false;
+  KvType kv = KvType::F32;
   int H = 0, nkv = 0, D = 0, Dv = 0, kh = 0;
   const int32_t* slots = nullptr;  // slot of each key position of the sequence
   const int32_t* pos = nullptr;    // [T] positions of the rows
@@ -236,17 +241,19 @@ struct AttnPrefetch {
 // key rows (bf16 or fp32), and o[i][:Dv] += sum over j of p[j][i] v[j] (p
 // packed [key][kMR]; Dv a multiple of 16).
 namespace avx512 {
-void attn_scores(int R, const float* const* q, const void* const* k, bool bf16, int64_t nk, int64_t D, float* S,
+void attn_scores(int R, const float* const* q, const void* const* k, KvType kv, int64_t nk, int64_t D, float* S,
                  int64_t ldS, const AttnPrefetch& next);
-void attn_pv(int R, int64_t nk, const float* p, const void* const* v, bool bf16, int64_t Dv, float* o, int64_t ldo,
+void attn_pv(int R, int64_t nk, const float* p, const void* const* v, KvType kv, int64_t Dv, float* o, int64_t ldo,
              const AttnPrefetch& next);
 }  // namespace avx512
 
 // Dot products and axpy (dispatching).
 float dot(const float* a, const float* b, int64_t n);
 float dot(const float* a, const uint16_t* b, int64_t n);
+float dot(const float* a, const uint8_t* b, int64_t n);  // FP8 E4M3 (portable only)
 void axpy(float a, const float* x, float* y, int64_t n);
 void axpy(float a, const uint16_t* x, float* y, int64_t n);
+void axpy(float a, const uint8_t* x, float* y, int64_t n);  // FP8 E4M3 (portable only)
 
 // ---- Element-wise and row kernels (dispatching) ---------------------------
 // out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps) for one row of n; w F32 or BF16.
@@ -256,6 +263,8 @@ void silu_mul_row(const float* g, const float* u, float* out, int64_t n);
 void add_row(float* x, const float* y, int64_t n);
 // dst = bf16(src * scale), round to nearest even.
 void to_bf16_row(const float* src, float scale, uint16_t* dst, int64_t n);
+// dst = fp8 e4m3(src * scale), as f32_to_fp8e4m3 (nearest even, saturating).
+void to_fp8_row(const float* src, float scale, uint8_t* dst, int64_t n);
 void to_f32_row(const uint16_t* src, float* dst, int64_t n);
 // NeoX rotation of one head: x[i], x[i + half] by (cos[i], sin[i]).
 void rope_row(float* x, const float* cs, const float* sn, int half);
@@ -265,6 +274,7 @@ void rms_norm_row(const float* x, const void* w, bool w_bf16, float eps, float* 
 void silu_mul_row(const float* g, const float* u, float* out, int64_t n);
 void add_row(float* x, const float* y, int64_t n);
 void to_bf16_row(const float* src, float scale, uint16_t* dst, int64_t n);
+void to_fp8_row(const float* src, float scale, uint8_t* dst, int64_t n);
 void to_f32_row(const uint16_t* src, float* dst, int64_t n);
 void rope_row(float* x, const float* cs, const float* sn, int half);
 // out[i] = exp(x[i]): relative error < 4e-7; below -87.3 (and -inf) 0.

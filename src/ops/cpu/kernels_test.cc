@@ -25,6 +25,7 @@ namespace {
 using test::as;
 using test::at;
 using test::randn;
+using test::widened;
 bool same_bits(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, size_t(n) * sizeof(float)) == 0; }
 
 // Each Paths test body runs on the AVX-512, the AVX2 and the portable path.
@@ -261,7 +262,8 @@ TEST_P(AttentionPaths, LongContextsWindowsGqaOddDims) {
   const std::vector<AttnCase> cases = {
       {8, 2, 24, 16, 150, 0, false, DType::BF16}, {8, 8, 36, 20, 200, 70, true, DType::F32},
       {16, 4, 128, 128, 140, 0, true, DType::BF16}, {4, 1, 13, 16, 97, 64, true, DType::F32},
-      {6, 3, 40, 32, 130, 1, false, DType::BF16}};
+      {6, 3, 40, 32, 130, 1, false, DType::BF16}, {16, 4, 128, 128, 140, 0, true, DType::F8E4M3},
+      {8, 8, 36, 20, 200, 70, true, DType::F8E4M3}};
   for (const AttnCase& c : cases) {
     const int slots = c.L + 17;
     Tensor kf = randn({c.L, c.nkv, c.D}, g), vf = randn({c.L, c.nkv, c.Dv}, g);
@@ -323,7 +325,7 @@ TEST_P(AttentionPaths, BatchInvariance) {
   struct Shape { int H, nkv, D, Dv; };
   for (Shape sh : {Shape{8, 2, 64, 32}, {8, 4, 36, 16}, {12, 2, 20, 48}})
   for (int window : {0, 50})
-    for (DType dt : {DType::BF16, DType::F32}) {
+    for (DType dt : {DType::BF16, DType::F32, DType::F8E4M3}) {
       const int H = sh.H, nkv = sh.nkv, D = sh.D, Dv = sh.Dv, L = 180, slots = 2 * L;
       Tensor kc = as(randn({nkv, slots, D}, g), dt), vc = as(randn({nkv, slots, Dv}, g), dt);
       Tensor q = randn({2 * L, H, D}, g), sinks = randn({H}, g);
@@ -356,6 +358,39 @@ TEST_P(AttentionPaths, BatchInvariance) {
     }
 }
 
+// --kv-cache-dtype fp8_e4m3: an FP8 cache gives the bits of an fp32 cache
+// holding the same (FP8) values, on every path, for decode rows, a verify's
+// rows and a prefill (the loads widen exactly; the arithmetic is the same).
+TEST_P(AttentionPaths, Fp8CacheGivesTheBitsOfItsValuesInFp32) {
+  auto be = make_cpu_backend();
+  std::mt19937 g(23);
+  const int H = 16, nkv = 4, D = 128, Dv = 128, L = 150, slots = 160;
+  Tensor k8 = as(randn({nkv, slots, D}, g), DType::F8E4M3), v8 = as(randn({nkv, slots, Dv}, g), DType::F8E4M3);
+  Tensor kf = widened(k8), vf = widened(v8);
+  Tensor q = randn({L, H, D}, g), sinks = randn({H}, g);
+  Seq a;
+  for (int j = 0; j < L; j++) a.slots.push_back((j * 7) % slots);
+  a.n = L;
+  std::vector<int64_t> rows;
+  for (int i = 0; i < L; i++) rows.push_back(i);
+  for (int window : {0, 40}) {
+    Tensor want = run_attention(*be, {a}, q, rows, kf, vf, sinks, window, 0.09f);
+    Tensor got = run_attention(*be, {a}, q, rows, k8, v8, sinks, window, 0.09f);
+    ASSERT_TRUE(same_bits(got.ptr<float>(), want.ptr<float>(), want.numel())) << "prefill, window " << window;
+    for (int r : {0, 63, 64, 149}) {  // decode rows
+      Seq c = a;
+      c.start = r, c.n = 1;
+      Tensor one = run_attention(*be, {c}, q, {int64_t(r)}, k8, v8, sinks, window, 0.09f);
+      ASSERT_TRUE(same_bits(one.ptr<float>(), want.ptr<float>() + int64_t(r) * H * Dv, int64_t(H) * Dv))
+          << "row " << r << " window " << window;
+    }
+    Seq c = a;  // a verify's 4 rows
+    c.start = 100, c.n = 4;
+    Tensor four = run_attention(*be, {c}, q, {100, 101, 102, 103}, k8, v8, sinks, window, 0.09f);
+    ASSERT_TRUE(same_bits(four.ptr<float>(), want.ptr<float>() + int64_t(100) * H * Dv, int64_t(4) * H * Dv));
+  }
+}
+
 // The AVX-512 path gives the AVX2 one's bits (every shape above, bf16 and
 // fp32 caches): decode rows (1-6 query vectors, direct on both), a verify's
 // 4 rows (8-16 vectors: direct slivers on both) and a whole prefill (items
@@ -368,7 +403,7 @@ TEST(Kernels, Avx512AttentionEqualsAvx2BitForBit) {
   struct Shape { int H, nkv, D, Dv; };
   for (Shape sh : {Shape{8, 2, 64, 32}, {8, 4, 36, 16}, {12, 2, 20, 48}, {16, 4, 128, 128}, {4, 4, 13, 16}})
     for (int window : {0, 50})
-      for (DType dt : {DType::BF16, DType::F32}) {
+      for (DType dt : {DType::BF16, DType::F32, DType::F8E4M3}) {
         const int L = 300, slots = 2 * L;
         Tensor kc = as(randn({sh.nkv, slots, sh.D}, g), dt), vc = as(randn({sh.nkv, slots, sh.Dv}, g), dt);
         Tensor q = randn({L, sh.H, sh.D}, g), sinks = randn({sh.H}, g);
@@ -624,6 +659,36 @@ TEST_P(Paths, RowOpsMatchReference) {
   }
 }
 
+// FP8 E4M3 rounding: the bit-trick conversion gives the table search's code
+// for fp32 values across the whole range (normals, subnormals, ties, the
+// saturation edge, NaN, infinities), and the row kernel of each path the
+// scalar's.
+TEST_P(Paths, Fp8RoundingMatchesTheTableSearch) {
+  std::vector<float> xs = {0.0f, -0.0f, 448.0f, -448.0f, 447.99f, 460.0f, 1e30f, INFINITY, -INFINITY, NAN,
+                           0.015625f, 0.0156249f, 0.001953125f, 0.0029296875f, 1.0625f, 1.1875f, -3.0e-6f};
+  for (uint64_t b = 0; b < (uint64_t(1) << 32); b += 40009) {
+    float f;
+    const uint32_t u = uint32_t(b);
+    std::memcpy(&f, &u, 4);
+    xs.push_back(f);
+  }
+  for (int c = 0; c < 256; c++) {  // every code's value and the midpoints to its neighbours
+    const float v = fp8e4m3_to_f32(uint8_t(c));
+    if (std::isnan(v)) continue;
+    xs.push_back(v);
+    if ((c & 0x7f) < 0x7e) xs.push_back(0.5f * (v + fp8e4m3_to_f32(uint8_t(c + 1))));
+  }
+  for (float x : xs) {
+    const uint8_t want = f32_to_fp8e4m3_search(x);
+    ASSERT_EQ(int(f32_to_fp8e4m3(x)), int(want)) << x;
+  }
+  std::vector<uint8_t> row(xs.size());
+  cpu::to_fp8_row(xs.data(), 1.0f, row.data(), int64_t(xs.size()));
+  for (size_t i = 0; i < xs.size(); i++) ASSERT_EQ(int(row[i]), int(f32_to_fp8e4m3(xs[i]))) << xs[i];
+  cpu::to_fp8_row(xs.data(), 0.7f, row.data(), int64_t(xs.size()));
+  for (size_t i = 0; i < xs.size(); i++) ASSERT_EQ(int(row[i]), int(f32_to_fp8e4m3(xs[i] * 0.7f))) << xs[i];
+}
+
 TEST_P(Paths, RopeStoreKvConvert) {
   auto be = make_cpu_backend();
   std::mt19937 g(42);
@@ -653,7 +718,7 @@ TEST_P(Paths, RopeStoreKvConvert) {
   std::vector<int32_t> slots = {5, 0, 3, 9, 1, 7};
   AttnMeta m;
   m.out_slots = Tensor::wrap({T}, DType::I32, slots.data());
-  for (DType dt : {DType::BF16, DType::F32}) {
+  for (DType dt : {DType::BF16, DType::F32, DType::F8E4M3}) {
     Tensor kc = be->alloc({2, 10, 9}, dt), vc = be->alloc({2, 10, 9}, dt);  // [nkv, slots, D]
     be->store_kv(k, v, 0.7f, m, kc, vc);
     for (int64_t t = 0; t < T; t++)
@@ -663,6 +728,9 @@ TEST_P(Paths, RopeStoreKvConvert) {
         if (dt == DType::BF16) {
           ASSERT_EQ(kc.ptr<uint16_t>()[o], f32_to_bf16(kv));
           ASSERT_EQ(vc.ptr<uint16_t>()[o], f32_to_bf16(vv));
+        } else if (dt == DType::F8E4M3) {
+          ASSERT_EQ(kc.ptr<uint8_t>()[o], f32_to_fp8e4m3(kv));
+          ASSERT_EQ(vc.ptr<uint8_t>()[o], f32_to_fp8e4m3(vv));
         } else {
           ASSERT_EQ(kc.ptr<float>()[o], kv);
           ASSERT_EQ(vc.ptr<float>()[o], vv);

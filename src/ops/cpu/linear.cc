@@ -155,6 +155,15 @@ float dot(const float* a, const uint16_t* b, int64_t n) {
   for (int64_t i = 0; i < n; i++) s += a[i] * bf16_to_f32(b[i]);
   return s;
 }
+// FP8 KV rows reach these only on the portable attention path.
+float dot(const float* a, const uint8_t* b, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; i++) s += a[i] * fp8e4m3_to_f32(b[i]);
+  return s;
+}
+void axpy(float a, const uint8_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] += a * fp8e4m3_to_f32(x[i]);
+}
 void axpy(float a, const float* x, float* y, int64_t n) {
   if (cpu_features().avx2_fma) return avx2::axpy_f32(a, x, y, n);
   for (int64_t i = 0; i < n; i++) y[i] += a * x[i];

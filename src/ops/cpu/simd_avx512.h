@@ -65,8 +65,15 @@ struct Isa {
     _mm512_storeu_ps(out, _mm512_permutexvar_ps(
                               _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), d));
   }
+  // FP8 E4M3 keys as they are (a KV cache's; weights go through fp8()).
+  static Vec w8(const uint8_t* a, const uint8_t* b) { return _mm512_mul_ps(pair8(a, b), _mm512_set1_ps(256.0f)); }
   static Vec set1(float v) { return _mm512_set1_ps(v); }
   static Vec vload(const float* p) { return _mm512_loadu_ps(p); }
+  static Vec vload(const uint8_t* p) {  // 16 FP8 E4M3 values as they are
+    __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    w = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16(int16_t(0xBF80)));
+    return _mm512_mul_ps(_mm512_cvtph_ps(w), _mm512_set1_ps(256.0f));
+  }
   static Vec vload(const uint16_t* p) {
     return _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
