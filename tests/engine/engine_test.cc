@@ -65,6 +65,13 @@ std::vector<Result> run_all(Engine& e, const std::vector<EngineRequest>& reqs) {
   return out;
 }
 
+// Runs `reqs` on `e` and expects each request's tokens to be `want`'s.
+void expect_same_ids(Engine& e, const std::vector<EngineRequest>& reqs, const std::vector<Result>& want,
+                     const std::string& what) {
+  auto got = run_all(e, reqs);
+  for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << what << ", request " << i;
+}
+
 std::vector<int32_t> prompt_of(int len, int vocab, int salt) {
   std::vector<int32_t> p;
   for (int i = 0; i < len; i++) p.push_back(int32_t((i * 37 + salt * 101 + 11) % vocab));
@@ -247,8 +254,7 @@ TEST_F(EngineTest, TinyKvBudgetRetractsAndResumesWithSameOutputs) {
   small.max_total_tokens = 260;
   small.chunked_prefill_size = 32;
   Engine e2(small, *gen_->model);
-  auto got = run_all(e2, reqs);
-  for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "request " << i;
+  expect_same_ids(e2, reqs, want, "tiny KV budget");
   EXPECT_GT(e2.stats().retractions, 0);
   expect_no_leaks(e2);
 }
@@ -377,16 +383,14 @@ TEST_F(EngineTest, SpeculativeGreedyEqualsPlainGreedy) {
     c.speculative_auto = steps < 0;
     Engine e(c, *gen_->model);
     EXPECT_EQ(run_all(e, {reqs[3]})[0].ids, want[3].ids) << "batch 1, steps " << steps;
-    auto got = run_all(e, reqs);
-    for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "steps " << steps << " request " << i;
+    expect_same_ids(e, reqs, want, "steps " + std::to_string(steps));
     EXPECT_GT(e.stats().spec_verifies, 0);
     EXPECT_GE(e.stats().avg_spec_accept_length(), 1.0);
     if (steps > 0) {
       EngineConfig off = c;
       off.disable_overlap_schedule = true;
       Engine sync(off, *gen_->model);
-      auto got2 = run_all(sync, reqs);
-      for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got2[i].ids, want[i].ids) << "no overlap, steps " << steps;
+      expect_same_ids(sync, reqs, want, "no overlap, steps " + std::to_string(steps));
     }
     expect_no_leaks(e);
   }
@@ -406,8 +410,7 @@ TEST_F(EngineTest, Fp8KvCacheSpeculativeGreedyEqualsPlainGreedy) {
   EXPECT_EQ(run_all(plain, {reqs[4]})[0].ids, want[4].ids) << "alone, prefix cached";
   c.speculative_num_steps = 3;
   Engine spec(c, *gen_->model);
-  auto got = run_all(spec, reqs);
-  for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "request " << i;
+  expect_same_ids(spec, reqs, want, "fp8 KV, steps 3");
   EXPECT_GT(spec.stats().spec_verifies, 0);
   expect_no_leaks(spec);
   // The cache holds a byte per value: half of bf16's slots' bytes.
@@ -439,9 +442,7 @@ TEST_F(EngineTest, GraphStepsGiveTheSameTokens) {
       c.cuda_graph_max_bs = 24;  // batches above it run op by op
       Engine e(c, *lm.model);
       EXPECT_EQ(run_all(e, {reqs[3]})[0].ids, want[3].ids) << "batch 1, steps " << steps;
-      auto got = run_all(e, reqs);
-      for (size_t i = 0; i < reqs.size(); i++)
-        EXPECT_EQ(got[i].ids, want[i].ids) << "steps " << steps << " overlap " << overlap << " request " << i;
+      expect_same_ids(e, reqs, want, "steps " + std::to_string(steps) + " overlap " + std::to_string(overlap));
       EXPECT_GT(e.stats().graph_steps, 10) << "steps " << steps;
       EXPECT_GT(e.stats().graph_captures, 0);
       expect_no_leaks(e);
@@ -560,8 +561,7 @@ TEST_F(EngineTest, SpeculativeGreedyEqualsPlainOnTheTrainedModel) {
     c.speculative_num_steps = steps < 0 ? 3 : steps;
     c.speculative_auto = steps < 0;
     Engine e(c, *lm.model);
-    auto got = run_all(e, reqs);
-    for (size_t i = 0; i < reqs.size(); i++) EXPECT_EQ(got[i].ids, want[i].ids) << "steps " << steps << " request " << i;
+    expect_same_ids(e, reqs, want, "steps " + std::to_string(steps));
     if (steps == 3) {
       EXPECT_GT(e.stats().avg_spec_accept_length(), 1.5) << "the trained MTP layers should be accepted";
     }
