@@ -105,21 +105,6 @@ const std::array<float, 256> kFp8Table = make_table();
 const float* fp8e4m3_table() { return kFp8Table.data(); }
 float fp8e4m3_to_f32(uint8_t v) { return kFp8Table[v]; }
 
-uint8_t f32_to_fp8e4m3_search(float f) {
-  if (std::isnan(f)) return 0x7f;
-  uint8_t sign = std::signbit(f) ? 0x80 : 0;
-  float a = std::fabs(f);
-  if (a >= 448.f) return sign | 0x7e;
-  // Nearest of the 127 non-negative finite codes (their values rise with the
-  // code): the first code at or above a, or the one below it; ties go to the
-  // even code.
-  const int hi = int(std::lower_bound(kFp8Table.begin(), kFp8Table.begin() + 0x7f, a) - kFp8Table.begin());
-  if (hi == 0) return sign;
-  const float d_hi = kFp8Table[size_t(hi)] - a, d_lo = a - kFp8Table[size_t(hi - 1)];
-  const int best = d_lo < d_hi ? hi - 1 : d_hi < d_lo ? hi : ((hi - 1) & 1) == 0 ? hi - 1 : hi;
-  return sign | uint8_t(best);
-}
-
 uint8_t f32_to_fp8e4m3(float f) {
   if (std::isnan(f)) return 0x7f;
   const uint8_t sign = std::signbit(f) ? 0x80 : 0;

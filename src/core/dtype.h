@@ -43,7 +43,6 @@ uint16_t f32_to_f16(float f);
 // FP8 E4M3 "fn" variant (no infinities; 0x7f/0xff are NaN), as in OCP and torch.float8_e4m3fn.
 float fp8e4m3_to_f32(uint8_t v);
 uint8_t f32_to_fp8e4m3(float f);  // round to nearest even, saturating at +-448
-uint8_t f32_to_fp8e4m3_search(float f);  // the same by searching the table (the tests' reference)
 const float* fp8e4m3_table();      // 256 entries
 
 }  // namespace mimo
