@@ -25,6 +25,7 @@ struct ServeFlags {
   bool log_requests = false;
   int log_requests_level = 2;
   bool enable_dp_attention = false, trust_remote_code = false, enable_metrics = false, enable_mtp = false;
+  bool enable_cache_report = false;
   std::string loader_extra = "{}";
   std::string attention_backend = "auto";
   std::string spec_algorithm;
@@ -128,6 +129,10 @@ void check_flags(ServeFlags& f) {
     fail("--schedule-policy '{}' is not available (known: fcfs, lpm)", f.a.engine.schedule_policy);
   if (f.trust_remote_code) spdlog::info("--trust-remote-code: accepted; no remote code runs (the model is built in)");
   if (f.enable_metrics) spdlog::info("--enable-metrics: metrics are always served at /metrics");
+  if (f.enable_cache_report)
+    spdlog::info("--enable-cache-report: usage.prompt_tokens_details.cached_tokens is always reported");
+  if (!f.a.tokenizer_path.empty() && f.a.skip_tokenizer_init)
+    fail("--tokenizer-path and --skip-tokenizer-init contradict each other");
   if (f.a.max_body_bytes < 1024) fail("--max-request-bytes must be at least 1024");
 }
 
@@ -182,6 +187,9 @@ void run(ServeFlags& f) {
              {"log_level", f.log_level},
              {"random_seed", f.random_seed},
              {"enable_metrics", true},
+             {"enable_cache_report", true},
+             {"tokenizer_path", a.tokenizer_path.empty() ? nlohmann::json() : nlohmann::json(a.tokenizer_path)},
+             {"skip_tokenizer_init", a.skip_tokenizer_init},
              {"speculative_algorithm", f.spec_algorithm.empty() && !f.enable_mtp ? nlohmann::json() : nlohmann::json(f.spec_algorithm.empty() ? "EAGLE" : f.spec_algorithm)},
              {"speculative_num_steps", a.engine.speculative_auto ? nlohmann::json("auto") : nlohmann::json(a.engine.speculative_num_steps)},
              {"disable_overlap_schedule", a.engine.disable_overlap_schedule},
@@ -207,6 +215,10 @@ void register_serve_commands(CLI::App& app) {
   c->add_option("--served-model-name", a.served_model_name, "the model name clients send (default: the model path)");
   c->add_option("--api-key", a.api_key, "require 'Authorization: Bearer KEY' on every API route");
   c->add_option("--chat-template", a.chat_template, "a Jinja chat template file overriding the model's");
+  c->add_option("--tokenizer-path", a.tokenizer_path,
+                "a folder with tokenizer.json (and tokenizer_config.json's chat template) to use instead of the model's");
+  c->add_flag("--skip-tokenizer-init", a.skip_tokenizer_init,
+              "load no tokenizer: /generate takes input_ids and returns output_ids (text routes answer 400)");
   c->add_option("--reasoning-parser", a.reasoning_parser, "split <think> reasoning: qwen3 | qwen3-thinking");
   c->add_option("--tool-call-parser", a.tool_call_parser, "parse tool calls: mimo | qwen25");
   c->add_option("--tp-size", f->tp_size, "tensor parallel size (1 in this build)")->capture_default_str();
@@ -280,6 +292,8 @@ void register_serve_commands(CLI::App& app) {
   c->add_option("--random-seed", f->random_seed, "seed for requests that give none")->capture_default_str();
   c->add_option("--log-level", f->log_level, "debug | info | warning | error")->capture_default_str();
   c->add_flag("--enable-metrics", f->enable_metrics, "accepted; /metrics is always on");
+  c->add_flag("--enable-cache-report", f->enable_cache_report,
+              "accepted; usage.prompt_tokens_details.cached_tokens is always reported");
   c->add_option("--max-request-bytes", a.max_body_bytes, "larger request bodies get 413")->capture_default_str();
   c->add_flag("--skip-server-warmup", a.skip_warmup, "open the port without first generating a few tokens");
   c->add_option("--drain-timeout", a.drain_timeout_s,

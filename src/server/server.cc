@@ -92,8 +92,19 @@ void ServerContext::load() {
   // SGLang reports the weights' quantisation (null when none is in use).
   args.flags["quantization"] = model.model->weights().fp8_matrices > 0 ? nlohmann::ordered_json("fp8") : nlohmann::ordered_json();
   fs::path dir = fs::is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
-  if (fs::exists(dir / "tokenizer.json")) {
+  if (!args.tokenizer_path.empty()) {
+    dir = args.tokenizer_path;
+    if (!fs::exists(dir / "tokenizer.json")) fail("--tokenizer-path: {} has no tokenizer.json", dir.string());
+  }
+  if (args.skip_tokenizer_init) {
+    spdlog::info("--skip-tokenizer-init: no tokenizer; requests send input_ids and get output_ids");
+  } else if (fs::exists(dir / "tokenizer.json")) {
     tokenizer = Tokenizer::load(dir.string());
+    // A tokenizer may know fewer ids than the model's padded vocabulary, never more.
+    const int64_t model_vocab = model.model->spec().vocab_size;
+    if (tokenizer->vocab_size() > model_vocab)
+      fail("the tokenizer in {} has {} tokens, more than the model's vocabulary of {}", dir.string(),
+           tokenizer->vocab_size(), model_vocab);
     codec = std::make_unique<TokenizerCodec>(*tokenizer);
     if (!args.chat_template.empty()) {
       std::ifstream in(args.chat_template);

@@ -28,6 +28,8 @@ struct ServerArgs {
   std::string served_model_name;  // empty: the model path
   std::string api_key;            // empty: no authentication
   std::string chat_template;      // a Jinja file overriding the model's template
+  std::string tokenizer_path;     // tokenizer (and chat template) from here instead of the model's folder
+  bool skip_tokenizer_init = false;  // no tokenizer: token ids in, token ids out (SGLang's flag)
   std::string reasoning_parser;   // "" | qwen3 | qwen3-thinking
   std::string tool_call_parser;   // "" | mimo | qwen25
   std::string device = "auto";    // cpu | cuda | auto

@@ -4,8 +4,10 @@
 // exits 0.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { BIN, json, readSse, serverState, startServer, waitIdle } from './harness.mjs';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BIN, TMP, json, readSse, serverState, startServer, waitIdle } from './harness.mjs';
 
 const WORDS = ['weather', 'Paris', 'coffee', 'tools', 'model', 'river', 'music', 'code'];
 const request = (i, extra = {}) => ({
@@ -221,6 +223,8 @@ describe('flags', () => {
       [['--ep-size', '8'], /multi-GPU parallelism, which is not in this build/],
       [['--stream-interval', '0'], /--stream-interval: must be positive/],
       [['--kv-cache-dtype', 'fp8_e5m2'], /only fp8_e4m3 is available/],
+      [['--tokenizer-path', '/nonexistent-dir'], /--tokenizer-path: \/nonexistent-dir has no tokenizer.json/],
+      [['--tokenizer-path', 'x', '--skip-tokenizer-init'], /contradict each other/],
       [['--kv-cache-dtype', 'int4'], /--kv-cache-dtype must be auto, bfloat16, float32 or fp8_e4m3, got 'int4'/],
       [['--log-requests-level', '4'], /--log-requests-level: must be 0, 1, 2 or 3, got 4/],
       [['--watchdog-timeout', '-1'], /--watchdog-timeout: must be zero or more/],
@@ -283,12 +287,55 @@ describe('flags', () => {
     }
   });
 
+  it('--skip-tokenizer-init serves token ids only; --tokenizer-path takes the tokenizer from another folder', async () => {
+    const skip = await startServer(['--skip-tokenizer-init', '--max-total-tokens', '4096']);
+    try {
+      const ids = await json(skip.url, '/generate', { input_ids: [1, 2, 3], sampling_params: { max_new_tokens: 4 } });
+      assert.equal(ids.status, 200, JSON.stringify(ids.body));
+      assert.equal(ids.body.output_ids.length, 4);
+      assert.equal((await json(skip.url, '/generate', { text: 'hi' })).status, 400);
+      const chat = await json(skip.url, '/v1/chat/completions', { model: 'default', messages: [{ role: 'user', content: 'hi' }] });
+      assert.equal(chat.status, 400);
+      assert.equal((await json(skip.url, '/get_server_info')).body.skip_tokenizer_init, true);
+    } finally {
+      await skip.stop();
+    }
+    // A checkpoint without a tokenizer, served with the embedded model's.
+    const dir = path.join(TMP, 'no-tokenizer');
+    fs.rmSync(dir, { recursive: true, force: true });
+    const made = spawnSync(BIN, ['make-checkpoint', '--preset', 'tiny', '--vocab', '4096', '--out', dir]);
+    assert.equal(made.status, 0, String(made.stderr));
+    const tok = path.join(path.dirname(path.dirname(BIN)), 'models', 'mimo-tiny');
+    const bare = await startServer(['--model-path', dir, '--max-total-tokens', '4096']);
+    try {
+      const chat = await json(bare.url, '/v1/chat/completions', { model: dir, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+      assert.equal(chat.status, 400);
+    } finally {
+      await bare.stop();
+    }
+    const withTok = await startServer(['--model-path', dir, '--tokenizer-path', tok, '--max-total-tokens', '4096']);
+    try {
+      const chat = await json(withTok.url, '/v1/chat/completions', { model: dir, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+      assert.equal(chat.status, 200, JSON.stringify(chat.body));
+      assert.equal(chat.body.usage.completion_tokens, 2);
+    } finally {
+      await withTok.stop();
+    }
+    // A tokenizer with more ids than the model's vocabulary is refused.
+    const small = path.join(TMP, 'no-tokenizer-512');
+    fs.rmSync(small, { recursive: true, force: true });
+    assert.equal(spawnSync(BIN, ['make-checkpoint', '--preset', 'tiny', '--vocab', '512', '--out', small]).status, 0);
+    const refused = spawnSync(BIN, ['serve', '--port', '0', '--model-path', small, '--tokenizer-path', tok], { encoding: 'utf8' });
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stdout + refused.stderr, /has 2048 tokens, more than the model's vocabulary of 512/);
+  });
+
   it('takes the launch recipe\'s single-GPU flags (as launch_server too)', async () => {
     const server = await startServer(['--trust-remote-code', '--max-running-requests', '128',
       '--chunked-prefill-size', '16384', '--reasoning-parser', 'qwen3', '--tool-call-parser', 'mimo',
       '--model-loader-extra-config', '{"enable_multithread_load":"true","num_threads":4}', '--attention-backend', 'auto',
       '--enable-metrics', '--max-total-tokens', '20000', '--log-requests', '--log-requests-level', '1',
-      '--decode-log-interval', '10', '--watchdog-timeout', '600', '--skip-server-warmup']);
+      '--decode-log-interval', '10', '--watchdog-timeout', '600', '--skip-server-warmup', '--enable-cache-report']);
     const metrics = await (await fetch(server.url + '/metrics')).text();
     assert.match(metrics, /sglang:prompt_tokens_total\{[^}]*\} 0\n/);  // no warm-up
     const info = await json(server.url, '/get_server_info');
