@@ -188,6 +188,7 @@ void run(ServeFlags& f) {
              {"random_seed", f.random_seed},
              {"enable_metrics", true},
              {"enable_cache_report", true},
+             {"allow_auto_truncate", a.engine.allow_auto_truncate},
              {"tokenizer_path", a.tokenizer_path.empty() ? nlohmann::json() : nlohmann::json(a.tokenizer_path)},
              {"skip_tokenizer_init", a.skip_tokenizer_init},
              {"speculative_algorithm", f.spec_algorithm.empty() && !f.enable_mtp ? nlohmann::json() : nlohmann::json(f.spec_algorithm.empty() ? "EAGLE" : f.spec_algorithm)},
@@ -292,6 +293,8 @@ void register_serve_commands(CLI::App& app) {
   c->add_option("--random-seed", f->random_seed, "seed for requests that give none")->capture_default_str();
   c->add_option("--log-level", f->log_level, "debug | info | warning | error")->capture_default_str();
   c->add_flag("--enable-metrics", f->enable_metrics, "accepted; /metrics is always on");
+  c->add_flag("--allow-auto-truncate", a.engine.allow_auto_truncate,
+              "a prompt longer than the context keeps its first context-length - 1 tokens instead of a 400");
   c->add_flag("--enable-cache-report", f->enable_cache_report,
               "accepted; usage.prompt_tokens_details.cached_tokens is always reported");
   c->add_option("--max-request-bytes", a.max_body_bytes, "larger request bodies get 413")->capture_default_str();

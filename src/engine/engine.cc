@@ -154,10 +154,17 @@ std::vector<std::shared_ptr<RequestHandle>> Engine::submit(EngineRequest r) {
     if (t < 0 || t >= spec.vocab_size)
       throw EngineError(EngineError::BadRequest,
                         fmt::format("input id {} is outside the vocabulary [0, {})", t, spec.vocab_size));
-  if (int64_t(r.input_ids.size()) >= cfg_.context_length)
-    throw EngineError(EngineError::BadRequest,
-                      fmt::format("the prompt has {} tokens; this model's context length is {}", r.input_ids.size(),
-                                  cfg_.context_length));
+  if (int64_t(r.input_ids.size()) >= cfg_.context_length) {
+    if (!cfg_.allow_auto_truncate)
+      throw EngineError(EngineError::BadRequest,
+                        fmt::format("the prompt has {} tokens; this model's context length is {}", r.input_ids.size(),
+                                    cfg_.context_length));
+    // SGLang's --allow-auto-truncate: the prompt's start is kept, with room
+    // for one generated token.
+    spdlog::warn("a prompt of {} tokens is longer than the context length ({}): truncated to its first {}",
+                 r.input_ids.size(), cfg_.context_length, cfg_.context_length - 1);
+    r.input_ids.resize(size_t(cfg_.context_length - 1));
+  }
   try {
     validate(r.sampling);
   } catch (const Error& e) {

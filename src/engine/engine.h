@@ -38,6 +38,7 @@ struct EngineConfig {
   double mem_fraction_static = 0.0;    // of physical memory for weights + KV; 0 = auto (a quarter of what is free)
   double swa_full_tokens_ratio = 0.8;
   int context_length = 0;              // 0 = the model's max_position_embeddings
+  bool allow_auto_truncate = false;    // a prompt past the context keeps its first context_length - 1 tokens
   int max_queued_requests = 4096;
   int speculative_num_steps = 0;       // MTP draft tokens per step (0: off); the maximum with auto
   bool speculative_auto = false;       // pick the depth (0..speculative_num_steps) each step

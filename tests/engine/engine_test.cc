@@ -372,6 +372,25 @@ TEST_F(EngineTest, BadRequestsAreRefused) {
   EXPECT_EQ(r.finish_reason, "length");
 }
 
+// --allow-auto-truncate: a prompt past the context keeps its start (room for
+// one token) instead of failing.
+TEST_F(EngineTest, AutoTruncateKeepsThePromptsStart) {
+  EngineConfig c = config();
+  c.context_length = 64;
+  const std::vector<int32_t> prompt = prompt_of(100, 1000, 3);
+  Engine strict(c, *gen_->model);
+  EXPECT_THROW(strict.submit(greedy(prompt, 5)), EngineError);
+  c.allow_auto_truncate = true;
+  Engine e(c, *gen_->model);
+  Result r = run_all(e, {greedy(prompt, 5)})[0];
+  EXPECT_EQ(r.prompt, 63);
+  EXPECT_EQ(r.completion, 1);
+  EXPECT_EQ(r.finish_reason, "length");
+  const std::vector<int32_t> start(prompt.begin(), prompt.begin() + 63);
+  EXPECT_EQ(r.ids, run_all(e, {greedy(start, 1)})[0].ids);
+  expect_no_leaks(e);
+}
+
 TEST_F(EngineTest, SpeculativeGreedyEqualsPlainGreedy) {
   std::vector<EngineRequest> reqs;
   for (int i = 0; i < 32; i++) reqs.push_back(greedy(prompt_of(5 + i * 7, 1000, i), 10 + i % 7));

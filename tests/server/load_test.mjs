@@ -335,7 +335,8 @@ describe('flags', () => {
       '--chunked-prefill-size', '16384', '--reasoning-parser', 'qwen3', '--tool-call-parser', 'mimo',
       '--model-loader-extra-config', '{"enable_multithread_load":"true","num_threads":4}', '--attention-backend', 'auto',
       '--enable-metrics', '--max-total-tokens', '20000', '--log-requests', '--log-requests-level', '1',
-      '--decode-log-interval', '10', '--watchdog-timeout', '600', '--skip-server-warmup', '--enable-cache-report']);
+      '--decode-log-interval', '10', '--watchdog-timeout', '600', '--skip-server-warmup', '--enable-cache-report',
+      '--allow-auto-truncate']);
     const metrics = await (await fetch(server.url + '/metrics')).text();
     assert.match(metrics, /sglang:prompt_tokens_total\{[^}]*\} 0\n/);  // no warm-up
     const info = await json(server.url, '/get_server_info');
@@ -344,6 +345,7 @@ describe('flags', () => {
     assert.equal(info.body.log_requests_level, 1);
     assert.equal(info.body.decode_log_interval, 10);
     assert.equal(info.body.watchdog_timeout, 600);
+    assert.equal(info.body.allow_auto_truncate, true);
     assert.equal(info.body.tool_call_parser, 'mimo');
     assert.equal(info.body.quantization, null);  // the default model is bf16 (FP8 checkpoints report "fp8")
     const { code } = await server.stop();
