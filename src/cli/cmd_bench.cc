@@ -58,10 +58,9 @@ void run(const BenchArgs& a) {
   ModelLoadOptions mo;
   mo.dtype = a.dtype;
   LoadedModel lm = load_model(resolve_model_path(a.model_path), counter, mo);
-  if (std::string why = kv_cache_dtype_from_flag(a.kv_cache_dtype, lm.weight_dtype, &opt.kv_dtype); !why.empty())
+  const bool on_cpu = backend->device() == Device::CPU;
+  if (std::string why = kv_cache_dtype_from_flag(a.kv_cache_dtype, lm.weight_dtype, on_cpu, &opt.kv_dtype); !why.empty())
     fail("{}", why);
-  if (opt.kv_dtype == DType::F8E4M3 && backend->device() != Device::CPU)
-    fail("--kv-cache-dtype fp8_e4m3: an FP8 KV cache is available on the CPU backend only");
   std::vector<bench::OneBatchResult> rs = bench::run_one_batch(*lm.model, counter, opt);
   // Measured again after the run: the machine's figures are the best of both.
   if (!a.skip_machine) m = bench::best_of(m, bench::measure_machine(*backend, size_t(a.bw_mib) << 20, a.gemm_n));

@@ -38,8 +38,9 @@ bool compute_dtype_from_flag(std::string_view s, DType* out) {
   return true;
 }
 
-std::string kv_cache_dtype_from_flag(std::string_view s, DType weights, DType* out) {
+std::string kv_cache_dtype_from_flag(std::string_view s, DType weights, bool on_cpu, DType* out) {
   if (s == "auto") *out = weights;
+  else if (s == "fp8_e4m3" && !on_cpu) return "--kv-cache-dtype fp8_e4m3: an FP8 KV cache is available on the CPU backend only";
   else if (s == "fp8_e4m3") *out = DType::F8E4M3;
   else if (s == "fp8_e5m2") return "--kv-cache-dtype fp8_e5m2: only fp8_e4m3 is available (on the CPU backend)";
   else if (!compute_dtype_from_flag(s, out))

@@ -17,9 +17,9 @@ bool dtype_from_name(std::string_view s, DType* out);
 // float32 | fp32 | bfloat16 | bf16.
 bool compute_dtype_from_flag(std::string_view s, DType* out);
 // SGLang's --kv-cache-dtype: auto (`weights`, the model's compute dtype),
-// a compute dtype, or fp8_e4m3 (the CPU backend's FP8 cache). Returns ""
-// and sets *out, or says what is wrong.
-std::string kv_cache_dtype_from_flag(std::string_view s, DType weights, DType* out);
+// a compute dtype, or fp8_e4m3 (only the CPU backend has an FP8 cache:
+// `on_cpu` false refuses it). Returns "" and sets *out, or says what is wrong.
+std::string kv_cache_dtype_from_flag(std::string_view s, DType weights, bool on_cpu, DType* out);
 
 inline float bf16_to_f32(uint16_t h) {
   uint32_t u = uint32_t(h) << 16;

@@ -62,14 +62,13 @@ void check_name(const std::string& flag, const std::string& v, const Names& name
 
 }  // namespace
 
-// SGLang's --kv-cache-dtype names. An FP8 cache is the CPU backend's: on
-// CUDA it is refused rather than quietly kept in bf16.
+// SGLang's --kv-cache-dtype names (an FP8 cache only on the CPU backend,
+// refused elsewhere rather than quietly kept in bf16). Without a backend
+// yet, only the name is checked.
 static DType kv_cache_dtype(const std::string& name, DType weights, const Backend* backend = nullptr) {
   DType d;
-  if (std::string why = kv_cache_dtype_from_flag(name, weights, &d); !why.empty()) fail("{}", why);
-  if (d == DType::F8E4M3 && backend && backend->device() != Device::CPU)
-    fail("--kv-cache-dtype {}: an FP8 KV cache is available on the CPU backend only (this is {})", name,
-         device_name(backend->device()));
+  const bool on_cpu = !backend || backend->device() == Device::CPU;
+  if (std::string why = kv_cache_dtype_from_flag(name, weights, on_cpu, &d); !why.empty()) fail("{}", why);
   return d;
 }
 
